@@ -1,0 +1,45 @@
+// What every nnmark subcommand shares: registration, dataset options, JSON output
+// and the mapping of errors to exit codes (0 success, 1 "not detected", 2 bad input).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace nnmark::cli {
+
+// Exit codes of the tool, the same for every command.
+enum exit_code : int { success = 0, not_detected = 1, bad_input = 2, internal_failure = 3 };
+
+// A registered subcommand: its CLI11 node and what to run when it was chosen.
+struct command {
+    CLI::App* app;
+    std::function<int()> run;
+};
+
+// Print `value` as one JSON document on stdout.
+void print_json(const nlohmann::json& value);
+
+// --dataset / --data, shared by every command that reads a dataset.
+struct dataset_options {
+    std::string name = "mnist";
+    std::string dir;  // empty: datasets/<name>/
+    void add_to(CLI::App& app, bool required = true);
+    std::filesystem::path resolved_dir() const;
+};
+
+// --threads: applied before a command runs, so no command can forget it.
+struct thread_options {
+    int threads = 0;  // 0: all the machine's cores
+    void add_to(CLI::App& app);
+    void apply() const;
+};
+
+// The commands, one file each.
+command add_train_command(CLI::App& parent);
+command add_eval_command(CLI::App& parent);
+
+}  // namespace nnmark::cli

@@ -1,0 +1,74 @@
+// nnmark: train, watermark, verify and attack image classifiers from the command line.
+//
+// Each subcommand lives in its own file (train.cpp, eval.cpp, ...); this file parses
+// the command line and turns every failure into a one-line message and an exit code.
+#include "cli.hpp"
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/parallel.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <vector>
+
+namespace nnmark::cli {
+
+void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
+
+void dataset_options::add_to(CLI::App& app, bool required) {
+    auto* option = app.add_option("--dataset", name, "Dataset: mnist, fashion-mnist or cifar10")
+                       ->check(CLI::IsMember({"mnist", "fashion-mnist", "cifar10"}));
+    if (required) option->required();
+    app.add_option("--data", dir, "Directory holding the dataset files (default: datasets/<dataset>/)");
+}
+
+std::filesystem::path dataset_options::resolved_dir() const {
+    return dir.empty() ? std::filesystem::path("datasets") / name : std::filesystem::path(dir);
+}
+
+void thread_options::add_to(CLI::App& app) {
+    app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+}
+
+void thread_options::apply() const {
+    if (threads > 0) set_threads(threads);
+}
+
+}  // namespace nnmark::cli
+
+int main(int argc, char** argv) {
+    using namespace nnmark::cli;
+    CLI::App app{"nnmark: embed and verify black-box watermarks in image classifiers (Zhang et al., ASIACCS 2018)",
+                 "nnmark"};
+    app.require_subcommand(1);
+    app.set_help_all_flag("--help-all", "Show help for every command");
+    const std::vector<command> commands = {
+        add_train_command(app),
+        add_eval_command(app),
+    };
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::Success& e) {
+        return app.exit(e);  // --help
+    } catch (const CLI::ParseError& e) {
+        std::string where = app.get_subcommands().empty() ? "nnmark" : "nnmark " + app.get_subcommands().front()->get_name();
+        std::fprintf(stderr, "%s: %s (see '%s --help')\n", where.c_str(), e.what(), where.c_str());
+        return bad_input;
+    }
+    try {
+        for (const auto& c : commands)
+            if (c.app->parsed()) return c.run();
+        return bad_input;
+    } catch (const nnmark::error& e) {
+        std::fprintf(stderr, "nnmark: error: %s\n", e.what());
+        return bad_input;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "nnmark: error: out of memory\n");
+        return internal_failure;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nnmark: internal error: %s\n", e.what());
+        return internal_failure;
+    }
+}

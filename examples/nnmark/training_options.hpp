@@ -1,0 +1,51 @@
+// The training flags shared by `nnmark train` and (later) `nnmark embed`, and the
+// one function both use to train a model with them.
+#pragma once
+
+#include "cli.hpp"
+
+#include "nnmark/data/dataset.hpp"
+#include "nnmark/model/sequential.hpp"
+#include "nnmark/train/recipe.hpp"
+#include "nnmark/train/trainer.hpp"
+
+#include <optional>
+#include <string>
+
+namespace nnmark::cli {
+
+struct training_options {
+    std::string arch;  // empty: the paper's network for the dataset
+    training_recipe recipe;
+    bool resume = false;
+    bool quiet = false;
+
+    void add_to(CLI::App& app);
+    // The architecture to build for `dataset_name`.
+    std::string architecture_for(const std::string& dataset_name) const;
+};
+
+struct training_data {
+    dataset train, test;
+};
+training_data load_training_data(const dataset_options& options);
+
+struct training_outcome {
+    std::vector<epoch_summary> epochs;
+    double test_accuracy = 0;
+    double seconds = 0;
+    double images_per_second = 0;
+};
+
+// Build the network, train it (resuming from `<out>.checkpoint` with --resume, writing
+// that checkpoint after every epoch) and return the model and what happened.
+// `extra` mixes another set into every epoch (the watermark's triggers).
+std::pair<sequential<float>, training_outcome> train_network(const training_options& options,
+                                                             const dataset_options& data_options,
+                                                             const training_data& data, const std::string& out,
+                                                             std::optional<extra_training_set> extra = std::nullopt);
+
+// The JSON fields every training command prints.
+nlohmann::json describe(const training_outcome& outcome, const training_options& options);
+
+}  // namespace nnmark::cli

@@ -1,0 +1,74 @@
+// parallel: the thread count nnmark uses, and the rule for when to use more than one.
+//
+// tiny-dnn silently ignored thread counts; here set_threads() is honoured by every
+// OpenMP region in the engine (they all ask threads_for()), and asking for more
+// threads than OpenMP can give is an error rather than a silent downgrade.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+
+#include <algorithm>
+#include <string>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace nnmark {
+
+namespace detail {
+inline int& configured_threads() {
+    static int threads = 0;  // 0: not set, use OpenMP's default
+    return threads;
+}
+}  // namespace detail
+
+// Threads available to this process (OpenMP's default, 1 without OpenMP).
+inline int hardware_threads() {
+#if defined(_OPENMP)
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+// Use `n` threads in every parallel region from now on (n >= 1).
+inline void set_threads(int n) {
+    if (n < 1) throw argument_error("set_threads: expected at least 1 thread, got " + std::to_string(n));
+#if !defined(_OPENMP)
+    if (n > 1)
+        throw argument_error("set_threads: " + std::to_string(n) +
+                             " threads requested but nnmark was built without OpenMP");
+#else
+    omp_set_num_threads(n);
+#endif
+    detail::configured_threads() = n;
+}
+
+// Threads in use: the value given to set_threads, else OpenMP's default.
+inline int thread_count() {
+    if (detail::configured_threads() > 0) return detail::configured_threads();
+#if defined(_OPENMP)
+    return std::max(1, omp_get_max_threads());
+#else
+    return 1;
+#endif
+}
+
+// How many threads a region with `work` units of work should use: one thread per
+// `grain` units at least, so a small layer does not pay to wake threads.
+inline int threads_for(long long work, long long grain) {
+    const long long wanted = grain > 0 ? work / grain : work;
+    return static_cast<int>(std::clamp<long long>(wanted, 1, thread_count()));
+}
+
+// Index of the calling thread inside a parallel region (0 outside one).
+inline int thread_index() {
+#if defined(_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+}  // namespace nnmark

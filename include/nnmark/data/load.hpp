@@ -1,0 +1,33 @@
+// load_dataset: a dataset by name, the single entry point the tool and the examples use.
+//
+//   mnist, fashion-mnist  IDX files (raw or .gz), images [N, 1, 28, 28]
+//   cifar10               the CIFAR-10 binary batches, images [N, 3, 32, 32]
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/data/cifar10.hpp"
+#include "nnmark/data/dataset.hpp"
+#include "nnmark/data/idx.hpp"
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace nnmark {
+
+// The architecture the paper trains on each dataset.
+inline std::string default_architecture(std::string_view dataset_name) {
+    return dataset_name == "cifar10" ? "paper-cifar10" : "paper-mnist";
+}
+
+// The training (train = true) or test split of dataset `name` stored in `dir`.
+inline dataset load_dataset(std::string_view name, const std::filesystem::path& dir, bool train) {
+    dataset data;
+    if (name == "mnist" || name == "fashion-mnist") data = load_mnist(dir, train);
+    else if (name == "cifar10") data = load_cifar10(dir, train);
+    else throw argument_error("unknown dataset '" + std::string(name) + "': expected mnist, fashion-mnist or cifar10");
+    data.name = std::string(name) + (train ? "/train" : "/test");
+    return data;
+}
+
+}  // namespace nnmark

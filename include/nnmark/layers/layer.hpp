@@ -1,0 +1,100 @@
+// layer<T>: the contract every layer of a sequential model follows.
+//
+// A layer is configured once with the shape of one input item (no batch axis) and
+// then computes y = f(x) on batches. Its parameters are not owned by the layer: the
+// model owns one flat buffer for all parameters and one for their gradients, and binds
+// each layer to its slice (in the order of param_specs()). That makes saving, pruning
+// and optimizing one loop over one buffer.
+//
+// The rules every layer obeys (tests/layers/test_gradients.cpp checks them all):
+// - infer() is const and uses only the workspace it is given: many threads may run
+//   inference on one model at once, each with its own workspace.
+// - forward_train() may keep what backward needs in `cache` (a dropout mask, say) and
+//   may update non-trainable state (batch-norm running statistics).
+// - backward() ADDS dL/dparams into the bound gradient slice (the trainer zeroes it
+//   between steps) and, when asked, WRITES dL/dx.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/rng.hpp"
+#include "nnmark/core/tensor.hpp"
+#include "nnmark/core/workspace.hpp"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace nnmark {
+
+// One parameter tensor of a layer, as it is named in model files.
+struct param_spec {
+    std::string name;        // "weight", "bias", "running_mean", ...
+    nnmark::shape shape;     // PyTorch's layout: conv OIHW, dense [out, in]
+    bool trainable = true;   // false for statistics such as running_mean
+    bool decayed = true;     // weight decay applies (weights yes, biases and BN no)
+};
+
+// A layer's hyper-parameters, in the order they are written to the architecture JSON.
+using config_value = std::variant<std::int64_t, double, std::string>;
+using layer_config = std::vector<std::pair<std::string, config_value>>;
+
+// What a training pass gives each layer.
+template <class T>
+struct train_context {
+    workspace<T>& scratch;
+    rng& random;  // dropout masks; a derived stream per layer and step
+};
+
+// What backward is asked to compute.
+template <class T>
+struct backward_context {
+    workspace<T>& scratch;
+    bool input_grad = true;   // write dL/dx (false for the first layer)
+    bool param_grads = true;  // add dL/dparams (false for frozen layers)
+};
+
+template <class T>
+class layer {
+public:
+    virtual ~layer() = default;
+
+    // Name used in the architecture JSON ("conv2d", "dense", ...).
+    virtual std::string kind() const = 0;
+    virtual layer_config config() const = 0;
+
+    // Learn the shape of one input item; return the shape of one output item.
+    // Throws shape_error when the layer cannot take that input.
+    virtual shape configure(const shape& input_item) = 0;
+
+    virtual std::vector<param_spec> param_specs() const { return {}; }
+    // Point the layer at its parameters and gradients, laid out in param_specs() order.
+    virtual void bind(std::span<T> /*params*/, std::span<T> /*grads*/) {}
+    // Fill the bound parameters with their initial values (He, Glorot, ones, zeros).
+    virtual void initialize(rng& /*random*/) {}
+
+    // Evaluation-mode forward pass.
+    virtual void infer(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch) const = 0;
+
+    // Training-mode forward pass; by default the same as infer().
+    virtual void forward_train(const tensor<T>& x, tensor<T>& y, tensor<T>& /*cache*/, train_context<T>& ctx) {
+        infer(x, y, ctx.scratch);
+    }
+
+    // Given x, y and dL/dy from the training forward pass, write dL/dx into dx (when
+    // ctx.input_grad) and add dL/dparams into the bound gradients (when ctx.param_grads).
+    virtual void backward(const tensor<T>& x, const tensor<T>& y, const tensor<T>& dy, tensor<T>& dx,
+                          const tensor<T>& cache, backward_context<T>& ctx) = 0;
+};
+
+// Throws shape_error unless a batch matches the shape the layer was configured with.
+template <class T>
+void expect_input(const tensor<T>& x, const shape& item, const std::string& layer_kind) {
+    if (!(x.shape().drop_front() == item) || x.shape().rank() != item.rank() + 1)
+        throw shape_error(layer_kind + ": expected input of shape [N, ...] with items " + item.str() +
+                          ", got " + x.shape().str());
+}
+
+}  // namespace nnmark

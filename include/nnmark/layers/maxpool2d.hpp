@@ -1,0 +1,116 @@
+// maxpool2d: y[n, c, i, j] = max of the size x size window of x[n, c] whose top-left
+// corner is (i * stride, j * stride). No padding, no dilation.
+//
+// Shapes (NCHW): input item [C, H, W], output item
+// [C, (H - size) / stride + 1, (W - size) / stride + 1], rounded down like PyTorch's
+// default (ceil_mode=False): rows and columns after the last full window are ignored.
+//
+// Backward WRITES dx: each dy goes to the argmax of its window, the first maximum in
+// row-major order on ties (as PyTorch). When windows overlap (stride < size), their
+// contributions ADD. A NaN counts as the maximum, as in PyTorch, so it propagates.
+// Backward recomputes the argmax from x instead of caching indices. That costs one more
+// pass over the windows, but backward has x anyway, and no index tensor is needed.
+// No parameters, no cache.
+#pragma once
+
+#include "nnmark/core/parallel.hpp"
+#include "nnmark/layers/layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace nnmark {
+
+template <class T>
+class maxpool2d final : public layer<T> {
+public:
+    // stride 0 means stride = size (non-overlapping windows, the usual pooling).
+    explicit maxpool2d(index_t size, index_t stride = 0) : size_(size), stride_(stride == 0 ? size : stride) {
+        if (size < 1) throw argument_error("maxpool2d: window size must be at least 1, got " + std::to_string(size));
+        if (stride < 0)
+            throw argument_error("maxpool2d: stride must be >= 0 (0 means the window size), got " +
+                                 std::to_string(stride));
+    }
+
+    std::string kind() const override { return "maxpool2d"; }
+    // The resolved stride is written, so the saved architecture does not depend on the 0 default.
+    layer_config config() const override {
+        return {{"size", static_cast<std::int64_t>(size_)}, {"stride", static_cast<std::int64_t>(stride_)}};
+    }
+
+    shape configure(const shape& input_item) override {
+        if (input_item.rank() != 3)
+            throw shape_error("maxpool2d: expected input items [C, H, W], got " + input_item.str());
+        if (input_item[1] < size_ || input_item[2] < size_)
+            throw shape_error("maxpool2d: window " + std::to_string(size_) + "x" + std::to_string(size_) +
+                              " does not fit in input item " + input_item.str());
+        in_ = input_item;
+        out_ = shape{in_[0], (in_[1] - size_) / stride_ + 1, (in_[2] - size_) / stride_ + 1};
+        return out_;
+    }
+
+    void infer(const tensor<T>& x, tensor<T>& y, workspace<T>&) const override {
+        expect_input(x, in_, kind());
+        y.resize(out_.prepend(x.batch()));
+        for_each_plane(x.batch(), [&](index_t p) {
+            const T* in = x.data() + p * in_plane();
+            T* out = y.data() + p * out_plane();
+            for (index_t i = 0; i < out_[1]; ++i)
+                for (index_t j = 0; j < out_[2]; ++j) out[i * out_[2] + j] = in[window_argmax(in, i, j)];
+        });
+    }
+
+    void backward(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
+                  backward_context<T>& ctx) override {
+        if (!ctx.input_grad) return;
+        expect_input(x, in_, kind());
+        expect_shape(dy, out_.prepend(x.batch()), "maxpool2d backward (dL/dy)");
+        dx.resize(x.shape());
+        // One plane per iteration: overlapping windows add into the same plane only, so no
+        // two threads ever write the same element.
+        for_each_plane(x.batch(), [&](index_t p) {
+            const T* in = x.data() + p * in_plane();
+            const T* g = dy.data() + p * out_plane();
+            T* out = dx.data() + p * in_plane();
+            std::fill(out, out + in_plane(), T(0));
+            for (index_t i = 0; i < out_[1]; ++i)
+                for (index_t j = 0; j < out_[2]; ++j) out[window_argmax(in, i, j)] += g[i * out_[2] + j];
+        });
+    }
+
+private:
+    index_t in_plane() const { return in_[1] * in_[2]; }
+    index_t out_plane() const { return out_[1] * out_[2]; }
+
+    // Offset within an input plane of the maximum of output window (i, j): the first
+    // maximum in row-major order, or the last NaN if there is one.
+    index_t window_argmax(const T* plane, index_t i, index_t j) const {
+        const index_t width = in_[2];
+        index_t best = i * stride_ * width + j * stride_;
+        for (index_t di = 0; di < size_; ++di) {
+            const index_t row = (i * stride_ + di) * width + j * stride_;
+            for (index_t dj = 0; dj < size_; ++dj) {
+                const T v = plane[row + dj];
+                if (v > plane[best] || std::isnan(v)) best = row + dj;
+            }
+        }
+        return best;
+    }
+
+    // Runs body(p) for every (image, channel) plane p of a batch, in parallel when there
+    // is enough work to pay for waking threads.
+    template <class Body>
+    void for_each_plane(index_t batch, Body&& body) const {
+        const index_t planes = batch * in_[0];
+        const long long work = static_cast<long long>(planes) * out_plane() * size_ * size_;
+#pragma omp parallel for num_threads(threads_for(work, 1 << 15)) schedule(static)
+        for (index_t p = 0; p < planes; ++p) body(p);
+    }
+
+    index_t size_;
+    index_t stride_;
+    shape in_, out_;
+};
+
+}  // namespace nnmark

@@ -1,0 +1,221 @@
+// sequential<T>: a chain of layers, the parameter buffer they share, and the
+// forward/backward passes over a batch.
+//
+// Parameters are named "<layer index>.<param name>" ("0.weight", "12.bias"), which is
+// exactly how PyTorch's nn.Sequential names its state_dict, so weights move between
+// the two by name.
+//
+// Inference (infer/predict) is const: it touches only the caller's buffers, so one
+// trained model can serve many threads, each with its own inference_buffers.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/rng.hpp"
+#include "nnmark/core/tensor.hpp"
+#include "nnmark/core/workspace.hpp"
+#include "nnmark/layers/layer.hpp"
+
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace nnmark {
+
+// One named parameter tensor of the model with views of its values and gradients.
+template <class T>
+struct named_parameter {
+    std::string name;  // "3.weight"
+    int layer = 0;     // index of the owning layer
+    param_spec spec;
+    std::span<T> value;
+    std::span<T> grad;
+    bool frozen = false;
+};
+
+// Per-thread buffers for inference: reused from call to call, never shared.
+template <class T>
+struct inference_buffers {
+    tensor<T> ping, pong;
+    workspace<T> scratch;
+};
+
+// Everything a training step keeps between forward and backward.
+template <class T>
+struct training_trace {
+    std::vector<tensor<T>> activations;  // activations[0] is the input, [i+1] the output of layer i
+    std::vector<tensor<T>> caches;       // per layer, what forward_train kept for backward
+    tensor<T> grad_in, grad_out;         // dL/d(activation), ping-ponged through backward
+    workspace<T> scratch;
+};
+
+template <class T>
+class sequential {
+public:
+    explicit sequential(shape input_item) : input_item_(input_item), output_item_(input_item) {}
+
+    sequential(const sequential&) = delete;
+    sequential& operator=(const sequential&) = delete;
+    sequential(sequential&&) = default;
+    sequential& operator=(sequential&&) = default;
+
+    // Append a layer; it is configured with the current output shape.
+    layer<T>& add(std::unique_ptr<layer<T>> l) {
+        try {
+            output_item_ = l->configure(output_item_);
+        } catch (const shape_error& e) {
+            throw shape_error("layer " + std::to_string(layers_.size()) + " (" + l->kind() + "): " + e.what());
+        }
+        layers_.push_back(std::move(l));
+        frozen_.push_back(false);
+        allocate_parameters();
+        return *layers_.back();
+    }
+
+    template <template <class> class Layer, class... Args>
+    Layer<T>& emplace(Args&&... args) {
+        return static_cast<Layer<T>&>(add(std::make_unique<Layer<T>>(std::forward<Args>(args)...)));
+    }
+
+    const shape& input_item() const { return input_item_; }
+    const shape& output_item() const { return output_item_; }
+    int size() const { return static_cast<int>(layers_.size()); }
+    const layer<T>& at(int i) const { return *layers_.at(static_cast<std::size_t>(i)); }
+    layer<T>& at(int i) { return *layers_.at(static_cast<std::size_t>(i)); }
+
+    // Fresh initial values for every parameter, from `seed` only. Each layer draws
+    // from its own derived stream, so adding a layer does not change the others.
+    void initialize(std::uint64_t seed) {
+        const rng root(seed);
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            rng stream = root.derive(i);
+            layers_[i]->initialize(stream);
+        }
+    }
+
+    // All parameter values / gradients as one flat buffer each.
+    std::span<T> parameters() { return {params_.data(), params_.size()}; }
+    std::span<const T> parameters() const { return {params_.data(), params_.size()}; }
+    std::span<T> gradients() { return {grads_.data(), grads_.size()}; }
+    void zero_gradients() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+
+    std::vector<named_parameter<T>> named_parameters() { return list_parameters<T>(params_.data(), grads_.data()); }
+    // Read-only views, for saving and inspecting a const model.
+    std::vector<named_parameter<const T>> named_parameters() const {
+        return list_parameters<const T>(params_.data(), grads_.data());
+    }
+
+    // A frozen layer keeps its parameters: backward adds no gradient to them and
+    // optimizers skip them (fine-tuning attacks freeze all but the last layers).
+    void set_frozen(int layer_index, bool frozen) { frozen_.at(static_cast<std::size_t>(layer_index)) = frozen; }
+    bool is_frozen(int layer_index) const { return frozen_.at(static_cast<std::size_t>(layer_index)); }
+
+    // Evaluation-mode forward pass of a batch [N, input_item...] into logits.
+    void infer(const tensor<T>& x, tensor<T>& out, inference_buffers<T>& buffers) const {
+        expect_batch(x);
+        if (layers_.empty()) {
+            out = x;
+            return;
+        }
+        const tensor<T>* current = &x;
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            tensor<T>& next = i + 1 == layers_.size() ? out : (i % 2 == 0 ? buffers.ping : buffers.pong);
+            layers_[i]->infer(*current, next, buffers.scratch);
+            current = &next;
+        }
+    }
+
+    tensor<T> predict(const tensor<T>& x) const {
+        inference_buffers<T> buffers;
+        tensor<T> out;
+        infer(x, out, buffers);
+        return out;
+    }
+
+    // Training-mode forward pass; keeps every activation in `trace` for backward.
+    // Returns the logits (the last activation).
+    const tensor<T>& forward_train(const tensor<T>& x, training_trace<T>& trace, rng& random) {
+        expect_batch(x);
+        trace.activations.resize(layers_.size() + 1);
+        trace.caches.resize(layers_.size());
+        trace.activations[0].resize(x.shape());
+        std::copy(x.data(), x.data() + x.size(), trace.activations[0].data());
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            rng layer_random = random.derive(i);
+            train_context<T> ctx{trace.scratch, layer_random};
+            layers_[i]->forward_train(trace.activations[i], trace.activations[i + 1], trace.caches[i], ctx);
+        }
+        random.next_u64();  // the next step gets different dropout masks
+        return trace.activations.back();
+    }
+
+    // Backward pass from dL/dlogits; adds parameter gradients of unfrozen layers.
+    void backward(training_trace<T>& trace, const tensor<T>& grad_logits) {
+        if (trace.activations.size() != layers_.size() + 1)
+            throw error("sequential::backward: called without a matching forward_train");
+        expect_shape(grad_logits, trace.activations.back().shape(), "sequential::backward (gradient of the logits)");
+        trace.grad_out = grad_logits;
+        for (std::size_t j = layers_.size(); j-- > 0;) {
+            backward_context<T> ctx{trace.scratch, needs_input_grad(j), !frozen_[j]};
+            layers_[j]->backward(trace.activations[j], trace.activations[j + 1], trace.grad_out, trace.grad_in,
+                                 trace.caches[j], ctx);
+            std::swap(trace.grad_in, trace.grad_out);
+        }
+    }
+
+private:
+    void expect_batch(const tensor<T>& x) const {
+        if (x.shape().rank() != input_item_.rank() + 1 || !(x.shape().drop_front() == input_item_))
+            throw shape_error("model input: expected [N] + " + input_item_.str() + ", got " + x.shape().str());
+    }
+
+    // Layer j needs to produce dL/dx only when some earlier layer has gradients to take.
+    bool needs_input_grad(std::size_t j) const {
+        for (std::size_t i = 0; i < j; ++i)
+            if (!frozen_[i] && !layers_[i]->param_specs().empty()) return true;
+        return false;
+    }
+
+    template <class U>
+    std::vector<named_parameter<U>> list_parameters(U* params, U* grads) const {
+        std::vector<named_parameter<U>> out;
+        std::size_t offset = 0;
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            for (const auto& spec : layers_[i]->param_specs()) {
+                const auto n = static_cast<std::size_t>(spec.shape.count());
+                out.push_back({std::to_string(i) + "." + spec.name, static_cast<int>(i), spec,
+                               std::span<U>(params + offset, n), std::span<U>(grads + offset, n), frozen_[i]});
+                offset += n;
+            }
+        }
+        return out;
+    }
+
+    // One buffer for all parameters, one for all gradients; each layer gets its slice.
+    void allocate_parameters() {
+        std::size_t total = 0;
+        for (const auto& l : layers_)
+            for (const auto& spec : l->param_specs()) total += static_cast<std::size_t>(spec.shape.count());
+        aligned_vector<T> params(total, T(0));
+        std::copy(params_.begin(), params_.end(), params.begin());  // keep what earlier layers had
+        params_ = std::move(params);
+        grads_.assign(total, T(0));
+        std::size_t offset = 0;
+        for (const auto& l : layers_) {
+            std::size_t n = 0;
+            for (const auto& spec : l->param_specs()) n += static_cast<std::size_t>(spec.shape.count());
+            l->bind(std::span<T>(params_.data() + offset, n), std::span<T>(grads_.data() + offset, n));
+            offset += n;
+        }
+    }
+
+    shape input_item_;
+    shape output_item_;
+    std::vector<std::unique_ptr<layer<T>>> layers_;
+    std::vector<bool> frozen_;
+    aligned_vector<T> params_;
+    aligned_vector<T> grads_;
+};
+
+}  // namespace nnmark

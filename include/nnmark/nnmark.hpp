@@ -1,0 +1,51 @@
+// nnmark: the public API in one include.
+//
+// Rooms, from the bottom up (each includes only rooms below it):
+//   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON
+//   kernels  gemm (reference + fast), im2col
+//   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, loss
+//   optim    sgd, adam, learning-rate schedules
+//   model    sequential, the paper's networks, safetensors model files
+//   data     IDX and CIFAR-10 loaders, datasets, minibatches
+//   train    trainer, evaluation, progress, checkpoints
+#pragma once
+
+#include "nnmark/core/atomic_file.hpp"
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/json.hpp"
+#include "nnmark/core/parallel.hpp"
+#include "nnmark/core/rng.hpp"
+#include "nnmark/core/shape.hpp"
+#include "nnmark/core/tensor.hpp"
+#include "nnmark/core/workspace.hpp"
+#include "nnmark/kernels/gemm.hpp"
+#include "nnmark/kernels/im2col.hpp"
+#include "nnmark/layers/batchnorm.hpp"
+#include "nnmark/layers/conv2d.hpp"
+#include "nnmark/layers/dense.hpp"
+#include "nnmark/layers/dropout.hpp"
+#include "nnmark/layers/flatten.hpp"
+#include "nnmark/layers/initializers.hpp"
+#include "nnmark/layers/layer.hpp"
+#include "nnmark/layers/maxpool2d.hpp"
+#include "nnmark/layers/relu.hpp"
+#include "nnmark/layers/softmax_cross_entropy.hpp"
+#include "nnmark/optim/adam.hpp"
+#include "nnmark/optim/optimizer.hpp"
+#include "nnmark/optim/schedule.hpp"
+#include "nnmark/optim/sgd.hpp"
+#include "nnmark/model/layer_factory.hpp"
+#include "nnmark/model/model_file.hpp"
+#include "nnmark/model/paper_models.hpp"
+#include "nnmark/model/safetensors.hpp"
+#include "nnmark/model/sequential.hpp"
+#include "nnmark/data/batches.hpp"
+#include "nnmark/data/cifar10.hpp"
+#include "nnmark/data/dataset.hpp"
+#include "nnmark/data/idx.hpp"
+#include "nnmark/data/load.hpp"
+#include "nnmark/train/checkpoint.hpp"
+#include "nnmark/train/evaluate.hpp"
+#include "nnmark/train/progress.hpp"
+#include "nnmark/train/recipe.hpp"
+#include "nnmark/train/trainer.hpp"

@@ -1,0 +1,93 @@
+// checkpoint: what training needs to continue after an interruption, in one
+// safetensors file written atomically after every epoch.
+//
+// Tensors: every model parameter under its model-file name ("0.weight") and every
+// optimizer state buffer as "optimizer.<name>" ("optimizer.momentum"). Metadata
+// "nnmark.checkpoint": {"epochs_done", "optimizer_steps", "recipe": {...}}.
+// Loading refuses a checkpoint whose recipe differs from the run being resumed (a
+// resumed run must be the same run), or whose tensors do not fit the model.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/json.hpp"
+#include "nnmark/model/safetensors.hpp"
+#include "nnmark/model/sequential.hpp"
+#include "nnmark/optim/optimizer.hpp"
+#include "nnmark/train/recipe.hpp"
+
+#include <filesystem>
+#include <string>
+
+namespace nnmark {
+
+namespace detail {
+
+inline json recipe_json(const training_recipe& r) {
+    json j = json::object();
+    j.set("epochs", r.epochs);
+    j.set("batch", r.batch);
+    j.set("optimizer", r.optimizer);
+    j.set("learning_rate", r.learning_rate);
+    j.set("momentum", r.momentum);
+    j.set("nesterov", r.nesterov);
+    j.set("weight_decay", r.weight_decay);
+    j.set("schedule", r.schedule);
+    j.set("seed", std::to_string(r.seed));  // a string: JSON numbers stop being exact at 2^53
+    return j;
+}
+
+// `buffer` <- the checkpoint's tensor `name`, which must have exactly its size.
+template <class T>
+void restore_tensor(const safetensors_file& file, const std::string& name, std::span<T> buffer) {
+    const safetensors_entry* entry = file.find(name);
+    if (!entry) throw format_error(file.source() + ": checkpoint has no tensor '" + name + "'");
+    if (entry->count() != static_cast<std::int64_t>(buffer.size()))
+        throw shape_error(file.source() + ": checkpoint tensor '" + name + "' has " + std::to_string(entry->count()) +
+                          " elements, this run needs " + std::to_string(buffer.size()));
+    entry->copy_to(buffer);
+}
+
+}  // namespace detail
+
+template <class T>
+void save_checkpoint(const std::filesystem::path& path, sequential<T>& model, optimizer<T>& opt,
+                     const training_recipe& recipe, int epochs_done) {
+    safetensors_writer writer;
+    for (const auto& p : model.named_parameters())
+        writer.add_tensor<T>(p.name, dims_of(p.spec.shape), std::span<const T>(p.value));
+    for (const auto& [name, buffer] : opt.state())
+        writer.add_tensor<T>("optimizer." + name, {static_cast<std::int64_t>(buffer.size())}, std::span<const T>(buffer));
+    json info = json::object();
+    info.set("epochs_done", epochs_done);
+    info.set("optimizer_steps", opt.step_count());
+    info.set("recipe", detail::recipe_json(recipe));
+    writer.set_metadata("nnmark.checkpoint", info.dump());
+    writer.write(path);
+}
+
+// Restores model parameters and optimizer state; returns the epochs already done.
+template <class T>
+int load_checkpoint(const std::filesystem::path& path, sequential<T>& model, optimizer<T>& opt,
+                    const training_recipe& recipe) {
+    const safetensors_file file = safetensors_file::load(path);
+    const std::string* text = file.find_metadata("nnmark.checkpoint");
+    if (!text) throw format_error(path.string() + ": not an nnmark checkpoint (no \"nnmark.checkpoint\" metadata)");
+    const json info = json::parse(*text, path.string() + ": nnmark.checkpoint");
+    const json_view view(info, path.string() + ": nnmark.checkpoint");
+    const json& saved_recipe = view["recipe"].value();
+    if (!(saved_recipe == detail::recipe_json(recipe)))
+        throw argument_error(path.string() + ": the checkpoint was made with recipe " + saved_recipe.dump() +
+                             ", this run uses " + detail::recipe_json(recipe).dump() +
+                             "; resume with the same flags or delete the checkpoint");
+    for (const auto& p : model.named_parameters()) detail::restore_tensor(file, p.name, p.value);
+    opt.allocate_state(model.parameters().size());
+    for (const auto& [name, buffer] : opt.state()) detail::restore_tensor(file, "optimizer." + name, buffer);
+    opt.set_step_count(view["optimizer_steps"].as_int_at_least(0));
+    const auto epochs_done = view["epochs_done"].as_int_at_least(0);
+    if (epochs_done > recipe.epochs)
+        throw format_error(path.string() + ": checkpoint after epoch " + std::to_string(epochs_done) + " of a " +
+                           std::to_string(recipe.epochs) + "-epoch run");
+    return static_cast<int>(epochs_done);
+}
+
+}  // namespace nnmark

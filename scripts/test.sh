@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the whole nnmark test suite: builds with CMake and with Meson and runs every
+# test in both, then once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Usage: scripts/test.sh [--quick]   (--quick: the CMake build only)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+quick=0
+case "${1:-}" in
+  --quick) quick=1 ;;
+  -h|--help) sed -n '2,4p' "$0" | sed 's/^# //'; exit 0 ;;
+  "") ;;
+  *) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
+bash scripts/install-deps.sh
+jobs="$(nproc)"
+passed=0; failed=0; failures=()
+start=$SECONDS
+
+# Meson must list every source file that CMake finds by globbing.
+for f in tests/*/test_*.cpp; do
+  grep -q "'${f#tests/}'" tests/meson.build ||
+    { echo "test.sh: $f is missing from tests/meson.build (run scripts/gen-meson-tests.py)" >&2; exit 1; }
+done
+for f in examples/nnmark/*.cpp; do
+  grep -q "'${f#examples/}'" examples/meson.build || { echo "test.sh: $f is missing from examples/meson.build" >&2; exit 1; }
+done
+
+# run_ctest NAME BUILD_DIR [cmake options...]
+run_ctest() {
+  local name="$1" dir="$2"; shift 2
+  echo "== $name: configure and build ($dir)"
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  echo "== $name: test"
+  local log="$dir/ctest.log" rc=0
+  (cd "$dir" && ctest --output-on-failure -j 1 2>&1) | tee "$log" || rc=$?
+  count_results "$name" "$log" "$rc"
+}
+
+# count_results NAME LOG RC: adds the passed/failed tests of a ctest or meson log.
+count_results() {
+  local name="$1" log="$2" rc="$3" p f
+  p=$(grep -cE '^ *[0-9]+/[0-9]+ (Test +#[0-9]+: .* Passed|.* OK )' "$log" || true)
+  f=$(grep -cE '^ *[0-9]+/[0-9]+ (Test +#[0-9]+: .*(Failed|Exception|Timeout)|.* (FAIL|TIMEOUT|ERROR) )' "$log" || true)
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -eq 0 ] || failures+=("$name")
+}
+
+run_ctest cmake build
+if [ "$quick" -eq 0 ]; then
+  echo "== meson: configure and build (build-meson)"
+  [ -d build-meson ] || meson setup build-meson --buildtype=release >/dev/null
+  meson compile -C build-meson -j "$jobs"
+  echo "== meson: test"
+  rc=0; meson test -C build-meson --print-errorlogs --num-processes 1 2>&1 | tee build-meson/test.log || rc=$?
+  count_results meson build-meson/test.log "$rc"
+
+  # Sanitizers: -O1 keeps the instrumented build and run reasonably fast.
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_ctest asan-ubsan build-asan -DNNMARK_SANITIZE=ON -DNNMARK_BENCH=OFF -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g"
+fi
+
+echo "== test.sh finished in $((SECONDS - start)) s"
+[ ${#failures[@]} -eq 0 ] || echo "failed in: ${failures[*]}"
+echo "suite: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

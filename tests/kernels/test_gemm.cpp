@@ -1,0 +1,194 @@
+#include "nnmark/kernels/gemm.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace nnmark;
+
+namespace {
+
+// A stored matrix with `pad` extra elements per row, so that ld > the minimum.
+template <class T>
+struct stored {
+    index_t rows, cols, ld;
+    std::vector<T> data;
+
+    stored(index_t r, index_t c, index_t pad, std::mt19937& rng) : rows(r), cols(c), ld(c + pad) {
+        std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+        data.resize(static_cast<std::size_t>(std::max<index_t>(1, rows * ld)));
+        for (auto& x : data) x = static_cast<T>(uniform(rng));
+    }
+};
+
+struct gemm_case {
+    bool trans_a, trans_b;
+    index_t m, n, k;
+    double alpha, beta;
+};
+
+std::string describe(const gemm_case& g) {
+    return "trans_a=" + std::to_string(g.trans_a) + " trans_b=" + std::to_string(g.trans_b) +
+           " m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
+           " alpha=" + std::to_string(g.alpha) + " beta=" + std::to_string(g.beta);
+}
+
+// Runs gemm and gemm_reference on the same inputs and checks every element of C
+// against a forward error bound that grows with k, and that the padding between the
+// rows of C is untouched. With beta == 0, C starts as NaN and must end without any.
+template <class T>
+void check_against_reference(const gemm_case& g, std::mt19937& rng) {
+    CAPTURE(describe(g));
+    const stored<T> a(g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, 3, rng);
+    const stored<T> b(g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, 5, rng);
+    stored<T> c(g.m, g.n, 2, rng);
+    const T sentinel = T(12345);
+    for (index_t i = 0; i < g.m; ++i)
+        for (index_t j = g.n; j < c.ld; ++j) c.data[static_cast<std::size_t>(i * c.ld + j)] = sentinel;
+    if (g.beta == 0)
+        for (index_t i = 0; i < g.m; ++i)
+            for (index_t j = 0; j < g.n; ++j)
+                c.data[static_cast<std::size_t>(i * c.ld + j)] = std::numeric_limits<T>::quiet_NaN();
+
+    const T alpha = static_cast<T>(g.alpha), beta = static_cast<T>(g.beta);
+    std::vector<T> fast = c.data, reference = c.data;
+    gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta, fast.data(), c.ld);
+    gemm_reference(g.trans_a, g.trans_b, g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta,
+                   reference.data(), c.ld);
+
+    // |fast - exact| and |reference - exact| are each at most about k * eps * the
+    // sum of |terms|; every |term| is at most 1 here, so that sum is below
+    // |alpha| * k + |beta| * |c|.
+    const double eps = std::numeric_limits<T>::epsilon();
+    int mismatches = 0;
+    for (index_t i = 0; i < g.m; ++i) {
+        for (index_t j = 0; j < c.ld; ++j) {
+            const auto at = static_cast<std::size_t>(i * c.ld + j);
+            if (j >= g.n) {
+                if (fast[at] != sentinel) ++mismatches;
+                continue;
+            }
+            const double start = g.beta == 0 ? 0.0 : std::abs(static_cast<double>(c.data[at]));
+            const double magnitude = std::abs(g.alpha) * static_cast<double>(g.k) + std::abs(g.beta) * start;
+            const double tolerance = 2.0 * static_cast<double>(g.k + 2) * eps * (magnitude + 1.0);
+            const double got = fast[at], want = reference[at];
+            if (!(std::abs(got - want) <= tolerance)) {  // also catches NaN
+                if (mismatches < 3) {
+                    CAPTURE(i);
+                    CAPTURE(j);
+                    CAPTURE(got);
+                    CAPTURE(want);
+                    CAPTURE(tolerance);
+                    CHECK(std::abs(got - want) <= tolerance);
+                }
+                ++mismatches;
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+}
+
+// alpha / beta combinations the engine uses: plain product, accumulation, scaling.
+const gemm_case scalings[] = {{false, false, 0, 0, 0, 1.0, 0.0},
+                              {false, false, 0, 0, 0, 1.0, 1.0},
+                              {false, false, 0, 0, 0, -0.75, 0.5},
+                              {false, false, 0, 0, 0, 2.0, 0.0}};
+
+template <class T>
+void check_odd_sizes() {
+    std::mt19937 rng(2024);
+    const index_t sizes[] = {1, 7, 33, 130};
+    int variant = 0;
+    for (const bool trans_a : {false, true})
+        for (const bool trans_b : {false, true})
+            for (const index_t m : sizes)
+                for (const index_t n : sizes)
+                    for (const index_t k : sizes) {
+                        gemm_case g = scalings[variant++ % 4];
+                        g.trans_a = trans_a;
+                        g.trans_b = trans_b;
+                        g.m = m;
+                        g.n = n;
+                        g.k = k;
+                        check_against_reference<T>(g, rng);
+                    }
+}
+
+// Sizes that cross the blocking: several K blocks (beta applied once), several
+// column blocks, the packed-A path (many column tiles), many row blocks.
+template <class T>
+void check_blocking_edges() {
+    std::mt19937 rng(77);
+    const gemm_case cases[] = {
+        {false, false, 3, 17, 65, 1.0, 0.5},    {true, false, 17, 3, 130, 1.0, 1.0},
+        {false, true, 65, 130, 17, -0.75, 0.5}, {true, true, 130, 65, 3, 2.0, 0.0},
+        {false, false, 17, 65, 800, 1.0, 0.5},  {false, true, 33, 9, 777, 1.0, 1.0},
+        {true, false, 7, 700, 33, 1.0, 0.0},    {false, false, 20, 530, 20, 0.5, 0.5},
+        {true, true, 20, 530, 20, 1.0, 1.0},    {false, false, 4200, 3, 3, 1.0, 0.5},
+        {true, false, 4200, 17, 3, 1.0, 0.0},
+    };
+    for (const auto& g : cases) check_against_reference<T>(g, rng);
+}
+
+template <class T>
+std::vector<T> product_of_random(index_t m, index_t n, index_t k, bool trans_b) {
+    std::mt19937 rng(5);
+    const stored<T> a(m, k, 0, rng), b(trans_b ? n : k, trans_b ? k : n, 0, rng);
+    std::vector<T> c(static_cast<std::size_t>(m * n), T(1));
+    gemm(false, trans_b, m, n, k, T(1), a.data.data(), a.ld, b.data.data(), b.ld, T(0.5), c.data(), n);
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("gemm: float matches the reference on odd sizes, all transposes, alpha and beta") {
+    check_odd_sizes<float>();
+    check_blocking_edges<float>();
+}
+
+TEST_CASE("gemm: double matches the reference on odd sizes, all transposes, alpha and beta") {
+    check_odd_sizes<double>();
+    check_blocking_edges<double>();
+}
+
+TEST_CASE("gemm: k == 0 scales C by beta, and beta == 0 clears NaN") {
+    std::vector<float> c = {1.f, 2.f, 3.f, std::nanf(""), 5.f, 6.f};
+    const float none = 0.f;
+    gemm(false, false, 2, 2, 0, 1.f, &none, 1, &none, 2, 0.5f, c.data(), 3);
+    CHECK(c[0] == 0.5f);
+    CHECK(c[1] == 1.f);
+    CHECK(c[2] == 3.f);  // padding
+    CHECK(std::isnan(c[3]));
+    CHECK(c[4] == 2.5f);
+    gemm(false, false, 2, 2, 0, 1.f, &none, 1, &none, 2, 0.f, c.data(), 3);
+    CHECK(c[0] == 0.f);
+    CHECK(c[3] == 0.f);
+    CHECK(c[2] == 3.f);
+}
+
+TEST_CASE("gemm: the same inputs give bit-identical results, whatever the thread count") {
+    const int threads_before = thread_count();
+    set_threads(1);
+    const auto first = product_of_random<float>(130, 210, 400, false);
+    CHECK(first == product_of_random<float>(130, 210, 400, false));
+    const auto first_t = product_of_random<double>(70, 150, 500, true);
+
+#if defined(_OPENMP)
+    set_threads(2);
+    CHECK(first == product_of_random<float>(130, 210, 400, false));
+    CHECK(first_t == product_of_random<double>(70, 150, 500, true));
+    // Inside a parallel region gemm runs on the calling thread, with the same result.
+    std::vector<float> inside;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        inside = product_of_random<float>(130, 210, 400, false);
+    }
+    CHECK(first == inside);
+#endif
+    set_threads(threads_before);
+}

@@ -1,0 +1,306 @@
+#include "nnmark/model/model_file.hpp"
+
+#include "../support/files.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+using namespace nnmark;
+using testing::error_message;
+using testing::temp_dir;
+
+namespace {
+
+// conv(c) -> batchnorm -> relu -> flatten -> dense(3) on [1, 4, 4]: the network of
+// the PyTorch test below, with `channels` convolution filters.
+template <class T>
+sequential<T> small_net(index_t channels) {
+    sequential<T> m(shape{1, 4, 4});
+    m.template emplace<conv2d>(channels, 3);
+    m.template emplace<batchnorm>();
+    m.template emplace<relu>();
+    m.template emplace<flatten>();
+    m.template emplace<dense>(3);
+    return m;
+}
+
+// Initialized weights plus running statistics that are not the initial 0 / 1.
+template <class T>
+sequential<T> trained_looking_net(index_t channels, std::uint64_t seed) {
+    sequential<T> m = small_net<T>(channels);
+    m.initialize(seed);
+    for (auto& p : m.named_parameters())
+        if (p.spec.name == "running_mean" || p.spec.name == "running_var")
+            for (std::size_t i = 0; i < p.value.size(); ++i) p.value[i] = T(0.25) * T(i + 1);
+    return m;
+}
+
+template <class T>
+tensor<T> sample_input() {
+    tensor<T> x(shape{2, 1, 4, 4});
+    for (index_t i = 0; i < x.size(); ++i) x[i] = T(((i * 3) % 17 - 8) * 0.125);
+    return x;
+}
+
+// Same element type, same count, same bytes (NaN payloads and -0 included).
+template <class A, class B>
+bool same_bits(const A& a, const B& b) {
+    static_assert(sizeof(a[0]) == sizeof(b[0]));
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+}
+
+// A copy of `model`'s parameters as a writer, to damage in the tests.
+template <class T>
+safetensors_writer writer_of(const sequential<T>& model, bool with_architecture) {
+    safetensors_writer w;
+    for (const auto& p : model.named_parameters()) w.add_tensor<T>(p.name, dims_of(p.spec.shape), p.value);
+    w.set_metadata("format", "pt");
+    if (with_architecture) w.set_metadata("nnmark.architecture", architecture_json(model));
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("model file: save then load gives the same architecture and bit-identical parameters") {
+    temp_dir dir;
+    const auto path = dir.path / "m.safetensors";
+    const sequential<float> original = trained_looking_net<float>(2, 11);
+    save_model(original, path);
+
+    const safetensors_file file = safetensors_file::load(path);
+    CHECK(*file.find_metadata("format") == "pt");
+    CHECK(*file.find_metadata("nnmark.version") == "1");
+    CHECK(*file.find_metadata("nnmark.architecture") == architecture_json(original));
+    CHECK(file.entries().size() == original.named_parameters().size());
+    CHECK(file.find("0.weight")->dtype == "F32");
+    CHECK(file.find("0.weight")->dims == std::vector<std::int64_t>{2, 1, 3, 3});
+    CHECK(file.find("1.running_var")->values<float>() == std::vector<float>{0.25f, 0.5f});
+
+    const sequential<float> loaded = load_model<float>(path);
+    CHECK(architecture_json(loaded) == architecture_json(original));
+    CHECK(same_bits(loaded.parameters(), original.parameters()));
+    const tensor<float> x = sample_input<float>();
+    const tensor<float> a = original.predict(x), b = loaded.predict(x);
+    CHECK(same_bits(a.span(), b.span()));
+}
+
+TEST_CASE("model file: double models are saved as F64 and round trip bit for bit") {
+    temp_dir dir;
+    const auto path = dir.path / "d.safetensors";
+    const sequential<double> original = trained_looking_net<double>(3, 5);
+    save_model(original, path);
+    CHECK(safetensors_file::load(path).find("4.weight")->dtype == "F64");
+    const sequential<double> loaded = load_model<double>(path);
+    CHECK(same_bits(loaded.parameters(), original.parameters()));
+}
+
+TEST_CASE("model file: F32 and F64 files load into either precision") {
+    temp_dir dir;
+    const sequential<double> d = trained_looking_net<double>(2, 3);
+    save_model(d, dir.path / "d.safetensors");
+    const sequential<float> f = load_model<float>(dir.path / "d.safetensors");
+    const auto fp = f.parameters();
+    const auto dp = d.parameters();
+    REQUIRE(fp.size() == dp.size());
+    for (std::size_t i = 0; i < fp.size(); ++i) CHECK(fp[i] == static_cast<float>(dp[i]));
+
+    save_model(f, dir.path / "f.safetensors");
+    sequential<double> back = small_net<double>(2);
+    load_weights(back, dir.path / "f.safetensors");
+    for (std::size_t i = 0; i < fp.size(); ++i) CHECK(back.parameters()[i] == static_cast<double>(fp[i]));
+}
+
+TEST_CASE("model file: a file for another architecture is rejected, naming both shapes") {
+    temp_dir dir;
+    const auto path = dir.path / "wide.safetensors";
+    const sequential<float> wide = trained_looking_net<float>(4, 1);
+    save_model(wide, path);
+    sequential<float> narrow = trained_looking_net<float>(2, 2);
+    const std::vector<float> before(narrow.parameters().begin(), narrow.parameters().end());
+    const std::string message = error_message([&] { load_weights(narrow, path); });
+    CHECK(message == "model file " + path.string() + " was saved for architecture " + architecture_json(wide) +
+                         ": tensor 0.weight has shape [4, 1, 3, 3], this model expects [2, 1, 3, 3]");
+    CHECK_THROWS_AS(load_weights(narrow, path), shape_error);
+    CHECK(std::equal(before.begin(), before.end(), narrow.parameters().begin()));  // left unchanged
+}
+
+TEST_CASE("model file: missing, extra, mistyped and misshapen tensors are rejected") {
+    temp_dir dir;
+    const auto path = dir.path / "bad.safetensors";
+    const sequential<float> source = trained_looking_net<float>(2, 4);
+    sequential<float> target = small_net<float>(2);
+    const std::string file = "model file " + path.string();
+
+    SUBCASE("missing") {
+        safetensors_writer w;
+        for (const auto& p : source.named_parameters())
+            if (p.name != "4.bias") w.add_tensor<float>(p.name, dims_of(p.spec.shape), p.value);
+        w.write(path);
+        CHECK(error_message([&] { load_weights(target, path); }) == file + ": tensor 4.bias (shape [3]) is missing");
+    }
+    SUBCASE("extra") {
+        safetensors_writer w = writer_of(source, false);
+        w.add_tensor<float>("5.weight", {1}, std::vector<float>{1.f});
+        w.write(path);
+        CHECK(error_message([&] { load_weights(target, path); }) ==
+              file + ": tensor 5.weight (F32, shape [1]) matches no parameter of this model");
+    }
+    SUBCASE("wrong dtype") {
+        safetensors_writer w;
+        for (const auto& p : source.named_parameters()) {
+            if (p.name == "1.bias") w.add_tensor<std::int32_t>(p.name, {2}, std::vector<std::int32_t>{0, 0});
+            else w.add_tensor<float>(p.name, dims_of(p.spec.shape), p.value);
+        }
+        w.write(path);
+        CHECK(error_message([&] { load_weights(target, path); }) == file + ": tensor 1.bias has dtype I32, expected F32 or F64");
+    }
+    SUBCASE("wrong shape, same element count") {
+        safetensors_writer w;
+        for (const auto& p : source.named_parameters()) {
+            const auto dims = p.name == "4.weight" ? std::vector<std::int64_t>{24, 1} : dims_of(p.spec.shape);
+            w.add_tensor<float>(p.name, dims, p.value);
+        }
+        w.write(path);
+        CHECK(error_message([&] { load_weights(target, path); }) ==
+              file + ": tensor 4.weight has shape [24, 1], this model expects [3, 8]");
+    }
+    SUBCASE("num_batches_tracked only as I64 beside a batch norm layer") {
+        safetensors_writer w = writer_of(source, false);
+        w.add_tensor<std::int64_t>("1.num_batches_tracked", {}, std::vector<std::int64_t>{100});
+        w.write(path);
+        load_weights(target, path);
+        CHECK(same_bits(target.parameters(), source.parameters()));
+
+        w.add_tensor<std::int64_t>("0.num_batches_tracked", {}, std::vector<std::int64_t>{100});
+        w.write(path);
+        CHECK(error_message([&] { load_weights(target, path); }) ==
+              file + ": tensor 0.num_batches_tracked (I64, shape []) matches no parameter of this model");
+
+        safetensors_writer f = writer_of(source, false);
+        f.add_tensor<float>("1.num_batches_tracked", {}, std::vector<float>{100.f});
+        f.write(path);
+        CHECK(error_message([&] { load_weights(target, path); }) ==
+              file + ": tensor 1.num_batches_tracked (F32, shape []) matches no parameter of this model");
+    }
+}
+
+TEST_CASE("model file: load_model needs valid nnmark metadata") {
+    temp_dir dir;
+    const auto path = dir.path / "m.safetensors";
+    const sequential<float> source = trained_looking_net<float>(2, 4);
+
+    writer_of(source, false).write(path);
+    CHECK(error_message([&] { load_model<float>(path); }) ==
+          "model file " + path.string() +
+              " has no \"nnmark.architecture\" metadata, so the network cannot be rebuilt from it; build the model in "
+              "code and use load_weights()");
+
+    safetensors_writer w = writer_of(source, false);
+    w.set_metadata("nnmark.architecture", R"({"format":"nnmark.sequential","version":1,"input":[1,4,4],"layers":[{"kind":"conv2d"}]})");
+    w.write(path);
+    CHECK(error_message([&] { load_model<float>(path); }) ==
+          path.string() + ": metadata nnmark.architecture: architecture.layers[0]: conv2d: missing key \"out_channels\"");
+    CHECK_THROWS_AS(load_model<float>(path), format_error);
+
+    safetensors_writer v = writer_of(source, true);
+    v.set_metadata("nnmark.version", "2");
+    v.write(path);
+    CHECK(error_message([&] { load_model<float>(path); }) ==
+          "model file " + path.string() + " has nnmark.version \"2\"; this build reads version 1");
+
+    // The file's own tensors must fit the architecture it records.
+    safetensors_writer lying = writer_of(trained_looking_net<float>(4, 1), false);
+    lying.set_metadata("nnmark.architecture", architecture_json(source));
+    lying.write(path);
+    CHECK(error_message([&] { load_model<float>(path); }) ==
+          "model file " + path.string() + ": tensor 0.weight has shape [4, 1, 3, 3], this model expects [2, 1, 3, 3]");
+
+    CHECK_THROWS_AS(load_model<float>(dir.path / "absent.safetensors"), io_error);
+}
+
+// The file below is byte for byte what this script (torch 1.13) writes. It builds the
+// file as safetensors.torch.save_file does (tensors sorted by dtype, I64 first, then by
+// name; compact header padded with spaces), because the safetensors package itself is
+// not installed here. `y` is what PyTorch computes for the input of sample_input().
+//
+//   import json, struct, torch
+//   m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.ReLU(),
+//                           torch.nn.Flatten(), torch.nn.Linear(8, 3))
+//   f = lambda n, a, b, s: torch.tensor([((i * a) % b - (b // 2)) * s for i in range(n)])
+//   with torch.no_grad():
+//       m[0].weight.copy_(f(18, 5, 11, 0.125).reshape(2, 1, 3, 3)); m[0].bias.copy_(torch.tensor([0.25, -0.5]))
+//       m[1].weight.copy_(torch.tensor([1.5, 0.75])); m[1].bias.copy_(torch.tensor([0.125, -0.25]))
+//       m[1].running_mean.copy_(torch.tensor([0.5, -0.25])); m[1].running_var.copy_(torch.tensor([2.0, 0.5]))
+//       m[1].num_batches_tracked.fill_(7)
+//       m[4].weight.copy_(f(24, 7, 13, 0.0625).reshape(3, 8)); m[4].bias.copy_(torch.tensor([0.5, -0.125, 0.0]))
+//   m.eval(); y = m(f(32, 3, 17, 0.125).reshape(2, 1, 4, 4))
+//   sd = m.state_dict(); order = sorted(sd, key=lambda k: (sd[k].dtype != torch.int64, k))
+//   header, data = {"__metadata__": {"format": "pt"}}, b""
+//   for k in order:
+//       b = sd[k].contiguous().numpy().tobytes()
+//       header[k] = {"dtype": "I64" if sd[k].dtype == torch.int64 else "F32", "shape": list(sd[k].shape),
+//                    "data_offsets": [len(data), len(data) + len(b)]}
+//       data += b
+//   h = json.dumps(header, separators=(",", ":")).encode(); h += b" " * (-len(h) % 8)
+//   open("torch.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + data)
+TEST_CASE("model file: a PyTorch state_dict saved as safetensors loads and computes what PyTorch computes") {
+    const std::string header =
+        R"({"__metadata__":{"format":"pt"},"1.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
+        R"("0.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
+        R"("0.weight":{"dtype":"F32","shape":[2,1,3,3],"data_offsets":[16,88]},)"
+        R"("1.bias":{"dtype":"F32","shape":[2],"data_offsets":[88,96]},)"
+        R"("1.running_mean":{"dtype":"F32","shape":[2],"data_offsets":[96,104]},)"
+        R"("1.running_var":{"dtype":"F32","shape":[2],"data_offsets":[104,112]},)"
+        R"("1.weight":{"dtype":"F32","shape":[2],"data_offsets":[112,120]},)"
+        R"("4.bias":{"dtype":"F32","shape":[3],"data_offsets":[120,132]},)"
+        R"("4.weight":{"dtype":"F32","shape":[3,8],"data_offsets":[132,228]}}   )";
+    REQUIRE(header.size() % 8 == 0);
+    std::vector<unsigned char> bytes(8);
+    for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(header.size() >> (8 * i));
+    bytes.insert(bytes.end(), header.begin(), header.end());
+    const auto append = [&](const auto& values) {
+        const auto* p = reinterpret_cast<const unsigned char*>(values.data());
+        bytes.insert(bytes.end(), p, p + values.size() * sizeof(values[0]));
+    };
+    const auto pattern = [](int n, int a, int b, float s) {
+        std::vector<float> v;
+        for (int i = 0; i < n; ++i) v.push_back(static_cast<float>((i * a) % b - b / 2) * s);
+        return v;
+    };
+    append(std::vector<std::int64_t>{7});
+    append(std::vector<float>{0.25f, -0.5f});
+    append(pattern(18, 5, 11, 0.125f));
+    append(std::vector<float>{0.125f, -0.25f});
+    append(std::vector<float>{0.5f, -0.25f});
+    append(std::vector<float>{2.0f, 0.5f});
+    append(std::vector<float>{1.5f, 0.75f});
+    append(std::vector<float>{0.5f, -0.125f, 0.0f});
+    append(pattern(24, 7, 13, 0.0625f));
+    REQUIRE(bytes.size() == 8 + header.size() + 228);
+
+    temp_dir dir;
+    const auto path = dir.path / "torch.safetensors";
+    testing::write_bytes(path, bytes);
+    sequential<float> m = small_net<float>(2);
+    load_weights(m, path);
+    const tensor<float> y = m.predict(sample_input<float>());
+    const float expected[] = {-0.102182508f, -0.242431074f, 0.346550107f, 0.456054688f, -0.208192199f, -0.198222235f};
+    REQUIRE(y.shape() == shape{2, 3});
+    for (int i = 0; i < 6; ++i) CHECK(y[i] == doctest::Approx(expected[i]).epsilon(1e-5));
+
+    // Saved again by nnmark, PyTorch's loader finds the same tensors (minus the counter).
+    save_model(m, dir.path / "again.safetensors");
+    const safetensors_file again = safetensors_file::load(dir.path / "again.safetensors");
+    const safetensors_file torch_file = safetensors_file::load(path);
+    CHECK(again.entries().size() == torch_file.entries().size() - 1);
+    for (const safetensors_entry& e : again.entries()) {
+        const safetensors_entry* t = torch_file.find(e.name);
+        REQUIRE(t != nullptr);
+        CHECK(t->dims == e.dims);
+        CHECK(std::equal(t->bytes.begin(), t->bytes.end(), e.bytes.begin(), e.bytes.end()));
+    }
+}

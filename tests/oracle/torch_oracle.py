@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The PyTorch oracle: rebuild an nnmark model in PyTorch and compute what nnmark must match.
+
+Usage: torch_oracle.py MODEL.safetensors BATCH.safetensors OUT.safetensors
+
+MODEL is an nnmark model file (its "nnmark.architecture" metadata says which layers to
+build; the tensors are loaded by name into an nn.Sequential, as PyTorch's own
+state_dict names them). BATCH holds "input" [N, C, H, W] (F32) and "labels" [N] (I64).
+OUT receives "logits", "loss" and "grad.<parameter name>" for every parameter: the
+gradients of the mean cross-entropy, computed in training mode. The safetensors files
+are read and written here with the standard library (the format is simple), so the
+oracle needs nothing beyond torch.
+"""
+import json
+import struct
+import sys
+
+import torch
+
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "U8": torch.uint8}
+NAMES = {v: k for k, v in DTYPES.items()}
+
+
+def read_safetensors(path):
+    data = open(path, "rb").read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.pop("__metadata__", {})
+    base = 8 + length
+    tensors = {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        raw = bytearray(data[base + begin : base + end])
+        tensors[name] = torch.frombuffer(raw, dtype=DTYPES[info["dtype"]]).reshape(info["shape"]).clone()
+    return tensors, metadata
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous()
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def build(architecture):
+    """nn.Sequential with the same layers, in the same order, as the nnmark model."""
+    channels, height, width = architecture["input"]
+    features = None
+    layers = []
+    for spec in architecture["layers"]:
+        kind = spec["kind"]
+        if kind == "conv2d":
+            k, s = spec["kernel"], spec["stride"]
+            layers.append(torch.nn.Conv2d(channels, spec["out_channels"], k, stride=s, padding=0 if spec["padding"] == "valid" else "same"))
+            if spec["padding"] == "valid":
+                height, width = (height - k) // s + 1, (width - k) // s + 1
+            channels = spec["out_channels"]
+        elif kind == "maxpool2d":
+            size, stride = spec["size"], spec["stride"] or spec["size"]
+            layers.append(torch.nn.MaxPool2d(size, stride))
+            height, width = (height - size) // stride + 1, (width - size) // stride + 1
+        elif kind == "relu":
+            layers.append(torch.nn.ReLU())
+        elif kind == "flatten":
+            layers.append(torch.nn.Flatten())
+            features = channels * height * width
+        elif kind == "dense":
+            layers.append(torch.nn.Linear(features, spec["out_features"]))
+            features = spec["out_features"]
+        elif kind == "dropout":
+            layers.append(torch.nn.Dropout(spec["rate"]))
+        elif kind == "batchnorm":
+            norm = torch.nn.BatchNorm1d if features is not None else torch.nn.BatchNorm2d
+            layers.append(norm(features if features is not None else channels, eps=spec["eps"], momentum=spec["momentum"]))
+        else:
+            raise SystemExit(f"torch_oracle: unknown layer kind {kind}")
+    return torch.nn.Sequential(*layers)
+
+
+def main():
+    model_path, batch_path, out_path = sys.argv[1:4]
+    weights, metadata = read_safetensors(model_path)
+    net = build(json.loads(metadata["nnmark.architecture"]))
+    net.load_state_dict(weights, strict=False)
+    missing = set(net.state_dict()) - set(weights) - {k for k in net.state_dict() if k.endswith("num_batches_tracked")}
+    if missing:
+        raise SystemExit(f"torch_oracle: the model file lacks {sorted(missing)}")
+    batch, _ = read_safetensors(batch_path)
+    net.train()
+    logits = net(batch["input"])
+    loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+    loss.backward()
+    result = {"logits": logits, "loss": loss.reshape(1)}
+    for name, p in net.named_parameters():
+        result["grad." + name] = p.grad
+    write_safetensors(out_path, result)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

@@ -1,0 +1,96 @@
+// Helpers shared by the tests: a temporary directory that cleans up
+// after itself, IDX and gzip encoders for building test files, the repository's
+// source directory, and a way to check the message of an expected nnmark::error.
+#pragma once
+
+#include "nnmark/core/atomic_file.hpp"
+#include "nnmark/core/error.hpp"
+
+#include <doctest/doctest.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace nnmark::testing {
+
+using bytes = std::vector<unsigned char>;
+
+// A fresh directory under the system's temp directory, removed with its content.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "nnmark-data-test-XXXXXX").string();
+        if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create a temporary directory");
+        path = pattern;
+    }
+    ~temp_dir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    std::filesystem::path operator/(const std::string& name) const { return path / name; }
+};
+
+// The repository root: from the build system when it says, else from this file's path.
+inline std::filesystem::path source_dir() {
+#ifdef NNMARK_SOURCE_DIR
+    return NNMARK_SOURCE_DIR;
+#else
+    return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+#endif
+}
+
+inline void append_be32(bytes& out, std::uint32_t value) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<unsigned char>(value >> shift));
+}
+
+// An IDX file of unsigned bytes: magic 0x000008DD, the extents, then `values`.
+inline bytes idx_file(const std::vector<std::uint32_t>& extents, const bytes& values) {
+    bytes out{0, 0, 0x08, static_cast<unsigned char>(extents.size())};
+    for (std::uint32_t extent : extents) append_be32(out, extent);
+    out.insert(out.end(), values.begin(), values.end());
+    return out;
+}
+
+// `data` compressed as one gzip member.
+inline bytes gzip(const bytes& data, int level = Z_BEST_COMPRESSION) {
+    z_stream z{};
+    REQUIRE(deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+    bytes out(deflateBound(&z, static_cast<uLong>(data.size())));
+    z.next_in = const_cast<Bytef*>(data.data());
+    z.avail_in = static_cast<uInt>(data.size());
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    const int status = deflate(&z, Z_FINISH);
+    out.resize(z.total_out);
+    deflateEnd(&z);
+    REQUIRE(status == Z_STREAM_END);
+    return out;
+}
+
+inline void write_bytes(const std::filesystem::path& path, const bytes& content) {
+    write_file_atomically(path, std::span<const unsigned char>(content));
+}
+
+// The message of the nnmark::error that `action` throws; fails the test if it throws nothing.
+template <class Action>
+std::string error_message(Action action) {
+    try {
+        action();
+    } catch (const nnmark::error& e) {
+        return e.what();
+    }
+    FAIL_CHECK("expected an nnmark::error, nothing was thrown");
+    return {};
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace nnmark::testing

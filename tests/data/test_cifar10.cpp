@@ -107,7 +107,8 @@ TEST_CASE("cifar10: a missing directory or file says where the files belong") {
     std::filesystem::remove(dir / "cifar-10-batches-bin/data_batch_3.bin");
     const std::string no_file = error_message([&] { load_cifar10(dir.path, true); });
     INFO(no_file);
-    CHECK(contains(no_file, "'" + (dir / "cifar-10-batches-bin/data_batch_3.bin").string() + "' not found"));
+    const std::string missing = (dir / "cifar-10-batches-bin/data_batch_3.bin").string();
+    CHECK(contains(no_file, std::string("'").append(missing).append("' not found")));
     CHECK_NOTHROW(load_cifar10(dir.path, false));
 }
 

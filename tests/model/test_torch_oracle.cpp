@@ -23,10 +23,13 @@ namespace {
 
 bool torch_available() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
 
-// max |a - b| / max |b|: the error relative to the tensor's scale.
-double relative_error(std::span<const float> ours, std::span<const float> theirs) {
+// max |a - b| / max(max |b|, floor): the error relative to the tensor's scale. The
+// floor matters for a gradient that is zero in exact arithmetic (a conv bias right
+// before batch norm), where both frameworks return rounding noise: it is 1% of the
+// model's largest gradient, so such noise is measured against the gradients that count.
+double relative_error(std::span<const float> ours, std::span<const float> theirs, double floor = 1e-12) {
     REQUIRE(ours.size() == theirs.size());
-    double diff = 0, scale = 1e-12;
+    double diff = 0, scale = floor;
     for (std::size_t i = 0; i < ours.size(); ++i) {
         diff = std::max(diff, std::abs(static_cast<double>(ours[i]) - theirs[i]));
         scale = std::max(scale, std::abs(static_cast<double>(theirs[i])));
@@ -73,12 +76,15 @@ void compare_with_torch(const std::string& architecture, const temp_dir& dir) {
 
     CHECK(relative_error(logits.span(), expected.find("logits")->values<float>()) <= 1e-4);
     CHECK(std::abs(loss - expected.find("loss")->values<float>()[0]) <= 1e-4 * std::abs(loss));
+    double largest_gradient = 0;
+    for (const auto& p : model.named_parameters())
+        for (float g : p.grad) largest_gradient = std::max(largest_gradient, std::abs(static_cast<double>(g)));
     int compared = 0;
     for (const auto& p : model.named_parameters()) {
         if (!p.spec.trainable) continue;
         const safetensors_entry* theirs = expected.find("grad." + p.name);
         REQUIRE_MESSAGE(theirs, "PyTorch gave no gradient for " << p.name);
-        const double error = relative_error(p.grad, theirs->values<float>());
+        const double error = relative_error(p.grad, theirs->values<float>(), 1e-2 * largest_gradient);
         CHECK_MESSAGE(error <= 1e-4, p.name << ": relative error " << error);
         ++compared;
     }

@@ -43,7 +43,7 @@ inline std::filesystem::path source_dir() {
 #ifdef NNMARK_SOURCE_DIR
     return NNMARK_SOURCE_DIR;
 #else
-    return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+    return std::filesystem::path(__FILE__).lexically_normal().parent_path().parent_path().parent_path();
 #endif
 }
 

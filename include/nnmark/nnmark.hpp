@@ -4,8 +4,8 @@
 //   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON
 //   kernels  gemm (reference + fast), im2col
 //   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, loss
-//   optim    sgd, adam, learning-rate schedules
 //   model    sequential, the paper's networks, safetensors model files
+//   optim    sgd, adam, learning-rate schedules (they step a sequential model)
 //   data     IDX and CIFAR-10 loaders, datasets, minibatches
 //   train    trainer, evaluation, progress, checkpoints
 #pragma once

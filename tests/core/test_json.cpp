@@ -1,33 +1,27 @@
 #include "nnmark/core/json.hpp"
 
+#include "../support/errors.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <string>
 
 using namespace nnmark;
+using testing::thrown_message;
 
 namespace {
 
 // The message of the format_error that parsing `text` throws ("" if it parses).
 std::string parse_error(std::string_view text) {
-    try {
-        json::parse(text, "test.json");
-    } catch (const format_error& e) {
-        return e.what();
-    }
-    return "";
+    return thrown_message<format_error>([&] { json::parse(text, "test.json"); });
 }
 
-std::string view_error(const std::function<void()>& access) {
-    try {
-        access();
-    } catch (const format_error& e) {
-        return e.what();
-    }
-    return "";
+// The message of the format_error that `access` to a json_view throws ("" if none).
+template <class Access>
+std::string view_error(Access access) {
+    return thrown_message<format_error>(access);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "nnmark/kernels/gemm.hpp"
 
+#include "../support/threads.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -29,20 +31,20 @@ struct gemm_case {
     bool trans_a, trans_b;
     index_t m, n, k;
     double alpha, beta;
-};
 
-std::string describe(const gemm_case& g) {
-    return "trans_a=" + std::to_string(g.trans_a) + " trans_b=" + std::to_string(g.trans_b) +
-           " m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
-           " alpha=" + std::to_string(g.alpha) + " beta=" + std::to_string(g.beta);
-}
+    std::string str() const {
+        return "trans_a=" + std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b) + " m=" + std::to_string(m) +
+               " n=" + std::to_string(n) + " k=" + std::to_string(k) + " alpha=" + std::to_string(alpha) +
+               " beta=" + std::to_string(beta);
+    }
+};
 
 // Runs gemm and gemm_reference on the same inputs and checks every element of C
 // against a forward error bound that grows with k, and that the padding between the
 // rows of C is untouched. With beta == 0, C starts as NaN and must end without any.
 template <class T>
 void check_against_reference(const gemm_case& g, std::mt19937& rng) {
-    CAPTURE(describe(g));
+    CAPTURE(g.str());
     const stored<T> a(g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, 3, rng);
     const stored<T> b(g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, 5, rng);
     stored<T> c(g.m, g.n, 2, rng);
@@ -171,7 +173,7 @@ TEST_CASE("gemm: k == 0 scales C by beta, and beta == 0 clears NaN") {
 }
 
 TEST_CASE("gemm: the same inputs give bit-identical results, whatever the thread count") {
-    const int threads_before = thread_count();
+    testing::thread_count_guard guard;
     set_threads(1);
     const auto first = product_of_random<float>(130, 210, 400, false);
     CHECK(first == product_of_random<float>(130, 210, 400, false));
@@ -190,5 +192,4 @@ TEST_CASE("gemm: the same inputs give bit-identical results, whatever the thread
     }
     CHECK(first == inside);
 #endif
-    set_threads(threads_before);
 }

@@ -18,6 +18,12 @@ struct geometry {
 
     index_t image_count() const { return channels * height * width; }
     index_t column_count() const { return channels * kernel * kernel * out_h * out_w; }
+
+    std::string str() const {
+        return "C" + std::to_string(channels) + " H" + std::to_string(height) + " W" + std::to_string(width) + " k" +
+               std::to_string(kernel) + " s" + std::to_string(stride) + " pad " + std::to_string(pad_top) + "," +
+               std::to_string(pad_left) + " out " + std::to_string(out_h) + "x" + std::to_string(out_w);
+    }
 };
 
 // Output size along an axis padded by pad_before and pad_after.
@@ -51,12 +57,6 @@ std::vector<double> random_values(index_t count, rng& random) {
     return v;
 }
 
-std::string describe(const geometry& g) {
-    return "C" + std::to_string(g.channels) + " H" + std::to_string(g.height) + " W" + std::to_string(g.width) +
-           " k" + std::to_string(g.kernel) + " s" + std::to_string(g.stride) + " pad " + std::to_string(g.pad_top) +
-           "," + std::to_string(g.pad_left) + " out " + std::to_string(g.out_h) + "x" + std::to_string(g.out_w);
-}
-
 }  // namespace
 
 TEST_CASE("im2col: a hand-worked 1-channel example with padding") {
@@ -83,7 +83,7 @@ TEST_CASE("im2col: the fast path equals the reference on odd geometries") {
                g.out_w, fast.data());
         im2col_reference(image.data(), g.channels, g.height, g.width, g.kernel, g.stride, g.pad_top, g.pad_left,
                          g.out_h, g.out_w, reference.data());
-        CHECK_MESSAGE(fast == reference, describe(g));
+        CHECK_MESSAGE(fast == reference, g.str());
     }
 }
 
@@ -100,7 +100,7 @@ TEST_CASE("col2im: the fast path equals the reference and adds into the image") 
                          g.out_h, g.out_w, reference.data());
         REQUIRE(fast.size() == reference.size());
         for (std::size_t i = 0; i < fast.size(); ++i)
-            CHECK_MESSAGE(fast[i] == doctest::Approx(reference[i]).epsilon(1e-12), describe(g) << " pixel " << i);
+            CHECK_MESSAGE(fast[i] == doctest::Approx(reference[i]).epsilon(1e-12), g.str() << " pixel " << i);
     }
 }
 
@@ -118,6 +118,6 @@ TEST_CASE("col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>") {
         double lhs = 0, rhs = 0;
         for (std::size_t i = 0; i < columns.size(); ++i) lhs += unrolled[i] * columns[i];
         for (std::size_t i = 0; i < image.size(); ++i) rhs += image[i] * folded[i];
-        CHECK_MESSAGE(lhs == doctest::Approx(rhs).epsilon(1e-10), describe(g));
+        CHECK_MESSAGE(lhs == doctest::Approx(rhs).epsilon(1e-10), g.str());
     }
 }

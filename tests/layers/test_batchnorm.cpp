@@ -2,36 +2,33 @@
 #include "nnmark/core/parallel.hpp"
 
 #include "../support/gradient_check.hpp"
+#include "../support/layers.hpp"
+#include "../support/tensors.hpp"
+#include "../support/threads.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <type_traits>
-#include <variant>
 #include <vector>
 
 using namespace nnmark;
+using testing::random_tensor;
 
 namespace {
 
-// A batchnorm layer with its own parameter buffers, like a one-layer model.
+// A batchnorm layer with its own buffers (see layer_with_buffers), and its four
+// parameter tensors by name.
 template <class T>
-struct bound_batchnorm {
-    batchnorm<T> layer;
+struct bound_batchnorm : testing::layer_with_buffers<batchnorm, T> {
     index_t channels;
-    std::vector<T> params, grads;
 
-    bound_batchnorm(const shape& item, double momentum = 0.1)
-        : layer(momentum), channels(item[0]), params(static_cast<std::size_t>(4 * item[0])), grads(params.size()) {
-        layer.configure(item);
-        layer.bind(params, grads);
-        rng unused(0);
-        layer.initialize(unused);
-    }
-    T& gamma(index_t c) { return params[static_cast<std::size_t>(c)]; }
-    T& beta(index_t c) { return params[static_cast<std::size_t>(channels + c)]; }
-    T& running_mean(index_t c) { return params[static_cast<std::size_t>(2 * channels + c)]; }
-    T& running_var(index_t c) { return params[static_cast<std::size_t>(3 * channels + c)]; }
+    explicit bound_batchnorm(const shape& item, double momentum = 0.1)
+        : testing::layer_with_buffers<batchnorm, T>(item, 0, momentum), channels(item[0]) {}
+    T& gamma(index_t c) { return this->params[static_cast<std::size_t>(c)]; }
+    T& beta(index_t c) { return this->params[static_cast<std::size_t>(channels + c)]; }
+    T& running_mean(index_t c) { return this->params[static_cast<std::size_t>(2 * channels + c)]; }
+    T& running_var(index_t c) { return this->params[static_cast<std::size_t>(3 * channels + c)]; }
 };
 
 // The definition on [N, C, H, W] (a [N, F] batch is the same with H = W = 1), in double:
@@ -81,13 +78,6 @@ reference_result reference_batchnorm(const tensor<T>& x4, const tensor<T>& dy4, 
                 }
     }
     return r;
-}
-
-template <class T>
-tensor<T> random_tensor(const shape& s, rng& random, double mean = 0, double stddev = 1) {
-    tensor<T> t(s);
-    for (index_t i = 0; i < t.size(); ++i) t[i] = static_cast<T>(random.normal(mean, stddev));
-    return t;
 }
 
 // x viewed as [N, C, H, W]: [N, F] becomes [N, F, 1, 1].
@@ -256,12 +246,7 @@ TEST_CASE("batchnorm: parameters, initial values and config") {
         CHECK(bn.running_var(c) == 1.f);
     }
     CHECK(bn.layer.kind() == "batchnorm");
-    const layer_config config = batchnorm<float>(0.2, 1e-3).config();
-    REQUIRE(config.size() == 2);
-    CHECK(config[0].first == "momentum");
-    CHECK(std::get<double>(config[0].second) == 0.2);
-    CHECK(config[1].first == "eps");
-    CHECK(std::get<double>(config[1].second) == 1e-3);
+    CHECK(batchnorm<float>(0.2, 1e-3).config() == layer_config{{"momentum", 0.2}, {"eps", 1e-3}});
 }
 
 TEST_CASE("batchnorm: frozen layer adds no gradient, first layer writes no dx") {
@@ -269,20 +254,8 @@ TEST_CASE("batchnorm: frozen layer adds no gradient, first layer writes no dx") 
     rng random(4);
     const tensor<double> x = random_tensor<double>(shape{3, 2, 2, 2}, random);
     const tensor<double> dy = random_tensor<double>(x.shape(), random);
-    workspace<double> ws;
-    train_context<double> tctx{ws, random};
-    tensor<double> y, cache, dx;
-    bn.layer.forward_train(x, y, cache, tctx);
-    backward_context<double> frozen{ws, true, false};
-    bn.layer.backward(x, y, dy, dx, cache, frozen);
-    for (double g : bn.grads) CHECK(g == 0.0);
-    CHECK(dx.shape() == x.shape());
-
-    tensor<double> untouched;
-    backward_context<double> first{ws, false, true};
-    bn.layer.backward(x, y, dy, untouched, cache, first);
-    CHECK(untouched.empty());
-    CHECK(bn.grads[0] != 0.0);
+    const std::vector<double> grads = testing::check_backward_flags(bn, x, dy);
+    CHECK(grads[0] != 0.0);  // dgamma
 }
 
 TEST_CASE("batchnorm: bad input ranks, batches and arguments") {
@@ -305,7 +278,7 @@ TEST_CASE("batchnorm: bad input ranks, batches and arguments") {
 }
 
 TEST_CASE("batchnorm: the parallel path gives bit-identical results on 1 and 2 threads") {
-    const int saved = thread_count();
+    testing::thread_count_guard guard;
     rng random(6);
     // Large enough that threads_for() asks for more than one thread.
     const tensor<float> x = random_tensor<float>(shape{16, 8, 32, 32}, random);
@@ -325,7 +298,6 @@ TEST_CASE("batchnorm: the parallel path gives bit-identical results on 1 and 2 t
     tensor<float> y1, dx1, z1, y2, dx2, z2;
     run(1, one, y1, dx1, z1);
     run(2, two, y2, dx2, z2);
-    set_threads(saved);
     CHECK(one.params == two.params);
     CHECK(one.grads == two.grads);
     for (index_t i = 0; i < x.size(); ++i) {

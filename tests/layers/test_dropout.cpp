@@ -2,24 +2,19 @@
 #include "nnmark/model/sequential.hpp"
 
 #include "../support/gradient_check.hpp"
+#include "../support/layers.hpp"
+#include "../support/tensors.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
-#include <variant>
 #include <vector>
 
 using namespace nnmark;
+using testing::random_tensor;
 
 namespace {
-
-template <class T>
-tensor<T> random_tensor(const shape& s, rng& random) {
-    tensor<T> t(s);
-    for (index_t i = 0; i < t.size(); ++i) t[i] = static_cast<T>(random.normal());
-    return t;
-}
 
 // The mask a training pass used: true where the element was kept.
 template <class T>
@@ -127,10 +122,7 @@ TEST_CASE("dropout: numerical gradient (the reseeded rng gives the same mask eve
 TEST_CASE("dropout: kind, config and bad rates") {
     dropout<float> d(0.25);
     CHECK(d.kind() == "dropout");
-    const layer_config config = d.config();
-    REQUIRE(config.size() == 1);
-    CHECK(config[0].first == "rate");
-    CHECK(std::get<double>(config[0].second) == 0.25);
+    CHECK(d.config() == layer_config{{"rate", 0.25}});
     CHECK(d.param_specs().empty());
 
     CHECK_THROWS_AS(dropout<float>(1.0), argument_error);

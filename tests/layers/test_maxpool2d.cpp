@@ -1,16 +1,18 @@
 #include "nnmark/layers/maxpool2d.hpp"
-#include "nnmark/core/parallel.hpp"
 
 #include "../support/gradient_check.hpp"
+#include "../support/layers.hpp"
+#include "../support/tensors.hpp"
+#include "../support/threads.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <variant>
 
 using namespace nnmark;
+using testing::random_tensor;
 
 namespace {
 
@@ -41,13 +43,6 @@ void reference_pool(const tensor<T>& x, index_t size, index_t stride, const tens
                     y.at(b, ch, i, j) = x.at(b, ch, bi, bj);
                     dx.at(b, ch, bi, bj) += dy.at(b, ch, i, j);
                 }
-}
-
-template <class T>
-tensor<T> random_tensor(const shape& s, rng& random) {
-    tensor<T> t(s);
-    for (index_t i = 0; i < t.size(); ++i) t[i] = static_cast<T>(random.normal());
-    return t;
 }
 
 }  // namespace
@@ -154,12 +149,7 @@ TEST_CASE("maxpool2d: numerical gradient") {
 TEST_CASE("maxpool2d: kind, config and bad arguments") {
     maxpool2d<float> pool(3);
     CHECK(pool.kind() == "maxpool2d");
-    const layer_config config = pool.config();
-    REQUIRE(config.size() == 2);
-    CHECK(config[0].first == "size");
-    CHECK(std::get<std::int64_t>(config[0].second) == 3);
-    CHECK(config[1].first == "stride");
-    CHECK(std::get<std::int64_t>(config[1].second) == 3);
+    CHECK(pool.config() == layer_config{{"size", std::int64_t{3}}, {"stride", std::int64_t{3}}});
     CHECK(pool.param_specs().empty());
 
     CHECK_THROWS_AS(maxpool2d<float>(0), argument_error);
@@ -174,7 +164,7 @@ TEST_CASE("maxpool2d: kind, config and bad arguments") {
 }
 
 TEST_CASE("maxpool2d: the parallel path gives the same result on 1 and 2 threads") {
-    const int saved = thread_count();
+    testing::thread_count_guard guard;
     maxpool2d<float> pool(3, 2);
     pool.configure(shape{8, 33, 33});
     rng random(5);
@@ -190,7 +180,6 @@ TEST_CASE("maxpool2d: the parallel path gives the same result on 1 and 2 threads
     set_threads(2);
     pool.infer(x, y2, ws);
     pool.backward(x, y2, dy, dx2, cache, ctx);
-    set_threads(saved);
     for (index_t i = 0; i < y1.size(); ++i) REQUIRE(y1[i] == y2[i]);
     for (index_t i = 0; i < dx1.size(); ++i) REQUIRE(dx1[i] == dx2[i]);
 }

@@ -2,6 +2,8 @@
 
 #include "nnmark/core/rng.hpp"
 
+#include "../support/tensors.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -14,11 +16,10 @@ using namespace nnmark;
 
 namespace {
 
+// Logits of n samples over k classes, spread wide enough that the softmax is far from uniform.
 template <class T>
-tensor<T> random_logits(index_t n, index_t k, rng& random, double stddev = 2) {
-    tensor<T> t(shape{n, k});
-    for (index_t i = 0; i < t.size(); ++i) t[i] = static_cast<T>(random.normal(0, stddev));
-    return t;
+tensor<T> random_logits(index_t n, index_t k, rng& random) {
+    return testing::random_tensor<T>(shape{n, k}, random, 0, 2);
 }
 
 // Random distributions, one per row.

@@ -1,6 +1,7 @@
 #include "nnmark/model/model_file.hpp"
 
 #include "../support/files.hpp"
+#include "../support/safetensors_bytes.hpp"
 
 #include <doctest/doctest.h>
 
@@ -18,7 +19,7 @@ namespace {
 // conv(c) -> batchnorm -> relu -> flatten -> dense(3) on [1, 4, 4]: the network of
 // the PyTorch test below, with `channels` convolution filters.
 template <class T>
-sequential<T> small_net(index_t channels) {
+sequential<T> conv_bn_net(index_t channels) {
     sequential<T> m(shape{1, 4, 4});
     m.template emplace<conv2d>(channels, 3);
     m.template emplace<batchnorm>();
@@ -31,7 +32,7 @@ sequential<T> small_net(index_t channels) {
 // Initialized weights plus running statistics that are not the initial 0 / 1.
 template <class T>
 sequential<T> trained_looking_net(index_t channels, std::uint64_t seed) {
-    sequential<T> m = small_net<T>(channels);
+    sequential<T> m = conv_bn_net<T>(channels);
     m.initialize(seed);
     for (auto& p : m.named_parameters())
         if (p.spec.name == "running_mean" || p.spec.name == "running_var")
@@ -109,7 +110,7 @@ TEST_CASE("model file: F32 and F64 files load into either precision") {
     for (std::size_t i = 0; i < fp.size(); ++i) CHECK(fp[i] == static_cast<float>(dp[i]));
 
     save_model(f, dir.path / "f.safetensors");
-    sequential<double> back = small_net<double>(2);
+    sequential<double> back = conv_bn_net<double>(2);
     load_weights(back, dir.path / "f.safetensors");
     for (std::size_t i = 0; i < fp.size(); ++i) CHECK(back.parameters()[i] == static_cast<double>(fp[i]));
 }
@@ -132,7 +133,7 @@ TEST_CASE("model file: missing, extra, mistyped and misshapen tensors are reject
     temp_dir dir;
     const auto path = dir.path / "bad.safetensors";
     const sequential<float> source = trained_looking_net<float>(2, 4);
-    sequential<float> target = small_net<float>(2);
+    sequential<float> target = conv_bn_net<float>(2);
     const std::string file = "model file " + path.string();
 
     SUBCASE("missing") {
@@ -259,33 +260,24 @@ TEST_CASE("model file: a PyTorch state_dict saved as safetensors loads and compu
         R"("4.bias":{"dtype":"F32","shape":[3],"data_offsets":[120,132]},)"
         R"("4.weight":{"dtype":"F32","shape":[3,8],"data_offsets":[132,228]}}   )";
     REQUIRE(header.size() % 8 == 0);
-    std::vector<unsigned char> bytes(8);
-    for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(header.size() >> (8 * i));
-    bytes.insert(bytes.end(), header.begin(), header.end());
-    const auto append = [&](const auto& values) {
-        const auto* p = reinterpret_cast<const unsigned char*>(values.data());
-        bytes.insert(bytes.end(), p, p + values.size() * sizeof(values[0]));
-    };
     const auto pattern = [](int n, int a, int b, float s) {
         std::vector<float> v;
         for (int i = 0; i < n; ++i) v.push_back(static_cast<float>((i * a) % b - b / 2) * s);
         return v;
     };
-    append(std::vector<std::int64_t>{7});
-    append(std::vector<float>{0.25f, -0.5f});
-    append(pattern(18, 5, 11, 0.125f));
-    append(std::vector<float>{0.125f, -0.25f});
-    append(std::vector<float>{0.5f, -0.25f});
-    append(std::vector<float>{2.0f, 0.5f});
-    append(std::vector<float>{1.5f, 0.75f});
-    append(std::vector<float>{0.5f, -0.125f, 0.0f});
-    append(pattern(24, 7, 13, 0.0625f));
+    testing::bytes data = testing::raw_bytes(std::vector<std::int64_t>{7});
+    for (const auto& values : {std::vector<float>{0.25f, -0.5f}, pattern(18, 5, 11, 0.125f),
+                               std::vector<float>{0.125f, -0.25f}, std::vector<float>{0.5f, -0.25f},
+                               std::vector<float>{2.0f, 0.5f}, std::vector<float>{1.5f, 0.75f},
+                               std::vector<float>{0.5f, -0.125f, 0.0f}, pattern(24, 7, 13, 0.0625f)})
+        testing::append_raw_bytes(data, values);
+    const testing::bytes bytes = testing::safetensors_bytes(header, data);
     REQUIRE(bytes.size() == 8 + header.size() + 228);
 
     temp_dir dir;
     const auto path = dir.path / "torch.safetensors";
     testing::write_bytes(path, bytes);
-    sequential<float> m = small_net<float>(2);
+    sequential<float> m = conv_bn_net<float>(2);
     load_weights(m, path);
     const tensor<float> y = m.predict(sample_input<float>());
     const float expected[] = {-0.102182508f, -0.242431074f, 0.346550107f, 0.456054688f, -0.208192199f, -0.198222235f};

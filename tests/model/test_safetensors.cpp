@@ -1,6 +1,7 @@
 #include "nnmark/model/safetensors.hpp"
 
 #include "../support/files.hpp"
+#include "../support/safetensors_bytes.hpp"
 
 #include <doctest/doctest.h>
 
@@ -12,38 +13,17 @@
 #include <vector>
 
 using namespace nnmark;
+using testing::raw_bytes;
+using testing::safetensors_bytes;
 using testing::temp_dir;
 
 namespace {
 
 using bytes_t = testing::bytes;
 
-// A file from its parts: the length field (normally the header's size), header text, data.
-bytes_t make_file(const std::string& header, const bytes_t& data, std::uint64_t length_field) {
-    bytes_t out(8);
-    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<unsigned char>(length_field >> (8 * i));
-    out.insert(out.end(), header.begin(), header.end());
-    out.insert(out.end(), data.begin(), data.end());
-    return out;
-}
-
-bytes_t make_file(const std::string& header, const bytes_t& data) { return make_file(header, data, header.size()); }
-
 // The format_error message of parsing `bytes` as "f.safetensors" ("" if it parses).
 std::string parse_error(const bytes_t& bytes) {
-    try {
-        safetensors_file::parse(bytes, "f.safetensors");
-    } catch (const format_error& e) {
-        return e.what();
-    }
-    return "";
-}
-
-template <class T>
-bytes_t raw_bytes(const std::vector<T>& values) {
-    bytes_t out(values.size() * sizeof(T));
-    std::memcpy(out.data(), values.data(), out.size());
-    return out;
+    return testing::thrown_message<format_error>([&] { safetensors_file::parse(bytes, "f.safetensors"); });
 }
 
 }  // namespace
@@ -127,7 +107,7 @@ TEST_CASE("safetensors: writer layout: sorted, packed, header padded to 8 bytes 
     const std::string padded = json_text + std::string((8 - json_text.size() % 8) % 8, ' ');
     REQUIRE(padded.size() % 8 == 0);
     REQUIRE(padded.size() > json_text.size());  // this example does need padding
-    CHECK(bytes == make_file(padded, raw_bytes(std::vector<float>{0.f, 1.f, 2.f})));
+    CHECK(bytes == safetensors_bytes(padded, raw_bytes(std::vector<float>{0.f, 1.f, 2.f})));
 }
 
 TEST_CASE("safetensors: writer rejects what the format cannot hold") {
@@ -156,11 +136,9 @@ TEST_CASE("safetensors: a file written as PyTorch's safetensors writes it loads"
     REQUIRE(header.size() % 8 == 0);
     bytes_t data = raw_bytes(std::vector<std::int64_t>{3});
     for (const auto& v : {std::vector<float>{0.f, 0.5f}, std::vector<float>{0.1f, -0.1f}, std::vector<float>{1.f, 2.f},
-                          std::vector<float>{1.f, 1.f}}) {
-        const bytes_t b = raw_bytes(v);
-        data.insert(data.end(), b.begin(), b.end());
-    }
-    const safetensors_file file = safetensors_file::parse(make_file(header, data), "bn.safetensors");
+                          std::vector<float>{1.f, 1.f}})
+        testing::append_raw_bytes(data, v);
+    const safetensors_file file = safetensors_file::parse(safetensors_bytes(header, data), "bn.safetensors");
     REQUIRE(file.entries().size() == 5);
     CHECK(file.find("num_batches_tracked")->dims.empty());
     CHECK(file.find("num_batches_tracked")->to_shape() == shape{});
@@ -171,34 +149,35 @@ TEST_CASE("safetensors: a file written as PyTorch's safetensors writes it loads"
 }
 
 TEST_CASE("safetensors: empty and zero-sized tensors are valid") {
-    CHECK(parse_error(make_file("{}", {})).empty());
-    CHECK(parse_error(make_file("  {}  ", {})).empty());
-    CHECK(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
-                                R"("b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
-                                R"("c":{"dtype":"F64","shape":[2,0],"data_offsets":[1,1]}})",
-                                {9}))
+    CHECK(parse_error(safetensors_bytes("{}", {})).empty());
+    CHECK(parse_error(safetensors_bytes("  {}  ", {})).empty());
+    CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
+                                        R"("b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                                        R"("c":{"dtype":"F64","shape":[2,0],"data_offsets":[1,1]}})",
+                                        {9}))
               .empty());
 }
 
 TEST_CASE("safetensors: a rank-5 tensor is read, but is not an nnmark::shape") {
     const safetensors_file file = safetensors_file::parse(
-        make_file(R"({"t":{"dtype":"U8","shape":[1,1,1,1,2],"data_offsets":[0,2]}})", {1, 2}), "r5");
+        safetensors_bytes(R"({"t":{"dtype":"U8","shape":[1,1,1,1,2],"data_offsets":[0,2]}})", {1, 2}), "r5");
     CHECK(file.find("t")->dims.size() == 5);
     CHECK_THROWS_WITH_AS(file.find("t")->to_shape(),
-                         "tensor 't' has rank 5 (shape [1, 1, 1, 1, 2]); nnmark supports at most 4 dimensions", shape_error);
+                         "tensor 't' has rank 5 (shape [1, 1, 1, 1, 2]); nnmark supports at most 4 dimensions",
+                         shape_error);
 }
 
 TEST_CASE("safetensors: damaged files are rejected with a message saying what and where") {
     const std::string one = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
     const bytes_t eight(8, 0);
-    REQUIRE(parse_error(make_file(one, eight)).empty());
+    REQUIRE(parse_error(safetensors_bytes(one, eight)).empty());
 
     SUBCASE("truncated") {
         CHECK(parse_error(bytes_t{}) ==
               "f.safetensors: file is 0 bytes long, too short for the 8-byte header length of a safetensors file");
         CHECK(parse_error(bytes_t(5, 0)) ==
               "f.safetensors: file is 5 bytes long, too short for the 8-byte header length of a safetensors file");
-        bytes_t cut = make_file(one, eight);
+        bytes_t cut = safetensors_bytes(one, eight);
         cut.resize(cut.size() - 3);
         CHECK(parse_error(cut) ==
               "f.safetensors: header.x.data_offsets: [0, 8] reaches beyond the data buffer of 5 bytes");
@@ -206,94 +185,100 @@ TEST_CASE("safetensors: damaged files are rejected with a message saying what an
         CHECK(parse_error(cut) == "f.safetensors: header length 54 exceeds the 20 bytes that follow the length field");
     }
     SUBCASE("oversized header length") {
-        CHECK(parse_error(make_file(one, eight, 100'000'001)) ==
+        CHECK(parse_error(safetensors_bytes(one, eight, 100'000'001)) ==
               "f.safetensors: header length 100000001 exceeds the limit of 100000000 bytes");
-        CHECK(parse_error(make_file(one, eight, std::numeric_limits<std::uint64_t>::max())) ==
+        CHECK(parse_error(safetensors_bytes(one, eight, std::numeric_limits<std::uint64_t>::max())) ==
               "f.safetensors: header length 18446744073709551615 exceeds the limit of 100000000 bytes");
     }
     SUBCASE("header is not JSON, or not an object") {
-        CHECK(parse_error(make_file("{\"x\":", {})) ==
+        CHECK(parse_error(safetensors_bytes("{\"x\":", {})) ==
               "f.safetensors: header: invalid JSON at byte 5: expected a value, found end of input");
-        CHECK(parse_error(make_file(std::string("{}\0\0\0\0\0\0", 8), {})) ==
+        CHECK(parse_error(safetensors_bytes(std::string("{}\0\0\0\0\0\0", 8), {})) ==
               "f.safetensors: header: invalid JSON at byte 2: unexpected byte 0x00 after the end of the value");
-        CHECK(parse_error(make_file("[1,2]", {})) == "f.safetensors: header: expected an object, found an array");
-        CHECK(parse_error(make_file(R"({"x":[1]})", {})) == "f.safetensors: header.x: expected an object, found an array");
+        CHECK(parse_error(safetensors_bytes("[1,2]", {})) ==
+              "f.safetensors: header: expected an object, found an array");
+        CHECK(parse_error(safetensors_bytes(R"({"x":[1]})", {})) ==
+              "f.safetensors: header.x: expected an object, found an array");
     }
     SUBCASE("dtype") {
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F17","shape":[2],"data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F17","shape":[2],"data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x.dtype: unknown dtype \"F17\" (known: BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, "
               "F16, BF16, I32, U32, F32, I64, U64, F64)");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":4,"shape":[2],"data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":4,"shape":[2],"data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x.dtype: expected a string, found an integer");
-        CHECK(parse_error(make_file(R"({"x":{"shape":[2],"data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"shape":[2],"data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x: missing key \"dtype\"");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})", eight)) ==
+        CHECK(parse_error(
+                  safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})", eight)) ==
               "f.safetensors: header.x: unexpected key \"extra\" (allowed: \"dtype\", \"shape\", \"data_offsets\")");
     }
     SUBCASE("wrong dtype for the byte count") {
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x.data_offsets: [0, 8] holds 8 bytes, but shape [2] of F64 needs 16");
     }
     SUBCASE("shape") {
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2,-1],"data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2,-1],"data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x.shape[1]: expected an integer >= 0, found -1");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x.shape[0]: expected an integer, found a non-integer number");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", eight)) ==
               "f.safetensors: header.x.shape: expected an array, found a string");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
-                                    eight)) == "f.safetensors: header.x.shape: a tensor of this shape would exceed 2^64 bytes");
+        CHECK(parse_error(safetensors_bytes(
+                  R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", eight)) ==
+              "f.safetensors: header.x.shape: a tensor of this shape would exceed 2^64 bytes");
     }
     SUBCASE("data_offsets") {
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", eight)) ==
               "f.safetensors: header.x.data_offsets: expected [begin, end], found 1 elements");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", eight)) ==
               "f.safetensors: header.x.data_offsets: [8, 0] ends before it begins");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}})", eight)) ==
               "f.safetensors: header.x.data_offsets[1]: expected an integer, found a string");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", eight)) ==
               "f.safetensors: header.x.data_offsets: [8, 16] reaches beyond the data buffer of 8 bytes");
-        CHECK(parse_error(make_file(R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[9223372036854775807,0]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(
+                  R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[9223372036854775807,0]}})", eight)) ==
               "f.safetensors: header.x.data_offsets: [9223372036854775807, 0] ends before it begins");
     }
     SUBCASE("overlapping offsets") {
-        CHECK(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                    R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                                    eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                            R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                            eight)) ==
               "f.safetensors: tensors 'a' (data_offsets [0, 8]) and 'b' (data_offsets [4, 8]) overlap");
-        CHECK(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                    R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                                    eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                            R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                                            eight)) ==
               "f.safetensors: tensors 'a' (data_offsets [0, 8]) and 'b' (data_offsets [0, 8]) overlap");
-        CHECK(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                    R"("z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})",
-                                    eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                            R"("z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})",
+                                            eight)) ==
               "f.safetensors: tensors 'a' (data_offsets [0, 8]) and 'z' (data_offsets [4, 4]) overlap");
     }
     SUBCASE("gap between tensors, unused trailing bytes") {
-        CHECK(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                                    R"("b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})",
-                                    eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                            R"("b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})",
+                                            eight)) ==
               "f.safetensors: data bytes [4, 6) belong to no tensor (a gap before 'b'); the format requires the data "
               "to be packed");
-        CHECK(parse_error(make_file(R"({"b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})", eight)) ==
               "f.safetensors: data bytes [0, 6) belong to no tensor (a gap before 'b'); the format requires the data "
               "to be packed");
-        CHECK(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight)) ==
+        CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight)) ==
               "f.safetensors: the last 4 bytes of the data buffer (from offset 4) belong to no tensor");
-        CHECK(parse_error(make_file("{}", {1})) ==
+        CHECK(parse_error(safetensors_bytes("{}", {1})) ==
               "f.safetensors: the last 1 bytes of the data buffer (from offset 0) belong to no tensor");
     }
     SUBCASE("duplicate names") {
-        CHECK(parse_error(make_file(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-                                    R"("a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
-                                    eight)) == "f.safetensors: header: invalid JSON at byte 53: duplicate key \"a\" "
-                                               "(first at byte 1)");
+        CHECK(parse_error(safetensors_bytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                            R"("a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
+                                            eight)) ==
+              "f.safetensors: header: invalid JSON at byte 53: duplicate key \"a\" "
+              "(first at byte 1)");
     }
     SUBCASE("metadata values must be strings") {
-        CHECK(parse_error(make_file(R"({"__metadata__":{"format":"pt","epoch":3}})", {})) ==
+        CHECK(parse_error(safetensors_bytes(R"({"__metadata__":{"format":"pt","epoch":3}})", {})) ==
               "f.safetensors: header.__metadata__.epoch: expected a string, found an integer");
-        CHECK(parse_error(make_file(R"({"__metadata__":["pt"]})", {})) ==
+        CHECK(parse_error(safetensors_bytes(R"({"__metadata__":["pt"]})", {})) ==
               "f.safetensors: header.__metadata__: expected an object, found an array");
     }
 }

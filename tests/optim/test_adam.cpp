@@ -4,37 +4,20 @@
 
 #include "nnmark/layers/dense.hpp"
 
+#include "../support/optimizer_steps.hpp"
+
 #include <doctest/doctest.h>
 
-#include <array>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 using namespace nnmark;
+using testing::dense_model;
+using testing::step_grads;
+using testing::take_step;
 
 namespace {
-
-// Three steps of gradients for a dense(2) layer on 2 inputs: weight [2, 2], then bias [2].
-// Element 3 has a zero gradient first, where Adam's update is 0 / (0 + eps) = 0.
-constexpr std::array<std::array<double, 6>, 3> step_grads{{
-    {0.5, -1.0, 2.0, 0.0, 1.0, -0.5},
-    {0.25, 0.5, -1.0, 1.0, 0.0, 0.5},
-    {-0.5, 0.0, 1.0, -2.0, 0.5, 1.0},
-}};
-constexpr std::array<double, 6> initial_params{1.0, -2.0, 0.5, 3.0, 0.25, -1.0};
-constexpr std::array<bool, 6> decayed{true, true, true, true, false, false};  // weight yes, bias no
-
-sequential<double> dense_model() {
-    sequential<double> model(shape{2});
-    model.emplace<dense>(index_t{2});
-    std::copy(initial_params.begin(), initial_params.end(), model.parameters().begin());
-    return model;
-}
-
-void take_step(optimizer<double>& opt, sequential<double>& model, const std::array<double, 6>& grads) {
-    std::copy(grads.begin(), grads.end(), model.gradients().begin());
-    opt.step(model);
-}
 
 // Adam for one element as Kingma & Ba write it, with PyTorch's L2 weight decay.
 struct reference_adam {
@@ -53,46 +36,21 @@ struct reference_adam {
     }
 };
 
-void check_three_steps(double lr, double weight_decay) {
+// Adam with betas (0.9, 0.999) and eps 1e-8, as the reference for one element.
+auto adam_reference(double lr, double weight_decay) {
+    return [=](double w) { return reference_adam{lr, 0.9, 0.999, 1e-8, weight_decay, w}; };
+}
+
+void check_adam_three_steps(double lr, double weight_decay) {
     adam<double> opt(lr, 0.9, 0.999, 1e-8, weight_decay);
-    auto model = dense_model();
-    std::vector<reference_adam> expected;
-    for (double w : initial_params) expected.push_back({lr, 0.9, 0.999, 1e-8, weight_decay, w});
-    for (const auto& grads : step_grads) {
-        take_step(opt, model, grads);
-        for (std::size_t i = 0; i < expected.size(); ++i) {
-            expected[i].step(grads[i], decayed[i]);
-            CAPTURE(i);
-            CHECK(model.parameters()[i] == doctest::Approx(expected[i].w).epsilon(1e-13));
-        }
-    }
+    testing::check_three_steps(opt, adam_reference(lr, weight_decay), 1e-13);
     CHECK(opt.step_count() == 3);
 }
 
-// Three steps on dense(3) over 11 inputs, 33 weights and 3 biases: whole SIMD batches
-// and a scalar tail, in float or double, against the double-precision reference.
 template <class T>
-void check_long_tensors(double lr, double weight_decay, double tolerance) {
-    sequential<T> model(shape{11});
-    model.template emplace<dense>(index_t{3});
+void check_adam_long_tensors(double lr, double weight_decay, double tolerance) {
     adam<T> opt(lr, 0.9, 0.999, 1e-8, weight_decay);
-    const std::size_t n = model.parameters().size(), weights = 33;
-    std::vector<reference_adam> expected;
-    for (std::size_t i = 0; i < n; ++i) {
-        model.parameters()[i] = static_cast<T>(std::sin(1.0 + static_cast<double>(i)));
-        expected.push_back({lr, 0.9, 0.999, 1e-8, weight_decay, static_cast<double>(model.parameters()[i])});
-    }
-    for (int step = 0; step < 3; ++step) {
-        for (std::size_t i = 0; i < n; ++i) {
-            model.gradients()[i] = static_cast<T>(std::cos(0.7 * static_cast<double>(i) + step));
-            expected[i].step(static_cast<double>(model.gradients()[i]), i < weights);
-        }
-        opt.step(model);
-        for (std::size_t i = 0; i < n; ++i) {
-            CAPTURE(i);
-            CHECK(static_cast<double>(model.parameters()[i]) == doctest::Approx(expected[i].w).epsilon(tolerance));
-        }
-    }
+    testing::check_long_tensors(opt, adam_reference(lr, weight_decay), tolerance);
 }
 
 }  // namespace
@@ -118,8 +76,8 @@ TEST_CASE("adam: steps match the formulas of torch.optim.Adam") {
     CHECK(state[0].second[0] == doctest::Approx(0.07).epsilon(1e-14));
     CHECK(state[1].second[0] == doctest::Approx(0.00031225).epsilon(1e-14));
 
-    check_three_steps(0.1, 0.0);
-    check_three_steps(1e-3, 0.0);
+    check_adam_three_steps(0.1, 0.0);
+    check_adam_three_steps(1e-3, 0.0);
 }
 
 TEST_CASE("adam: weight decay is added to the gradient of decayed parameters only") {
@@ -140,14 +98,14 @@ TEST_CASE("adam: weight decay is added to the gradient of decayed parameters onl
     take_step(once, c, step_grads[0]);
     CHECK(c.parameters()[3] == doctest::Approx(2.9).epsilon(1e-8));
 
-    check_three_steps(0.1, 0.5);
-    check_three_steps(0.01, 1e-2);
+    check_adam_three_steps(0.1, 0.5);
+    check_adam_three_steps(0.01, 1e-2);
 }
 
 TEST_CASE("adam: long tensors (SIMD body and scalar tail) follow the reference in double and float") {
-    check_long_tensors<double>(0.01, 0.0, 1e-13);
-    check_long_tensors<double>(0.01, 0.1, 1e-13);
-    check_long_tensors<float>(0.01, 0.1, 1e-5);
+    check_adam_long_tensors<double>(0.01, 0.0, 1e-13);
+    check_adam_long_tensors<double>(0.01, 0.1, 1e-13);
+    check_adam_long_tensors<float>(0.01, 0.1, 1e-5);
 }
 
 TEST_CASE("adam: frozen layers do not move") {

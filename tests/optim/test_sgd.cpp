@@ -4,36 +4,23 @@
 
 #include "nnmark/layers/dense.hpp"
 
+#include "../support/optimizer_steps.hpp"
+#include "../support/threads.hpp"
+
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <memory>
 #include <vector>
 
 using namespace nnmark;
+using testing::dense_model;
+using testing::step_grads;
+using testing::take_step;
 
 namespace {
-
-// The gradients of three steps for a dense(2) layer on 2 inputs: weight [2, 2], then bias [2].
-constexpr std::array<std::array<double, 6>, 3> step_grads{{
-    {0.5, -1.0, 2.0, 0.0, 1.0, -0.5},
-    {0.25, 0.5, -1.0, 1.0, 0.0, 0.5},
-    {-0.5, 0.0, 1.0, -2.0, 0.5, 1.0},
-}};
-constexpr std::array<double, 6> initial_params{1.0, -2.0, 0.5, 3.0, 0.25, -1.0};
-constexpr std::array<bool, 6> decayed{true, true, true, true, false, false};  // weight yes, bias no
-
-sequential<double> dense_model() {
-    sequential<double> model(shape{2});
-    model.emplace<dense>(index_t{2});
-    std::copy(initial_params.begin(), initial_params.end(), model.parameters().begin());
-    return model;
-}
-
-void set_gradients(sequential<double>& model, const std::array<double, 6>& grads) {
-    std::copy(grads.begin(), grads.end(), model.gradients().begin());
-}
 
 // torch.optim.SGD for one element, written the way its documentation states it,
 // including its first-step rule buf = g (the engine instead starts the buffer at 0).
@@ -54,46 +41,19 @@ struct reference_sgd {
     }
 };
 
-// Three steps of `opt` on the dense model, compared element by element with the reference.
-void check_three_steps(optimizer<double>& opt, double lr, double momentum, bool nesterov, double weight_decay) {
-    auto model = dense_model();
-    std::vector<reference_sgd> expected;
-    for (double w : initial_params) expected.push_back({lr, momentum, weight_decay, nesterov, w});
-    for (const auto& grads : step_grads) {
-        set_gradients(model, grads);
-        opt.step(model);
-        for (std::size_t i = 0; i < expected.size(); ++i) expected[i].step(grads[i], decayed[i]);
-        for (std::size_t i = 0; i < expected.size(); ++i) {
-            CAPTURE(i);
-            CHECK(model.parameters()[i] == doctest::Approx(expected[i].w).epsilon(1e-14));
-        }
-    }
+auto sgd_reference(double lr, double momentum, bool nesterov, double weight_decay) {
+    return [=](double w) { return reference_sgd{lr, momentum, weight_decay, nesterov, w}; };
 }
 
-// Three steps on dense(3) over 11 inputs, 33 weights and 3 biases: whole SIMD batches
-// and a scalar tail, in float or double, against the double-precision reference.
+void check_sgd_three_steps(double lr, double momentum, bool nesterov, double weight_decay) {
+    sgd<double> opt(lr, momentum, nesterov, weight_decay);
+    testing::check_three_steps(opt, sgd_reference(lr, momentum, nesterov, weight_decay), 1e-14);
+}
+
 template <class T>
-void check_long_tensors(double lr, double momentum, bool nesterov, double weight_decay, double tolerance) {
-    sequential<T> model(shape{11});
-    model.template emplace<dense>(index_t{3});
+void check_sgd_long_tensors(double lr, double momentum, bool nesterov, double weight_decay, double tolerance) {
     sgd<T> opt(lr, momentum, nesterov, weight_decay);
-    const std::size_t n = model.parameters().size(), weights = 33;
-    std::vector<reference_sgd> expected;
-    for (std::size_t i = 0; i < n; ++i) {
-        model.parameters()[i] = static_cast<T>(std::sin(1.0 + static_cast<double>(i)));
-        expected.push_back({lr, momentum, weight_decay, nesterov, static_cast<double>(model.parameters()[i])});
-    }
-    for (int step = 0; step < 3; ++step) {
-        for (std::size_t i = 0; i < n; ++i) {
-            model.gradients()[i] = static_cast<T>(std::cos(0.7 * static_cast<double>(i) + step));
-            expected[i].step(static_cast<double>(model.gradients()[i]), i < weights);
-        }
-        opt.step(model);
-        for (std::size_t i = 0; i < n; ++i) {
-            CAPTURE(i);
-            CHECK(static_cast<double>(model.parameters()[i]) == doctest::Approx(expected[i].w).epsilon(tolerance));
-        }
-    }
+    testing::check_long_tensors(opt, sgd_reference(lr, momentum, nesterov, weight_decay), tolerance);
 }
 
 // A test-only layer with one parameter of each kind: "w" trainable and decayed,
@@ -131,14 +91,10 @@ TEST_CASE("sgd: plain steps match torch.optim.SGD") {
     // Element 0 by hand, lr 0.1, gradients 0.5, 0.25, -0.5: 1 - 0.05 - 0.025 + 0.05 = 0.975.
     sgd<double> opt(0.1);
     auto model = dense_model();
-    for (const auto& grads : step_grads) {
-        set_gradients(model, grads);
-        opt.step(model);
-    }
+    for (const auto& grads : step_grads) take_step(opt, model, grads);
     CHECK(model.parameters()[0] == doctest::Approx(0.975).epsilon(1e-14));
     CHECK(opt.state().empty());  // no momentum, no state
-    sgd<double> again(0.1);
-    check_three_steps(again, 0.1, 0.0, false, 0.0);
+    check_sgd_three_steps(0.1, 0.0, false, 0.0);
 }
 
 TEST_CASE("sgd: momentum steps match torch.optim.SGD") {
@@ -148,16 +104,12 @@ TEST_CASE("sgd: momentum steps match torch.optim.SGD") {
     //   v = 0.63 - 0.5     w = 0.88 - 0.013 = 0.867
     sgd<double> opt(0.1, 0.9);
     auto model = dense_model();
-    for (const auto& grads : step_grads) {
-        set_gradients(model, grads);
-        opt.step(model);
-    }
+    for (const auto& grads : step_grads) take_step(opt, model, grads);
     CHECK(model.parameters()[0] == doctest::Approx(0.867).epsilon(1e-14));
     REQUIRE(opt.state().size() == 1);
     CHECK(opt.state()[0].first == "momentum");
     CHECK(opt.state()[0].second[0] == doctest::Approx(0.13).epsilon(1e-14));
-    sgd<double> again(0.1, 0.9);
-    check_three_steps(again, 0.1, 0.9, false, 0.0);
+    check_sgd_three_steps(0.1, 0.9, false, 0.0);
 }
 
 TEST_CASE("sgd: Nesterov steps match torch.optim.SGD") {
@@ -167,13 +119,9 @@ TEST_CASE("sgd: Nesterov steps match torch.optim.SGD") {
     //   v = 0.13  g = -0.5 + 0.117 = -0.383  w = 0.817 + 0.0383 = 0.8553
     sgd<double> opt(0.1, 0.9, true);
     auto model = dense_model();
-    for (const auto& grads : step_grads) {
-        set_gradients(model, grads);
-        opt.step(model);
-    }
+    for (const auto& grads : step_grads) take_step(opt, model, grads);
     CHECK(model.parameters()[0] == doctest::Approx(0.8553).epsilon(1e-14));
-    sgd<double> again(0.1, 0.9, true);
-    check_three_steps(again, 0.1, 0.9, true, 0.0);
+    check_sgd_three_steps(0.1, 0.9, true, 0.0);
 }
 
 TEST_CASE("sgd: weight decay applies to decayed parameters only") {
@@ -184,25 +132,20 @@ TEST_CASE("sgd: weight decay applies to decayed parameters only") {
     // Element 4 (a bias, not decayed): 0.25 - 0.1 * (1 + 0 + 0.5) = 0.1.
     sgd<double> opt(0.1, 0.0, false, 0.01);
     auto model = dense_model();
-    for (const auto& grads : step_grads) {
-        set_gradients(model, grads);
-        opt.step(model);
-    }
+    for (const auto& grads : step_grads) take_step(opt, model, grads);
     CHECK(model.parameters()[0] == doctest::Approx(0.972127949).epsilon(1e-14));
     CHECK(model.parameters()[4] == doctest::Approx(0.1).epsilon(1e-14));
-    sgd<double> again(0.1, 0.0, false, 0.01);
-    check_three_steps(again, 0.1, 0.0, false, 0.01);
-    sgd<double> everything(0.05, 0.8, true, 0.1);
-    check_three_steps(everything, 0.05, 0.8, true, 0.1);
+    check_sgd_three_steps(0.1, 0.0, false, 0.01);
+    check_sgd_three_steps(0.05, 0.8, true, 0.1);
 }
 
 TEST_CASE("sgd: long tensors (SIMD body and scalar tail) follow the reference in double and float") {
     for (bool nesterov : {false, true}) {
-        check_long_tensors<double>(0.1, 0.9, nesterov, 0.05, 1e-14);
-        check_long_tensors<float>(0.1, 0.9, nesterov, 0.05, 1e-5);
+        check_sgd_long_tensors<double>(0.1, 0.9, nesterov, 0.05, 1e-14);
+        check_sgd_long_tensors<float>(0.1, 0.9, nesterov, 0.05, 1e-5);
     }
-    check_long_tensors<double>(0.1, 0.0, false, 0.0, 1e-14);
-    check_long_tensors<float>(0.1, 0.0, false, 0.05, 1e-5);
+    check_sgd_long_tensors<double>(0.1, 0.0, false, 0.0, 1e-14);
+    check_sgd_long_tensors<float>(0.1, 0.0, false, 0.05, 1e-5);
 }
 
 TEST_CASE("optimizer: only trainable parameters of unfrozen layers move; decay only where decayed") {
@@ -264,10 +207,9 @@ TEST_CASE("sgd: large tensors give the same result on one thread and on two") {
         opt.step(model);
         return std::vector<double>(model.parameters().begin(), model.parameters().end());
     };
-    const int before = thread_count();
+    testing::thread_count_guard guard;
     const auto one = run(1);
     const auto two = run(2);
-    set_threads(before);
     CHECK(one == two);
     // Element 1000, a weight, from the formulas: two steps with the same gradient g.
     const double w0 = std::sin(1.0), g = std::cos(3.0);

@@ -1,10 +1,12 @@
 // Helpers shared by the tests: a temporary directory that cleans up
 // after itself, IDX and gzip encoders for building test files, the repository's
-// source directory, and a way to check the message of an expected nnmark::error.
+// source directory; and (from errors.hpp) a way to check the message of an expected
+// nnmark::error.
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
-#include "nnmark/core/error.hpp"
+
+#include "errors.hpp"
 
 #include <doctest/doctest.h>
 #include <zlib.h>
@@ -78,19 +80,5 @@ inline bytes gzip(const bytes& data, int level = Z_BEST_COMPRESSION) {
 inline void write_bytes(const std::filesystem::path& path, const bytes& content) {
     write_file_atomically(path, std::span<const unsigned char>(content));
 }
-
-// The message of the nnmark::error that `action` throws; fails the test if it throws nothing.
-template <class Action>
-std::string error_message(Action action) {
-    try {
-        action();
-    } catch (const nnmark::error& e) {
-        return e.what();
-    }
-    FAIL_CHECK("expected an nnmark::error, nothing was thrown");
-    return {};
-}
-
-inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace nnmark::testing

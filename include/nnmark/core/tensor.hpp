@@ -1,4 +1,4 @@
-// tensor<T>: a shape and one contiguous, 32-byte aligned block of T.
+// tensor<T>: a shape and one contiguous, 64-byte aligned block of T.
 //
 // Contract:
 // - Storage is dense and row-major over the shape (NCHW for images, see shape.hpp);
@@ -21,8 +21,8 @@
 
 namespace nnmark {
 
-// Alignment of every tensor's first element: one AVX2 register.
-inline constexpr std::size_t tensor_alignment = 32;
+// Alignment of every tensor's first element: one AVX-512 register (and a cache line).
+inline constexpr std::size_t tensor_alignment = 64;
 
 template <class T>
 using aligned_vector = std::vector<T, xsimd::aligned_allocator<T, tensor_alignment>>;

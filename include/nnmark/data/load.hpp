@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nnmark {
 
@@ -28,6 +29,16 @@ inline dataset load_dataset(std::string_view name, const std::filesystem::path& 
     else throw argument_error("unknown dataset '" + std::string(name) + "': expected mnist, fashion-mnist or cifar10");
     data.name = std::string(name) + (train ? "/train" : "/test");
     return data;
+}
+
+// The files `load_dataset(name, dir, train)` reads, for recording their SHA-256 (the
+// watermark key names the exact data a model was trained on).
+inline std::vector<std::filesystem::path> dataset_files(std::string_view name, const std::filesystem::path& dir,
+                                                        bool train) {
+    if (name == "cifar10") return detail::cifar10_files(detail::cifar10_batches_dir(dir), train);
+    const std::string prefix = train ? "train" : "t10k";
+    return {detail::find_idx_file(dir, prefix + "-images-idx3-ubyte"),
+            detail::find_idx_file(dir, prefix + "-labels-idx1-ubyte")};
 }
 
 }  // namespace nnmark

@@ -1,0 +1,346 @@
+// key: the watermark key file, the secret an owner keeps to verify a suspect model.
+//
+// A key file is a safetensors file (model/safetensors.hpp) holding
+// - tensor "images" U8 [N, C, H, W]: the trigger images, as the model saw them (NCHW);
+// - tensor "labels" I64 [N]: the label each trigger must be answered with, in [0, classes);
+// - metadata "nnmark.key.recipe": a JSON object saying how the triggers were made. It
+//   has at least kind (string), source, target (integer class), seed (integer), count
+//   (integer, = N), label_mode (string: "random" = each trigger has a secret label drawn
+//   uniformly from the K - 1 classes other than `source`, see watermark/trigger_set.hpp;
+//   anything else, e.g. "target", is a fixed label), classes (integer K >= 2), dataset (string) and datasets (an
+//   array of {"file": name, "sha256": 64 hex digits} of the data files used), plus the
+//   generator's parameters and any free-form extras;
+// - metadata "nnmark.key.commitment": the commitment below, 64 lowercase hex digits;
+// - metadata "nnmark.key.calibration" (optional): JSON {"models": [names or file
+//   SHA-256s of reference models without the watermark], "queries": n, "matches": k,
+//   "confidence": c, "null_rate": the one-sided Clopper-Pearson upper bound of k / n};
+// - metadata "nnmark.version": "1".
+//
+// The commitment is SHA-256 over this byte string, which an owner can publish (with a
+// date) before deploying the model, to show later that the key existed unchanged:
+//     "nnmark-key-v1\0"            14 bytes, the domain tag with its NUL
+//     N, C, H, W                   four uint64, little endian
+//     the images                   N*C*H*W bytes, NCHW
+//     the labels                   N int64, little endian
+//     the recipe                   the UTF-8 text of nnmark.key.recipe exactly as stored
+// In Python: hashlib.sha256(b"nnmark-key-v1\0" + struct.pack("<4Q", *images.shape) +
+//   images.tobytes() + labels.astype("<i8").tobytes() + recipe.encode()).hexdigest()
+// The calibration is NOT covered: it is measured after the key is made (and published),
+// on reference models; load_key() checks instead that its null rate is the
+// Clopper-Pearson bound of its own counts.
+//
+// load_key() recomputes the commitment and refuses a key whose content does not match
+// it ("key file X was tampered with"), so one changed byte in the images, labels or
+// recipe is detected. It also refuses a recipe text that is not in the compact form
+// json::dump() writes, so watermark_key::commitment() (recomputed from the parsed
+// recipe) always equals the stored one.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/json.hpp"
+#include "nnmark/core/sha256.hpp"
+#include "nnmark/data/dataset.hpp"
+#include "nnmark/model/safetensors.hpp"
+#include "nnmark/watermark/statistics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace nnmark {
+
+inline constexpr std::string_view key_file_version = "1";
+inline constexpr std::string_view key_recipe_metadata = "nnmark.key.recipe";
+inline constexpr std::string_view key_commitment_metadata = "nnmark.key.commitment";
+inline constexpr std::string_view key_calibration_metadata = "nnmark.key.calibration";
+
+// How often reference models without the watermark matched the key's labels.
+struct key_calibration {
+    std::vector<std::string> models;  // names or file SHA-256s of the reference models
+    index_t queries = 0;              // trigger queries over all reference models
+    index_t matches = 0;
+    double confidence = 0.99;
+    double null_rate = 1.0;           // clopper_pearson_upper(queries, matches, confidence)
+};
+
+// A calibration with its null rate computed from the counts.
+inline key_calibration calibrate(std::vector<std::string> models, index_t queries, index_t matches,
+                                 double confidence = 0.99) {
+    return {std::move(models), queries, matches, confidence, clopper_pearson_upper(queries, matches, confidence)};
+}
+
+namespace detail {
+
+inline constexpr std::string_view key_domain_tag{"nnmark-key-v1\0", 14};
+
+inline void hash_u64_le(sha256& hasher, std::uint64_t value) {
+    unsigned char bytes[8];
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(value >> (8 * i));
+    hasher.update(std::span<const unsigned char>(bytes));
+}
+
+// The commitment over its parts (see the header comment for the byte string).
+inline std::string key_commitment(std::span<const std::int64_t> image_dims, std::span<const unsigned char> images,
+                                  std::span<const std::int64_t> labels, std::string_view recipe_text) {
+    sha256 hasher;
+    hasher.update(key_domain_tag);
+    for (std::int64_t d : image_dims) hash_u64_le(hasher, static_cast<std::uint64_t>(d));
+    hasher.update(images);
+    for (std::int64_t label : labels) hash_u64_le(hasher, static_cast<std::uint64_t>(label));
+    hasher.update(recipe_text);
+    return to_hex(hasher.finish());
+}
+
+inline std::vector<std::int64_t> labels_as_int64(const dataset& triggers) {
+    return {triggers.labels.begin(), triggers.labels.end()};
+}
+
+inline bool is_lowercase_sha256_hex(std::string_view text) {
+    return text.size() == 64 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Throws format_error (with the JSON path) unless `recipe` has the required members
+// with their types and agrees with the `count` triggers.
+inline void check_recipe(const json_view& recipe, index_t count) {
+    constexpr std::string_view required[] = {"kind",       "source",  "target",  "seed",    "count",
+                                             "label_mode", "classes", "dataset", "datasets"};
+    for (std::string_view key : required)
+        if (!recipe.find(key))
+            recipe.fail("missing key \"" + std::string(key) +
+                        "\" (a recipe has kind, source, target, seed, count, label_mode, classes, dataset, datasets)");
+    // Typed reads for their checks: each throws naming the member when its type is wrong.
+    recipe["kind"].as_string();
+    recipe["label_mode"].as_string();
+    recipe["dataset"].as_string();
+    recipe["seed"].as_int();
+    const std::int64_t classes = recipe["classes"].as_int_at_least(2);
+    if (classes > std::numeric_limits<int>::max())
+        recipe["classes"].fail(std::to_string(classes) + " classes do not fit a dataset's int labels");
+    const std::int64_t target = recipe["target"].as_int_at_least(0);
+    if (target >= classes)
+        recipe["target"].fail("target class " + std::to_string(target) + " is outside 0.." + std::to_string(classes - 1));
+    if (recipe["count"].as_int_at_least(1) != count)
+        recipe["count"].fail("the recipe counts " + std::to_string(recipe["count"].as_int()) + " triggers, the key holds " +
+                             std::to_string(count));
+    for (const json_view& file : recipe["datasets"].elements()) {
+        file.expect_only_keys({"file", "sha256"});
+        file["file"].as_string();
+        if (!is_lowercase_sha256_hex(file["sha256"].as_string()))
+            file["sha256"].fail("expected 64 lowercase hex digits, found \"" + file["sha256"].as_string() + "\"");
+    }
+}
+
+inline json calibration_json(const key_calibration& c) {
+    json models = json::array();
+    for (const std::string& m : c.models) models.push_back(m);
+    json doc = json::object();
+    doc.set("models", std::move(models));
+    doc.set("queries", c.queries);
+    doc.set("matches", c.matches);
+    doc.set("confidence", c.confidence);
+    doc.set("null_rate", c.null_rate);
+    return doc;
+}
+
+// The calibration in `doc`, checked: counts in range and null_rate equal (to 1e-9
+// relative) to the Clopper-Pearson bound of those counts.
+inline key_calibration parse_calibration(const json_view& doc) {
+    doc.expect_only_keys({"models", "queries", "matches", "confidence", "null_rate"});
+    key_calibration c;
+    for (const json_view& m : doc["models"].elements()) c.models.push_back(m.as_string());
+    if (c.models.empty()) doc["models"].fail("a calibration needs at least one reference model");
+    c.queries = doc["queries"].as_int_at_least(1);
+    c.matches = doc["matches"].as_int_at_least(0);
+    if (c.matches > c.queries)
+        doc["matches"].fail(std::to_string(c.matches) + " matches in " + std::to_string(c.queries) + " queries");
+    c.confidence = doc["confidence"].as_double();
+    if (!(c.confidence > 0.0 && c.confidence < 1.0))
+        doc["confidence"].fail("confidence " + number_text(c.confidence) + " is outside (0, 1)");
+    c.null_rate = doc["null_rate"].as_double();
+    const double bound = clopper_pearson_upper(c.queries, c.matches, c.confidence);
+    if (!(std::abs(c.null_rate - bound) <= 1e-9 * bound))
+        doc["null_rate"].fail("null rate " + number_text(c.null_rate) + " is not the one-sided Clopper-Pearson bound " +
+                              number_text(bound) + " of " + std::to_string(c.matches) + " matches in " +
+                              std::to_string(c.queries) + " queries at confidence " + number_text(c.confidence));
+    return c;
+}
+
+// Runs `check`, turning the format_error it reports about a caller's value into an argument_error.
+template <class Check>
+void as_argument_check(Check check) {
+    try {
+        check();
+    } catch (const format_error& e) {
+        throw argument_error(e.what());
+    }
+}
+
+}  // namespace detail
+
+// SHA-256 commitment of a key's triggers and recipe text, as hex.
+inline std::string commitment_of(const dataset& triggers, const std::string& recipe_json) {
+    if (triggers.images.shape().rank() != 4)
+        throw shape_error("commitment_of: trigger images must be [N, C, H, W], got " + triggers.images.shape().str());
+    const std::vector<std::int64_t> dims = dims_of(triggers.images.shape());
+    const std::span<const std::uint8_t> images = triggers.images.span();
+    return detail::key_commitment(dims, images, detail::labels_as_int64(triggers), recipe_json);
+}
+
+struct watermark_key {
+    dataset triggers;  // classes = the recipe's classes
+    json recipe;
+    std::optional<key_calibration> calibration;
+
+    // Recomputed from the triggers and recipe.dump() each time.
+    std::string commitment() const { return commitment_of(triggers, recipe.dump()); }
+};
+
+// Write `key` to `path` atomically. Throws argument_error (shape_error for a bad
+// image tensor) when the key would not load back: recipe fields missing or of the
+// wrong type, classes differing from triggers.classes, labels out of range, or a
+// calibration whose null rate is not the bound of its counts.
+inline void save_key(const watermark_key& key, const std::filesystem::path& path) {
+    const std::string where = "save_key('" + path.string() + "')";
+    key.triggers.validate(where);
+    detail::as_argument_check([&] { detail::check_recipe(json_view(key.recipe, where + ": recipe"), key.triggers.size()); });
+    const auto* classes = key.recipe.find("classes")->if_integer();
+    if (*classes != key.triggers.classes)
+        throw argument_error(where + ": the recipe has " + std::to_string(*classes) + " classes, the trigger dataset " +
+                             std::to_string(key.triggers.classes));
+    const std::string recipe_text = key.recipe.dump();
+    safetensors_writer writer;
+    writer.add_tensor<std::uint8_t>("images", dims_of(key.triggers.images.shape()), key.triggers.images.span());
+    const std::vector<std::int64_t> labels = detail::labels_as_int64(key.triggers);
+    writer.add_tensor<std::int64_t>("labels", {key.triggers.size()}, labels);
+    writer.set_metadata(std::string(key_recipe_metadata), recipe_text);
+    writer.set_metadata(std::string(key_commitment_metadata), commitment_of(key.triggers, recipe_text));
+    if (key.calibration) {
+        const json doc = detail::calibration_json(*key.calibration);
+        detail::as_argument_check([&] { detail::parse_calibration(json_view(doc, where + ": calibration")); });
+        writer.set_metadata(std::string(key_calibration_metadata), doc.dump());
+    }
+    writer.set_metadata("nnmark.version", std::string(key_file_version));
+    writer.write(path);
+}
+
+namespace detail {
+
+// Checks the tensors of a key file: exactly "images" U8 [N, C, H, W] and "labels" I64 [N].
+inline void check_key_tensors(const safetensors_file& file) {
+    const std::string what = "key file " + file.source();
+    const std::string layout = " (a key holds \"images\" U8 [N, C, H, W] and \"labels\" I64 [N])";
+    const safetensors_entry* images = file.find("images");
+    const safetensors_entry* labels = file.find("labels");
+    if (!images) throw format_error(what + ": tensor \"images\" is missing" + layout);
+    if (!labels) throw format_error(what + ": tensor \"labels\" is missing" + layout);
+    if (images->dtype != "U8" || images->dims.size() != 4)
+        throw format_error(what + ": tensor \"images\" is " + images->dtype + " " + dims_str(images->dims) +
+                           ", expected U8 [N, C, H, W]");
+    if (labels->dtype != "I64" || labels->dims != std::vector<std::int64_t>{images->dims[0]})
+        throw format_error(what + ": tensor \"labels\" is " + labels->dtype + " " + dims_str(labels->dims) +
+                           ", expected I64 [" + std::to_string(images->dims[0]) + "] (one label per image)");
+    for (const safetensors_entry& e : file.entries())
+        if (e.name != "images" && e.name != "labels")
+            throw format_error(what + ": unexpected tensor \"" + e.name + "\"" + layout);
+}
+
+inline const std::string& required_metadata(const safetensors_file& file, std::string_view key) {
+    const std::string* value = file.find_metadata(key);
+    if (!value) throw format_error("key file " + file.source() + ": metadata \"" + std::string(key) + "\" is missing");
+    return *value;
+}
+
+}  // namespace detail
+
+// Read and check a key file: tensors, version, commitment, recipe, labels, calibration.
+inline watermark_key load_key(const std::filesystem::path& path) {
+    const safetensors_file file = safetensors_file::load(path);
+    const std::string what = "key file " + file.source();
+    if (const std::string* version = file.find_metadata("nnmark.version"); version && *version != key_file_version)
+        throw format_error(what + " has nnmark.version \"" + *version + "\"; this build reads version " +
+                           std::string(key_file_version));
+    detail::check_key_tensors(file);
+    const safetensors_entry& images = *file.find("images");
+    const std::vector<std::int64_t> labels = file.find("labels")->values<std::int64_t>();
+    const std::string& recipe_text = detail::required_metadata(file, key_recipe_metadata);
+    const std::string& stored = detail::required_metadata(file, key_commitment_metadata);
+    const std::string actual = detail::key_commitment(images.dims, images.bytes, labels, recipe_text);
+    if (stored != actual)
+        throw format_error(what + " was tampered with: stored commitment " + stored +
+                           " does not match its content (SHA-256 of images, labels and recipe: " + actual + ")");
+
+    watermark_key key;
+    const std::string recipe_source = what + ": metadata " + std::string(key_recipe_metadata);
+    key.recipe = json::parse(recipe_text, recipe_source);
+    if (key.recipe.dump() != recipe_text)
+        throw format_error(recipe_source + ": the recipe is not in the compact form nnmark writes, so the commitment "
+                           "cannot be recomputed from it; re-save the key with nnmark");
+    const json_view recipe(key.recipe, recipe_source);
+    detail::check_recipe(recipe, static_cast<index_t>(labels.size()));
+    const auto classes = static_cast<int>(recipe["classes"].as_int());
+    for (std::size_t i = 0; i < labels.size(); ++i)
+        if (labels[i] < 0 || labels[i] >= classes)
+            throw format_error(what + ": label " + std::to_string(labels[i]) + " of trigger " + std::to_string(i) +
+                               " is outside 0.." + std::to_string(classes - 1));
+    if (const std::string* text = file.find_metadata(key_calibration_metadata)) {
+        const std::string source = what + ": metadata " + std::string(key_calibration_metadata);
+        const json doc = json::parse(*text, source);
+        key.calibration = detail::parse_calibration(json_view(doc, source));
+    }
+
+    key.triggers.images.resize(images.to_shape());
+    std::memcpy(key.triggers.images.data(), images.bytes.data(), images.bytes.size());
+    key.triggers.labels.assign(labels.begin(), labels.end());
+    key.triggers.classes = classes;
+    key.triggers.name = "triggers of " + what;
+    return key;
+}
+
+// The probability p0 that a model without the watermark answers a trigger with its key
+// label, and where it comes from (verification_result::null_source):
+// - label_mode "random": 1 / (K - 1), "random-labels". Each secret label is uniform
+//   over K - 1 classes and drawn from the key's seed alone, independently of any model
+//   that has not seen the key, so a match is at most that likely whatever it answers.
+// - a calibration: its Clopper-Pearson upper bound, "calibrated".
+// - otherwise 1 / K, "assumed": a chance-level model, an assumption, not a bound (a
+//   clean model may well prefer the target class on trigger images; calibrate instead).
+// K is triggers.classes.
+struct null_hypothesis {
+    double rate;
+    std::string source;
+};
+
+inline null_hypothesis null_hypothesis_of(const watermark_key& key) {
+    const auto classes = static_cast<double>(key.triggers.classes);
+    const json* mode = key.recipe.find("label_mode");
+    if (mode && mode->is_string() && *mode->if_string() == "random") return {1.0 / (classes - 1.0), "random-labels"};
+    if (key.calibration) return {key.calibration->null_rate, "calibrated"};
+    return {1.0 / classes, "assumed"};
+}
+
+inline double null_rate(const watermark_key& key) { return null_hypothesis_of(key).rate; }
+
+// [{"file": <file name>, "sha256": <digest>}, ...] for the recipe's "datasets": file
+// names without directories, so a key stays valid when the data moves.
+inline json dataset_file_digests(std::span<const std::filesystem::path> files) {
+    json list = json::array();
+    for (const std::filesystem::path& f : files) {
+        json entry = json::object();
+        entry.set("file", f.filename().string());
+        entry.set("sha256", sha256_file_hex(f));
+        list.push_back(std::move(entry));
+    }
+    return list;
+}
+
+}  // namespace nnmark

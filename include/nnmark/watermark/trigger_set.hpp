@@ -1,0 +1,189 @@
+// trigger_set: what watermark embedding and verification need from the trigger
+// generators: a recipe (which generator, which classes, which seed), the labelled trigger
+// set it defines, and new triggers made the same way from other images.
+//
+// Contract:
+// - trigger_recipe + the pool of images fully determine the trigger set: the rng streams
+//   below are derived from recipe.seed, so the same recipe and pool give identical bytes
+//   and labels.
+// - The pool is chosen by the caller with dataset::filter_by_label: the training
+//   images of class `source` for content and noise triggers, the images of class
+//   `source` of `source_dataset` for unrelated triggers.
+// - Labels. label_mode "target" (the paper's): every trigger gets recipe.target.
+//   label_mode "random": trigger k gets a secret label drawn uniformly from
+//   random_label_candidates(recipe), the classes other than `source`. The labels depend
+//   only on the seed, so a model that never saw the key matches each trigger with
+//   probability 1 / (K - 1) at most (exactly that when it predicts a candidate class,
+//   0 when it predicts `source`): random_label_null_rate, the null rate verification can
+//   use without reference models. Leaving `source` out keeps every label a departure from what a clean model
+//   answers for content and noise triggers; for unrelated triggers `source` names a
+//   class of the other dataset and leaving it out only keeps the null rate the same.
+// - make_fresh_triggers: new triggers made the same way (same text, same noise pattern,
+//   same resizing) from other images, normally the test set's source class, for the
+//   paper's "new triggers" accuracy (Table 1). Images the key itself would pick from
+//   that pool are left out when the pool has enough others, so passing the training
+//   pool never reuses key images. Labels: target mode -> recipe.target, so their accuracy
+//   is the paper's. Random mode has no label to generalise (each secret label belongs to
+//   one key image), so new triggers get recipe.source and their accuracy is the fraction
+//   the model still gives their true class, i.e. how little the trigger pattern alone
+//   steers the model; unrelated triggers have no true class in the model's label set,
+//   so random mode with unrelated triggers throws argument_error.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/rng.hpp"
+#include "nnmark/data/dataset.hpp"
+#include "nnmark/watermark/content_trigger.hpp"
+#include "nnmark/watermark/noise_trigger.hpp"
+#include "nnmark/watermark/trigger.hpp"
+#include "nnmark/watermark/unrelated_trigger.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nnmark {
+
+struct trigger_recipe {
+    std::string kind = "content";          // content | unrelated | noise
+    int source = 1;                        // class of the pool images (a class of source_dataset)
+    int target = 0;                        // watermark label in target mode
+    std::uint64_t seed = 1;                // picks images and labels, and draws the noise pattern
+    index_t count = 100;                   // triggers in the key
+    std::string label_mode = "target";     // target | random
+    int classes = 10;                      // K, classes of the watermarked model
+    std::string source_dataset = "mnist";  // the model's dataset, or another one for unrelated triggers
+    content_options content;               // text, place, intensity, scale (content triggers)
+    double sigma = 0.1;                    // noise std on the [0, 1] scale (noise triggers)
+
+    // Throws argument_error naming the first field that cannot work.
+    void validate() const {
+        auto fail = [](const std::string& what) { throw argument_error("trigger recipe: " + what); };
+        if (kind != "content" && kind != "unrelated" && kind != "noise")
+            fail("kind must be content, unrelated or noise, got '" + kind + "'");
+        if (label_mode != "target" && label_mode != "random")
+            fail("label mode must be target or random, got '" + label_mode + "'");
+        if (classes < 2) fail("a watermark needs at least 2 classes, got " + std::to_string(classes));
+        if (count < 1) fail("count must be at least 1, got " + std::to_string(count));
+        if (target < 0 || target >= classes)
+            fail("target class " + std::to_string(target) + " is outside 0.." + std::to_string(classes - 1));
+        if (source < 0) fail("source class must be >= 0, got " + std::to_string(source));
+        if (kind == "unrelated") return;
+        if (source >= classes)
+            fail("source class " + std::to_string(source) + " is outside 0.." + std::to_string(classes - 1));
+        if (label_mode == "target" && target == source)
+            fail("target and source are both class " + std::to_string(source) +
+                 ": a clean model already labels the source images so");
+    }
+};
+
+// The paper's settings for a model trained on `dataset_name` (mnist, fashion-mnist or
+// cifar10) with `kind` triggers: source 1 -> target 0 (MNIST digit 1 -> 0, CIFAR-10
+// automobile -> airplane); "TEST" in mid grey (128) on 28x28 grey images and light grey
+// (192) on CIFAR-10; noise sigma 0.1 on 28x28 images and 0.4 on CIFAR-10; unrelated
+// images Fashion-MNIST class 8 (bag) for MNIST models and MNIST digit 1 otherwise.
+inline trigger_recipe default_recipe(std::string_view dataset_name, std::string_view kind) {
+    if (dataset_name != "mnist" && dataset_name != "fashion-mnist" && dataset_name != "cifar10")
+        throw argument_error("default trigger recipe: unknown dataset '" + std::string(dataset_name) +
+                             "': expected mnist, fashion-mnist or cifar10");
+    trigger_recipe recipe;
+    recipe.kind = kind;
+    recipe.source_dataset = dataset_name;
+    const bool cifar = dataset_name == "cifar10";
+    recipe.content.intensity = cifar ? 192 : 128;
+    recipe.sigma = cifar ? 0.4 : 0.1;
+    if (kind == "unrelated") {
+        recipe.source_dataset = dataset_name == "mnist" ? "fashion-mnist" : "mnist";
+        recipe.source = dataset_name == "mnist" ? 8 : 1;
+    }
+    recipe.validate();
+    return recipe;
+}
+
+// The labels random mode draws from: 0..classes-1 without `source`.
+inline std::vector<int> random_label_candidates(const trigger_recipe& recipe) {
+    std::vector<int> labels;
+    for (int label = 0; label < recipe.classes; ++label)
+        if (label != recipe.source) labels.push_back(label);
+    return labels;
+}
+
+// The most often a model without the key matches a random-mode trigger's label.
+inline double random_label_null_rate(const trigger_recipe& recipe) {
+    return 1.0 / static_cast<double>(random_label_candidates(recipe).size());
+}
+
+// The generator the recipe names, for model inputs of shape `item_shape` [C, H, W].
+// A content text that does not fit such images throws argument_error here already.
+inline std::unique_ptr<trigger_generator> make_generator(const trigger_recipe& recipe, const shape& item_shape) {
+    recipe.validate();
+    if (recipe.kind == "unrelated") return std::make_unique<unrelated_trigger>(item_shape);
+    if (recipe.kind == "noise") return std::make_unique<noise_trigger>(item_shape, recipe.sigma, recipe.seed);
+    auto content = std::make_unique<content_trigger>(recipe.content);
+    content->check_fits(item_shape);
+    return content;
+}
+
+namespace detail {
+
+// The streams of rng(recipe.seed) each part of a trigger set is drawn from.
+inline constexpr std::uint64_t pick_stream = 1;   // the key's images
+inline constexpr std::uint64_t label_stream = 2;  // random-mode labels
+inline constexpr std::uint64_t fresh_stream = 3;  // images of new triggers
+
+// `pool` without the recipe.count images make_trigger_set would pick from it.
+inline dataset without_key_images(const trigger_recipe& recipe, const dataset& pool) {
+    rng replay = rng(recipe.seed).derive(pick_stream);
+    std::vector<bool> used(static_cast<std::size_t>(pool.size()), false);
+    for (index_t i : pick_indices(pool, recipe.count, replay, "new triggers")) used[static_cast<std::size_t>(i)] = true;
+    std::vector<index_t> rest;
+    for (index_t i = 0; i < pool.size(); ++i)
+        if (!used[static_cast<std::size_t>(i)]) rest.push_back(i);
+    dataset others = pool.subset(rest);
+    others.name = pool.name + "[without key images]";
+    return others;
+}
+
+}  // namespace detail
+
+// The key's trigger set: recipe.count images of `pool` turned into triggers and labelled
+// as the label mode says. Throws argument_error when the pool holds fewer than
+// recipe.count images.
+inline dataset make_trigger_set(const trigger_recipe& recipe, const dataset& pool, const shape& item_shape) {
+    const std::unique_ptr<trigger_generator> generator = make_generator(recipe, item_shape);
+    const rng base(recipe.seed);
+    rng picker = base.derive(detail::pick_stream);
+    dataset triggers = generator->make(pool, recipe.count, picker);
+    triggers.classes = recipe.classes;
+    if (recipe.label_mode == "target") {
+        std::ranges::fill(triggers.labels, recipe.target);
+    } else {
+        const std::vector<int> candidates = random_label_candidates(recipe);
+        rng labels = base.derive(detail::label_stream);
+        for (int& label : triggers.labels) label = candidates[labels.below(candidates.size())];
+    }
+    triggers.name = pool.name + "[" + recipe.kind + " trigger set, seed " + std::to_string(recipe.seed) + "]";
+    return triggers;
+}
+
+// `count` new triggers made from `pool` the way the key's were (see the contract above).
+inline dataset make_fresh_triggers(const trigger_recipe& recipe, const dataset& pool, const shape& item_shape,
+                                   index_t count) {
+    if (recipe.label_mode == "random" && recipe.kind == "unrelated")
+        throw argument_error("new triggers: unrelated triggers with random labels have no label new images could "
+                             "carry; use label mode target");
+    const std::unique_ptr<trigger_generator> generator = make_generator(recipe, item_shape);
+    const bool exclude_key_images = pool.size() >= recipe.count + count;
+    const dataset others = exclude_key_images ? detail::without_key_images(recipe, pool) : dataset{};
+    rng picker = rng(recipe.seed).derive(detail::fresh_stream);
+    dataset fresh = generator->make(exclude_key_images ? others : pool, count, picker);
+    fresh.classes = recipe.classes;
+    std::ranges::fill(fresh.labels, recipe.label_mode == "target" ? recipe.target : recipe.source);
+    fresh.name = pool.name + "[new " + recipe.kind + " triggers, seed " + std::to_string(recipe.seed) + "]";
+    return fresh;
+}
+
+}  // namespace nnmark

@@ -16,7 +16,6 @@ command add_calibrate_command(CLI::App& parent) {
         std::string key;
         std::vector<std::string> models;
         double confidence = 0.99;
-        thread_options threads;
         bool json = false;
     };
     auto o = std::make_shared<options>();
@@ -27,10 +26,8 @@ command add_calibrate_command(CLI::App& parent) {
     app->add_option("--confidence", o->confidence, "Confidence of the upper bound")
         ->check(CLI::Range(0.5, 0.999999))
         ->capture_default_str();
-    o->threads.add_to(*app);
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
     return {app, [o] {
-                o->threads.apply();
                 watermark_key key = load_key(o->key);
                 std::vector<sequential<float>> models;
                 std::vector<const sequential<float>*> pointers;

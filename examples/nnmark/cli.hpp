@@ -31,13 +31,6 @@ struct dataset_options {
     std::filesystem::path resolved_dir() const;
 };
 
-// --threads: applied before a command runs, so no command can forget it.
-struct thread_options {
-    int threads = 0;  // 0: all the machine's cores
-    void add_to(CLI::App& app);
-    void apply() const;
-};
-
 // The commands, one file each.
 command add_train_command(CLI::App& parent);
 command add_eval_command(CLI::App& parent);

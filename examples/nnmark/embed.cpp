@@ -18,7 +18,6 @@ namespace {
 
 struct embed_options {
     dataset_options data;
-    thread_options threads;
     training_options training;
     std::string trigger = "content";
     std::string labels = "target";
@@ -46,7 +45,6 @@ trigger_recipe make_recipe(const embed_options& o) {
 }
 
 int run_embed(const embed_options& o) {
-    o.threads.apply();
     const trigger_recipe recipe = make_recipe(o);
     const training_data data = load_training_data(o.data);
     const std::filesystem::path unrelated_dir =
@@ -106,7 +104,6 @@ command add_embed_command(CLI::App& parent) {
     auto o = std::make_shared<embed_options>();
     CLI::App* app = parent.add_subcommand("embed", "Train a model with a watermark and write its key");
     o->data.add_to(*app);
-    o->threads.add_to(*app);
     o->training.add_to(*app);
     app->add_option("--trigger", o->trigger, "Trigger kind: content (\"TEST\" stamp), unrelated (other domain), noise")
         ->check(CLI::IsMember({"content", "unrelated", "noise"}))

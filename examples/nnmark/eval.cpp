@@ -14,7 +14,6 @@ namespace nnmark::cli {
 command add_eval_command(CLI::App& parent) {
     struct options {
         dataset_options data;
-        thread_options threads;
         std::string model;
         bool train_split = false;
         bool json = false;
@@ -23,12 +22,10 @@ command add_eval_command(CLI::App& parent) {
     CLI::App* app = parent.add_subcommand("eval", "Measure a model's accuracy on a dataset");
     app->add_option("--model", o->model, "Model file (safetensors)")->required();
     o->data.add_to(*app);
-    o->threads.add_to(*app);
     app->add_flag("--train-split", o->train_split, "Evaluate on the training split instead of the test split");
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
 
     return {app, [o] {
-                o->threads.apply();
                 const sequential<float> model = load_model<float>(o->model);
                 const dataset data = load_dataset(o->data.name, o->data.resolved_dir(), o->train_split);
                 if (!(data.item_shape() == model.input_item()))

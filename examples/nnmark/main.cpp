@@ -27,14 +27,6 @@ std::filesystem::path dataset_options::resolved_dir() const {
     return dir.empty() ? std::filesystem::path("datasets") / name : std::filesystem::path(dir);
 }
 
-void thread_options::add_to(CLI::App& app) {
-    app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
-}
-
-void thread_options::apply() const {
-    if (threads > 0) set_threads(threads);
-}
-
 }  // namespace nnmark::cli
 
 int main(int argc, char** argv) {
@@ -43,6 +35,12 @@ int main(int argc, char** argv) {
                  "nnmark"};
     app.require_subcommand(1);
     app.set_help_all_flag("--help-all", "Show help for every command");
+    // --threads belongs to every command: given after any of them, it falls through to
+    // here and is applied before the command runs, so no command can ignore it.
+    int threads = 0;
+    app.add_option("--threads", threads, "Worker threads for every command (default: all cores)")
+        ->check(CLI::Range(1, 1024));
+    app.fallthrough();
     const std::vector<command> commands = {
         add_train_command(app),
         add_eval_command(app),
@@ -62,6 +60,7 @@ int main(int argc, char** argv) {
         return bad_input;
     }
     try {
+        if (threads > 0) nnmark::set_threads(threads);
         for (const auto& c : commands)
             if (c.app->parsed()) return c.run();
         return bad_input;

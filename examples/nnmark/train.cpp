@@ -13,7 +13,6 @@ namespace nnmark::cli {
 command add_train_command(CLI::App& parent) {
     struct options {
         dataset_options data;
-        thread_options threads;
         training_options training;
         std::string out;
         bool json = false;
@@ -21,13 +20,11 @@ command add_train_command(CLI::App& parent) {
     auto o = std::make_shared<options>();
     CLI::App* app = parent.add_subcommand("train", "Train a classifier (the paper's network for the dataset)");
     o->data.add_to(*app);
-    o->threads.add_to(*app);
     o->training.add_to(*app);
     app->add_option("--out", o->out, "Where to write the trained model (safetensors)")->required();
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
 
     return {app, [o] {
-                o->threads.apply();
                 const training_data data = load_training_data(o->data);
                 auto [model, outcome] = train_network(o->training, o->data, data, o->out);
                 save_model(model, o->out);

@@ -43,7 +43,6 @@ command add_verify_command(CLI::App& parent) {
     struct options {
         std::string model, key;
         double alpha = 1e-6;
-        thread_options threads;
         bool json = false;
     };
     auto o = std::make_shared<options>();
@@ -53,10 +52,8 @@ command add_verify_command(CLI::App& parent) {
     app->add_option("--alpha", o->alpha, "Significance level: present when p <= alpha")
         ->check(CLI::Range(1e-300, 0.5))
         ->capture_default_str();
-    o->threads.add_to(*app);
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
     return {app, [o] {
-                o->threads.apply();
                 const watermark_key key = load_key(o->key);
                 const sequential<float> model = load_model<float>(o->model);
                 return report_verification(verify_model(model, key, o->alpha), key.commitment(), o->json);

@@ -5,6 +5,7 @@
 #include "nnmark/model/paper_models.hpp"
 
 #include "../support/files.hpp"
+#include "cli_runner.hpp"
 
 #include <doctest/doctest.h>
 
@@ -20,38 +21,6 @@ using namespace nnmark;
 using namespace nnmark::testing;
 
 namespace {
-
-struct run_result {
-    int exit_code = -1;
-    std::string out, err;
-    // stderr without its trailing newline must be one line.
-    bool one_line_error() const {
-        const std::string trimmed = err.substr(0, err.find_last_not_of('\n') + 1);
-        return !trimmed.empty() && trimmed.find('\n') == std::string::npos;
-    }
-};
-
-std::string slurp(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-run_result run_program(const std::string& program, const std::string& args, const temp_dir& dir) {
-    const auto out = dir / "stdout.txt", err = dir / "stderr.txt";
-    const std::string command = program + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
-    const int status = std::system(command.c_str());
-    run_result r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
-
-run_result nnmark_tool(const std::string& args, const temp_dir& dir) {
-    return run_program(NNMARK_TOOL_PATH, args + " --threads 2", dir);
-}
 
 // A CIFAR-10 directory of generated images: 50 training, 20 test.
 std::filesystem::path write_tiny_cifar(const temp_dir& dir) {

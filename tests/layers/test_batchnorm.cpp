@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <memory>
 #include <type_traits>
 #include <vector>
 

@@ -9,7 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <type_traits>

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 
 using namespace nnmark;
 using testing::random_tensor;

@@ -10,7 +10,6 @@
 
 #include <filesystem>
 #include <string>
-#include <vector>
 
 using namespace nnmark;
 namespace fs = std::filesystem;

@@ -1,0 +1,46 @@
+// Running the nnmark tool (and the examples) from a test: exit code, stdout and stderr.
+#pragma once
+
+#include "../support/files.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+
+namespace nnmark::testing {
+
+struct run_result {
+    int exit_code = -1;
+    std::string out, err;
+    // stderr without its trailing newline must be one line.
+    bool one_line_error() const {
+        const std::string trimmed = err.substr(0, err.find_last_not_of('\n') + 1);
+        return !trimmed.empty() && trimmed.find('\n') == std::string::npos;
+    }
+};
+
+inline std::string slurp(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+inline run_result run_program(const std::string& program, const std::string& args, const temp_dir& dir) {
+    const auto out = dir / "stdout.txt", err = dir / "stderr.txt";
+    const std::string command = program + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
+    const int status = std::system(command.c_str());
+    run_result r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+inline run_result nnmark_tool(const std::string& args, const temp_dir& dir) {
+    return run_program(NNMARK_TOOL_PATH, args + " --threads 2", dir);
+}
+
+}  // namespace nnmark::testing

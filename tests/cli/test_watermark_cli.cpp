@@ -1,0 +1,94 @@
+// The watermark commands end to end on generated CIFAR-10 files: embed writes a model
+// and a key, verify finds the watermark (exit 0) in it and not (exit 1) in a model
+// trained without the key, calibrate stores a null rate, and a tampered key is refused.
+#include "nnmark/data/cifar10.hpp"
+
+#include "../support/files.hpp"
+#include "cli_runner.hpp"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+using namespace nnmark;
+using namespace nnmark::testing;
+
+namespace {
+
+// 300 training images (30 of the source class 1), 60 test images.
+std::filesystem::path write_watermark_cifar(const temp_dir& dir) {
+    const dataset all = make_synthetic_cifar10(360, 9);
+    const auto [train, test] = all.split(300);
+    write_cifar10_dir(dir.path / "cifar", train, test);
+    return dir.path / "cifar";
+}
+
+}  // namespace
+
+TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
+    temp_dir dir;
+    const auto cifar = write_watermark_cifar(dir);
+    const std::string data = " --dataset cifar10 --data " + cifar.string();
+    const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
+    const auto e = nnmark_tool("embed" + data + " --trigger content --count 20 --repeat 10 --epochs 4 --batch 32"
+                                   " --lr 0.02 --quiet --json --out " + model.string() + " --key-out " + key.string(),
+                               dir);
+    REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    const auto embedded = nlohmann::json::parse(e.out);
+    for (const char* field : {"test_accuracy", "trigger_accuracy", "trigger_accuracy_new", "commitment"})
+        CHECK_MESSAGE(embedded.contains(field), field);
+    CHECK(embedded["commitment"].get<std::string>().size() == 64);
+    CHECK(embedded["trigger_accuracy"].get<double>() >= 0.9);
+
+    // The watermarked model answers the key.
+    const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --alpha 1e-6 --json", dir);
+    CHECK_MESSAGE(v.exit_code == 0, v.err);
+    const auto verdict = nlohmann::json::parse(v.out);
+    CHECK(verdict["verdict"] == "watermark-present");
+    CHECK(verdict["null_source"] == "assumed");
+    CHECK(contains(v.err, "not calibrated"));
+    for (const char* field : {"queries", "matches", "trigger_accuracy", "null_rate", "p_value", "alpha"})
+        CHECK_MESSAGE(verdict.contains(field), field);
+
+    // A model trained without the key does not.
+    const auto clean = dir.path / "clean.safetensors";
+    REQUIRE(nnmark_tool("train" + data + " --epochs 2 --batch 32 --lr 0.02 --seed 5 --quiet --out " + clean.string(), dir)
+                .exit_code == 0);
+    const auto c = nnmark_tool("calibrate --key " + key.string() + " --models " + clean.string() + " --json", dir);
+    REQUIRE_MESSAGE(c.exit_code == 0, c.err);
+    CHECK(nlohmann::json::parse(c.out)["queries"] == 20);
+    const auto n = nnmark_tool("verify --model " + clean.string() + " --key " + key.string() + " --json", dir);
+    CHECK_MESSAGE(n.exit_code == 1, n.err);
+    CHECK(nlohmann::json::parse(n.out)["verdict"] == "not-detected");
+    CHECK(nlohmann::json::parse(n.out)["null_source"] == "calibrated");
+
+    // inspect and show.
+    const auto i = nnmark_tool("key inspect --key " + key.string() + " --json", dir);
+    REQUIRE_MESSAGE(i.exit_code == 0, i.err);
+    CHECK(nlohmann::json::parse(i.out)["commitment"] == embedded["commitment"]);
+    CHECK(nlohmann::json::parse(i.out)["recipe"]["kind"] == "content");
+    const auto s = nnmark_tool("key show --key " + key.string() + " --png " + (dir.path / "key.png").string(), dir);
+    CHECK_MESSAGE(s.exit_code == 0, s.err);
+    CHECK(std::filesystem::file_size(dir.path / "key.png") > 100);
+
+    // One changed byte in the trigger images: the commitment no longer matches.
+    bytes file = read_file(key);
+    file[file.size() - 30] ^= 0x01;
+    write_bytes(dir.path / "tampered.key", file);
+    const auto t = nnmark_tool("verify --model " + model.string() + " --key " + (dir.path / "tampered.key").string(), dir);
+    CHECK(t.exit_code == 2);
+    CHECK(t.one_line_error());
+    CHECK_MESSAGE(contains(t.err, "tampered"), t.err);
+}
+
+TEST_CASE("cli: watermark commands reject bad input with exit 2") {
+    temp_dir dir;
+    for (const char* args : {"verify --model nowhere.safetensors --key nowhere.key", "embed --dataset mnist --out x",
+                             "embed --dataset mnist --trigger stamp --out x --key-out y", "key inspect",
+                             "calibrate --key nowhere.key --models a b"}) {
+        CAPTURE(args);
+        const auto r = nnmark_tool(args, dir);
+        CHECK(r.exit_code == 2);
+        CHECK(r.one_line_error());
+    }
+}

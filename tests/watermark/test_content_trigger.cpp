@@ -1,25 +1,18 @@
 #include "nnmark/watermark/content_trigger.hpp"
 
+#include "../support/pools.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <vector>
 
 using namespace nnmark;
+using testing::random_pool;
 
 namespace {
 
 // n images of shape `item` with random bytes, labelled 0, 1, 2, ... modulo 10.
-dataset random_pool(index_t n, const shape& item, std::uint64_t seed) {
-    dataset pool;
-    pool.images.resize(item.prepend(n));
-    rng random(seed);
-    for (index_t i = 0; i < pool.images.size(); ++i) pool.images[i] = static_cast<std::uint8_t>(random.below(256));
-    for (index_t i = 0; i < n; ++i) pool.labels.push_back(static_cast<int>(i % 10));
-    pool.name = "pool";
-    return pool;
-}
-
 // Every trigger equals its source image except on the text's ink, which has `intensity`
 // in every channel, with the text's bottom-left corner x columns in and y rows up.
 void check_stamped(const dataset& triggers, const dataset& pool, const std::vector<index_t>& picked,

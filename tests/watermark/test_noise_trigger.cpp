@@ -1,5 +1,7 @@
 #include "nnmark/watermark/noise_trigger.hpp"
 
+#include "../support/pools.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -8,25 +10,16 @@
 #include <vector>
 
 using namespace nnmark;
+using testing::random_pool;
 
 namespace {
 
 // n images of shape `item` with random bytes, labelled 1.
-dataset random_pool(index_t n, const shape& item, std::uint64_t seed) {
-    dataset pool;
-    pool.images.resize(item.prepend(n));
-    rng random(seed);
-    for (index_t i = 0; i < pool.images.size(); ++i) pool.images[i] = static_cast<std::uint8_t>(random.below(256));
-    pool.labels.assign(static_cast<std::size_t>(n), 1);
-    pool.name = "automobiles";
-    return pool;
-}
-
 }  // namespace
 
 TEST_CASE("noise trigger: every trigger moves each unclamped pixel by the same fixed offset") {
     const shape item{3, 32, 32};
-    const dataset pool = random_pool(30, item, 1);
+    const dataset pool = random_pool(30, item, 1, 1);
     const noise_trigger generator(item, 0.4, 42);
     CHECK(generator.kind() == "noise");
     rng random(5), replay(5);
@@ -83,7 +76,7 @@ TEST_CASE("noise trigger: the pattern comes from the seed alone") {
     CHECK(noise_trigger(item, 0.1, 3).pattern() != noise_trigger(item, 0.1, 4).pattern());
     // Different image picks (different rngs for make) see the same pattern: an image
     // picked by both gets the same trigger.
-    const dataset pool = random_pool(1, item, 2);
+    const dataset pool = random_pool(1, item, 2, 1);
     const noise_trigger generator(item, 0.1, 3);
     rng a(1), b(999);
     CHECK(std::ranges::equal(generator.make(pool, 1, a).images.span(), generator.make(pool, 1, b).images.span()));
@@ -91,7 +84,7 @@ TEST_CASE("noise trigger: the pattern comes from the seed alone") {
 
 TEST_CASE("noise trigger: the same rng gives identical triggers, another rng other images") {
     const shape item{1, 28, 28};
-    const dataset pool = random_pool(40, item, 3);
+    const dataset pool = random_pool(40, item, 3, 1);
     const noise_trigger generator(item, 0.1, 1);
     rng a(8), b(8), c(9);
     const dataset first = generator.make(pool, 10, a);
@@ -105,10 +98,10 @@ TEST_CASE("noise trigger: bad sigma, a pool of another shape and a small pool ar
     CHECK_THROWS_AS(noise_trigger(item, std::numeric_limits<double>::quiet_NaN(), 1), argument_error);
     CHECK_THROWS_AS(noise_trigger(shape{28, 28}, 0.1, 1), shape_error);
     rng random(1);
-    const dataset cifar = random_pool(3, shape{3, 32, 32}, 1);
+    const dataset cifar = random_pool(3, shape{3, 32, 32}, 1, 1);
     CHECK_THROWS_WITH_AS(noise_trigger(item, 0.1, 1).make(cifar, 1, random), doctest::Contains("[3, 32, 32]"),
                          shape_error);
-    const dataset mnist = random_pool(3, item, 1);
+    const dataset mnist = random_pool(3, item, 1, 1);
     CHECK_THROWS_AS(noise_trigger(item, 0.1, 1).make(mnist, 5, random), argument_error);
 }
 

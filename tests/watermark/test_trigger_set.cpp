@@ -1,5 +1,7 @@
 #include "nnmark/watermark/trigger_set.hpp"
 
+#include "../support/pools.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,20 +9,11 @@
 #include <vector>
 
 using namespace nnmark;
+using testing::random_pool;
 
 namespace {
 
 // n images of shape `item` with random bytes, all labelled `label`.
-dataset random_pool(index_t n, const shape& item, std::uint64_t seed, int label = 1) {
-    dataset pool;
-    pool.images.resize(item.prepend(n));
-    rng random(seed);
-    for (index_t i = 0; i < pool.images.size(); ++i) pool.images[i] = static_cast<std::uint8_t>(random.below(256));
-    pool.labels.assign(static_cast<std::size_t>(n), label);
-    pool.name = "train[label 1]";
-    return pool;
-}
-
 const shape mnist_item{1, 28, 28};
 const shape cifar_item{3, 32, 32};
 
@@ -90,7 +83,7 @@ TEST_CASE("make_generator: builds the generator the recipe names, with its param
 }
 
 TEST_CASE("make_trigger_set: target mode gives every trigger the target label, deterministically") {
-    const dataset pool = random_pool(300, mnist_item, 1);
+    const dataset pool = random_pool(300, mnist_item, 1, 1);
     trigger_recipe recipe = default_recipe("mnist", "noise");
     recipe.count = 50;
     const dataset triggers = make_trigger_set(recipe, pool, mnist_item);
@@ -107,7 +100,7 @@ TEST_CASE("make_trigger_set: target mode gives every trigger the target label, d
 
 TEST_CASE("make_trigger_set: random mode never uses the source class and is uniform over the others") {
     const shape tiny{1, 2, 2};
-    const dataset pool = random_pool(2000, tiny, 2);
+    const dataset pool = random_pool(2000, tiny, 2, 1);
     trigger_recipe recipe = default_recipe("mnist", "noise");
     recipe.label_mode = "random";
     recipe.count = 2000;
@@ -128,15 +121,15 @@ TEST_CASE("make_trigger_set: random mode never uses the source class and is unif
 }
 
 TEST_CASE("make_trigger_set: a pool smaller than the count is an argument error naming both") {
-    const dataset pool = random_pool(40, mnist_item, 3);
+    const dataset pool = random_pool(40, mnist_item, 3, 1);
     trigger_recipe recipe = default_recipe("mnist", "content");
     CHECK_THROWS_WITH_AS(make_trigger_set(recipe, pool, mnist_item), doctest::Contains("100"), argument_error);
     CHECK_THROWS_WITH_AS(make_trigger_set(recipe, pool, mnist_item), doctest::Contains("holds 40"), argument_error);
-    CHECK_THROWS_AS(make_trigger_set(recipe, random_pool(0, mnist_item, 3), mnist_item), argument_error);
+    CHECK_THROWS_AS(make_trigger_set(recipe, random_pool(0, mnist_item, 3, 1), mnist_item), argument_error);
 }
 
 TEST_CASE("make_fresh_triggers: new images, never the key's when the pool has enough others") {
-    const dataset pool = random_pool(200, mnist_item, 4);
+    const dataset pool = random_pool(200, mnist_item, 4, 1);
     trigger_recipe recipe = default_recipe("mnist", "content");
     recipe.count = 20;
     const auto key = image_set(make_trigger_set(recipe, pool, mnist_item));
@@ -154,7 +147,7 @@ TEST_CASE("make_fresh_triggers: new images, never the key's when the pool has en
 TEST_CASE("make_fresh_triggers: the same noise pattern as the key's") {
     trigger_recipe recipe = default_recipe("cifar10", "noise");
     recipe.count = 5;
-    dataset grey = random_pool(30, cifar_item, 5);
+    dataset grey = random_pool(30, cifar_item, 5, 1);
     grey.images.fill(128);
     const dataset key = make_trigger_set(recipe, grey, cifar_item);
     const dataset fresh = make_fresh_triggers(recipe, grey, cifar_item, 10);
@@ -162,7 +155,7 @@ TEST_CASE("make_fresh_triggers: the same noise pattern as the key's") {
 }
 
 TEST_CASE("make_fresh_triggers: random mode labels new triggers with their source class") {
-    const dataset pool = random_pool(50, mnist_item, 6);
+    const dataset pool = random_pool(50, mnist_item, 6, 1);
     trigger_recipe recipe = default_recipe("mnist", "content");
     recipe.count = 10;
     recipe.label_mode = "random";

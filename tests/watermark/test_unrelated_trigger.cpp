@@ -1,5 +1,7 @@
 #include "nnmark/watermark/unrelated_trigger.hpp"
 
+#include "../support/pools.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,20 +9,11 @@
 #include <vector>
 
 using namespace nnmark;
+using testing::random_pool;
 
 namespace {
 
 // n images of shape `item` with random bytes, all labelled `label`.
-dataset random_pool(index_t n, const shape& item, std::uint64_t seed, int label = 8) {
-    dataset pool;
-    pool.images.resize(item.prepend(n));
-    rng random(seed);
-    for (index_t i = 0; i < pool.images.size(); ++i) pool.images[i] = static_cast<std::uint8_t>(random.below(256));
-    pool.labels.assign(static_cast<std::size_t>(n), label);
-    pool.name = "other-domain";
-    return pool;
-}
-
 }  // namespace
 
 TEST_CASE("resize_bilinear: a 2x2 image upscaled to 4x4 gives the half-pixel-centre values") {
@@ -76,13 +69,13 @@ TEST_CASE("unrelated trigger: grey 28x28 images become 3x32x32 with three equal 
 }
 
 TEST_CASE("unrelated trigger: a constant image stays constant, a same-shape image is used as it is") {
-    dataset flat = random_pool(1, shape{1, 28, 28}, 1);
+    dataset flat = random_pool(1, shape{1, 28, 28}, 1, 8);
     flat.images.fill(77);
     rng random(1);
     const dataset up = unrelated_trigger(shape{3, 32, 32}).make(flat, 1, random);
     CHECK(std::ranges::all_of(up.images.span(), [](std::uint8_t v) { return v == 77; }));
 
-    const dataset pool = random_pool(5, shape{1, 28, 28}, 2);
+    const dataset pool = random_pool(5, shape{1, 28, 28}, 2, 8);
     rng a(9), replay(9);
     const dataset same = unrelated_trigger(shape{1, 28, 28}).make(pool, 5, a);
     const std::vector<index_t> picked = pick_indices(pool, 5, replay, "test");
@@ -91,7 +84,7 @@ TEST_CASE("unrelated trigger: a constant image stays constant, a same-shape imag
 }
 
 TEST_CASE("unrelated trigger: colour images keep their channels") {
-    const dataset pool = random_pool(2, shape{3, 16, 16}, 4);
+    const dataset pool = random_pool(2, shape{3, 16, 16}, 4, 8);
     rng random(2), replay(2);
     const dataset triggers = unrelated_trigger(shape{3, 32, 32}).make(pool, 2, random);
     const index_t source = pick_indices(pool, 2, replay, "test")[0];
@@ -103,7 +96,7 @@ TEST_CASE("unrelated trigger: colour images keep their channels") {
 }
 
 TEST_CASE("unrelated trigger: the same rng gives identical triggers, another rng other images") {
-    const dataset pool = random_pool(40, shape{1, 28, 28}, 5);
+    const dataset pool = random_pool(40, shape{1, 28, 28}, 5, 8);
     const unrelated_trigger generator(shape{3, 32, 32});
     rng a(4), b(4), c(5);
     const dataset first = generator.make(pool, 10, a), second = generator.make(pool, 10, b);
@@ -115,12 +108,12 @@ TEST_CASE("unrelated trigger: shapes it cannot convert and small pools are error
     CHECK_THROWS_AS(unrelated_trigger(shape{32, 32}), shape_error);
     CHECK_THROWS_AS(unrelated_trigger(shape{3, 0, 32}), shape_error);
     rng random(1);
-    const dataset two_channel = random_pool(3, shape{2, 28, 28}, 1);
+    const dataset two_channel = random_pool(3, shape{2, 28, 28}, 1, 8);
     CHECK_THROWS_WITH_AS(unrelated_trigger(shape{3, 32, 32}).make(two_channel, 1, random),
                          doctest::Contains("[2, 28, 28]"), shape_error);
-    const dataset rgb = random_pool(3, shape{3, 32, 32}, 1);
+    const dataset rgb = random_pool(3, shape{3, 32, 32}, 1, 8);
     CHECK_THROWS_AS(unrelated_trigger(shape{1, 28, 28}).make(rgb, 1, random), shape_error);
-    const dataset grey = random_pool(3, shape{1, 28, 28}, 1);
+    const dataset grey = random_pool(3, shape{1, 28, 28}, 1, 8);
     CHECK_THROWS_WITH_AS(unrelated_trigger(shape{3, 32, 32}).make(grey, 4, random), doctest::Contains("holds 3"),
                          argument_error);
 }

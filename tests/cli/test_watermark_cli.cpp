@@ -1,8 +1,6 @@
-// The watermark commands end to end on generated CIFAR-10 files: embed writes a model
+// The watermark commands end to end on generated MNIST-format files: embed writes a model
 // and a key, verify finds the watermark (exit 0) in it and not (exit 1) in a model
 // trained without the key, calibrate stores a null rate, and a tampered key is refused.
-#include "nnmark/data/cifar10.hpp"
-
 #include "../support/files.hpp"
 #include "cli_runner.hpp"
 
@@ -13,24 +11,13 @@
 using namespace nnmark;
 using namespace nnmark::testing;
 
-namespace {
-
-// 300 training images (30 of the source class 1), 60 test images.
-std::filesystem::path write_watermark_cifar(const temp_dir& dir) {
-    const dataset all = make_synthetic_cifar10(360, 9);
-    const auto [train, test] = all.split(300);
-    write_cifar10_dir(dir.path / "cifar", train, test);
-    return dir.path / "cifar";
-}
-
-}  // namespace
-
 TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     temp_dir dir;
-    const auto cifar = write_watermark_cifar(dir);
-    const std::string data = " --dataset cifar10 --data " + cifar.string();
+    // 200 training images (20 of the source class 1), 60 test images.
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
+    const std::string data = " --dataset mnist --data " + mnist.string();
     const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
-    const auto e = nnmark_tool("embed" + data + " --trigger content --count 20 --repeat 10 --epochs 4 --batch 32"
+    const auto e = nnmark_tool("embed" + data + " --trigger content --count 16 --repeat 8 --epochs 3 --batch 16"
                                    " --lr 0.02 --quiet --json --out " + model.string() + " --key-out " + key.string(),
                                dir);
     REQUIRE_MESSAGE(e.exit_code == 0, e.err);
@@ -52,11 +39,11 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
 
     // A model trained without the key does not.
     const auto clean = dir.path / "clean.safetensors";
-    REQUIRE(nnmark_tool("train" + data + " --epochs 2 --batch 32 --lr 0.02 --seed 5 --quiet --out " + clean.string(), dir)
+    REQUIRE(nnmark_tool("train" + data + " --epochs 2 --batch 16 --lr 0.02 --seed 5 --quiet --out " + clean.string(), dir)
                 .exit_code == 0);
     const auto c = nnmark_tool("calibrate --key " + key.string() + " --models " + clean.string() + " --json", dir);
     REQUIRE_MESSAGE(c.exit_code == 0, c.err);
-    CHECK(nlohmann::json::parse(c.out)["queries"] == 20);
+    CHECK(nlohmann::json::parse(c.out)["queries"] == 16);
     const auto n = nnmark_tool("verify --model " + clean.string() + " --key " + key.string() + " --json", dir);
     CHECK_MESSAGE(n.exit_code == 1, n.err);
     CHECK(nlohmann::json::parse(n.out)["verdict"] == "not-detected");

@@ -20,7 +20,8 @@ struct geometry {
     index_t column_count() const { return channels * kernel * kernel * out_h * out_w; }
 
     std::string str() const {
-        return "C" + std::to_string(channels) + " H" + std::to_string(height) + " W" + std::to_string(width) + " k" +
+        // (std::string("C") rather than "C" + ...: the latter trips GCC 12's -Wrestrict)
+        return std::string("C") + std::to_string(channels) + " H" + std::to_string(height) + " W" + std::to_string(width) + " k" +
                std::to_string(kernel) + " s" + std::to_string(stride) + " pad " + std::to_string(pad_top) + "," +
                std::to_string(pad_left) + " out " + std::to_string(out_h) + "x" + std::to_string(out_w);
     }

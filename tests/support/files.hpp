@@ -5,6 +5,7 @@
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
+#include "nnmark/core/rng.hpp"
 
 #include "errors.hpp"
 
@@ -79,6 +80,31 @@ inline bytes gzip(const bytes& data, int level = Z_BEST_COMPRESSION) {
 
 inline void write_bytes(const std::filesystem::path& path, const bytes& content) {
     write_file_atomically(path, std::span<const unsigned char>(content));
+}
+
+// An MNIST-format directory (the four IDX files) of generated images a network learns
+// in a few steps: image i has label i % 10 and a bright bar across row 2 * label + 4,
+// on a noisy dark background.
+inline std::filesystem::path write_synthetic_mnist(const std::filesystem::path& folder, std::uint32_t train,
+                                                   std::uint32_t test, std::uint64_t seed) {
+    std::filesystem::create_directories(folder);
+    rng random(seed);
+    auto write_split = [&](const std::string& prefix, std::uint32_t count) {
+        bytes pixels(count * 784), labels(count);
+        for (std::uint32_t i = 0; i < count; ++i) {
+            const auto label = static_cast<unsigned char>(i % 10);
+            labels[i] = label;
+            for (std::uint32_t p = 0; p < 784; ++p) {
+                const bool bar = p / 28 == 2u * label + 4u && p % 28 >= 4 && p % 28 < 24;
+                pixels[i * 784 + p] = static_cast<unsigned char>(bar ? 200 + random.below(56) : random.below(60));
+            }
+        }
+        write_bytes(folder / (prefix + "-images-idx3-ubyte"), idx_file({count, 28, 28}, pixels));
+        write_bytes(folder / (prefix + "-labels-idx1-ubyte"), idx_file({count}, labels));
+    };
+    write_split("train", train);
+    write_split("t10k", test);
+    return folder;
 }
 
 }  // namespace nnmark::testing

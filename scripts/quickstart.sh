@@ -1,36 +1,40 @@
 #!/usr/bin/env bash
-# nnmark quickstart: from a fresh machine to a trained, evaluated MNIST model.
+# nnmark quickstart: from a fresh machine to a watermarked MNIST model, verified.
 #   1. installs the Debian packages nnmark needs (when missing)
 #   2. fetches MNIST (SHA-256 verified) into datasets/mnist/
 #   3. builds the nnmark tool at build/nnmark
-#   4. trains the paper's MNIST network and evaluates it
-# Usage: scripts/quickstart.sh [EPOCHS]   (default 3: about two minutes on 2 cores)
+#   4. trains the paper's MNIST network with a "TEST" content watermark, writes its key
+#   5. verifies the watermark through the model's predictions alone
+# Usage: scripts/quickstart.sh [EPOCHS]   (default 3: a few minutes on 2 cores)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 case "${1:-}" in
-  -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 epochs="${1:-3}"
 [[ "$epochs" =~ ^[1-9][0-9]*$ ]] || { echo "quickstart.sh: EPOCHS must be a positive integer, got '$epochs'" >&2; exit 2; }
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "1/4 packages"
+step "1/5 packages"
 bash scripts/install-deps.sh
 
-step "2/4 MNIST"
+step "2/5 MNIST"
 bash datasets/fetch.sh mnist
 
-step "3/4 build"
+step "3/5 build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target nnmark_tool
 
-step "4/4 train the paper's MNIST network for $epochs epochs"
+step "4/5 embed a content watermark while training the paper's MNIST network ($epochs epochs)"
 mkdir -p runs/quickstart
-model=runs/quickstart/mnist.safetensors
+model=runs/quickstart/mnist-content.safetensors
+key=runs/quickstart/mnist-content.key
 rm -f "$model.checkpoint"
-build/nnmark train --dataset mnist --epochs "$epochs" --out "$model"
-build/nnmark eval --model "$model" --dataset mnist
+build/nnmark embed --dataset mnist --trigger content --epochs "$epochs" --out "$model" --key-out "$key"
 
-printf '\nDone. Model: %s\nNext: build/nnmark --help\n' "$model"
+step "5/5 verify the watermark from the model's answers alone"
+build/nnmark verify --model "$model" --key "$key"
+
+printf '\nDone. Model: %s  Key: %s\nNext: build/nnmark --help\n' "$model" "$key"

@@ -8,6 +8,8 @@
 //   optim    sgd, adam, learning-rate schedules (they step a sequential model)
 //   data     IDX and CIFAR-10 loaders, datasets, minibatches
 //   train    trainer, evaluation, progress, checkpoints
+//   watermark  triggers (content, unrelated, noise), key and commitment, embedding
+//            schedule, verification statistics
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
@@ -15,6 +17,7 @@
 #include "nnmark/core/json.hpp"
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/core/rng.hpp"
+#include "nnmark/core/sha256.hpp"
 #include "nnmark/core/shape.hpp"
 #include "nnmark/core/tensor.hpp"
 #include "nnmark/core/workspace.hpp"
@@ -35,6 +38,7 @@
 #include "nnmark/optim/schedule.hpp"
 #include "nnmark/optim/sgd.hpp"
 #include "nnmark/model/layer_factory.hpp"
+#include "nnmark/model/model_digest.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/model/paper_models.hpp"
 #include "nnmark/model/safetensors.hpp"
@@ -49,3 +53,15 @@
 #include "nnmark/train/progress.hpp"
 #include "nnmark/train/recipe.hpp"
 #include "nnmark/train/trainer.hpp"
+#include "nnmark/watermark/bitmap_font.hpp"
+#include "nnmark/watermark/content_trigger.hpp"
+#include "nnmark/watermark/embed.hpp"
+#include "nnmark/watermark/embed_schedule.hpp"
+#include "nnmark/watermark/key.hpp"
+#include "nnmark/watermark/mosaic.hpp"
+#include "nnmark/watermark/noise_trigger.hpp"
+#include "nnmark/watermark/statistics.hpp"
+#include "nnmark/watermark/trigger.hpp"
+#include "nnmark/watermark/trigger_set.hpp"
+#include "nnmark/watermark/unrelated_trigger.hpp"
+#include "nnmark/watermark/verify.hpp"

@@ -72,8 +72,8 @@ TEST_CASE("cli: bad data gives exit 2 and one clear line naming the problem") {
         std::string dataset;
         std::string expected;  // a part of the message
     };
-    bytes truncated = valid_images(4);
-    truncated.resize(truncated.size() - 100);
+    const bytes complete = valid_images(4);
+    const bytes truncated(complete.begin(), complete.end() - 100);  // 100 bytes of pixels missing
     bytes wrong_magic = valid_images(4);
     wrong_magic[3] = 0x02;
     const std::vector<bad_case> cases = {

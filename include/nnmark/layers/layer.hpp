@@ -6,7 +6,7 @@
 // each layer to its slice (in the order of param_specs()). That makes saving, pruning
 // and optimizing one loop over one buffer.
 //
-// The rules every layer obeys (tests/layers/test_gradients.cpp checks them all):
+// The rules every layer obeys (tests/support/gradient_check.hpp checks them all):
 // - infer() is const and uses only the workspace it is given: many threads may run
 //   inference on one model at once, each with its own workspace.
 // - forward_train() may keep what backward needs in `cache` (a dropout mask, say) and

@@ -49,7 +49,8 @@ count_results() {
   [ "$f" -eq 0 ] || failures+=("$name")
 }
 
-run_ctest cmake build
+# The benchmarks are compiled by the Meson build (and run by scripts/bench.sh), not here.
+run_ctest cmake build -DNNMARK_BENCH=OFF
 if [ "$quick" -eq 0 ]; then
   echo "== meson: configure and build (build-meson) at $((SECONDS - start)) s"
   [ -d build-meson ] || meson setup build-meson --buildtype=release >/dev/null

@@ -31,7 +31,6 @@ command add_train_command(CLI::App& parent) {
                 std::filesystem::remove(o->out + ".checkpoint");  // the model file supersedes it
                 nlohmann::json report = describe(outcome, o->training);
                 report["model"] = o->out;
-                report["architecture"] = o->training.architecture_for(o->data.name);
                 if (o->json) print_json(report);
                 else
                     std::printf("test accuracy %.2f%% after %d epochs (%.0f s, %.0f images/s); model written to %s\n",

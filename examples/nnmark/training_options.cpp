@@ -58,6 +58,7 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
                              "' exists from an earlier run: pass --resume to continue it, or delete it to start over");
     }
     training_outcome outcome;
+    outcome.architecture = options.architecture_for(data_options.name);
     outcome.epochs = t.fit(data.train, &data.test, progress);
     double images = 0;
     for (const auto& e : outcome.epochs) {
@@ -84,6 +85,7 @@ nlohmann::json describe(const training_outcome& outcome, const training_options&
     }
     const auto& r = options.recipe;
     return {{"test_accuracy", outcome.test_accuracy},
+            {"architecture", outcome.architecture},
             {"epochs", r.epochs},
             {"epochs_run", outcome.epochs.size()},
             {"seconds", outcome.seconds},

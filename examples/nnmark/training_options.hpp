@@ -31,6 +31,7 @@ struct training_data {
 training_data load_training_data(const dataset_options& options);
 
 struct training_outcome {
+    std::string architecture;
     std::vector<epoch_summary> epochs;
     double test_accuracy = 0;
     double seconds = 0;

@@ -23,12 +23,7 @@ using namespace nnmark::testing;
 namespace {
 
 // A CIFAR-10 directory of generated images: 50 training, 20 test.
-std::filesystem::path write_tiny_cifar(const temp_dir& dir) {
-    const dataset all = make_synthetic_cifar10(70, 5);
-    const auto [train, test] = all.split(50);
-    write_cifar10_dir(dir.path / "cifar", train, test);
-    return dir.path / "cifar";
-}
+std::filesystem::path write_tiny_cifar(const temp_dir& dir) { return write_synthetic_cifar10(dir.path / "cifar", 50, 20, 5); }
 
 // An MNIST directory whose test images file is replaced by `images` (labels valid).
 std::filesystem::path write_mnist_test_files(const temp_dir& dir, const bytes& images, const bytes& labels) {

@@ -68,6 +68,36 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     CHECK_MESSAGE(contains(t.err, "tampered"), t.err);
 }
 
+TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
+    // The CIFAR-10 default for unrelated triggers: MNIST digit 1, scaled to 32x32x3, labelled
+    // airplane (0). Tiny budget: this checks the path end to end, not the accuracy.
+    temp_dir dir;
+    const auto cifar = write_synthetic_cifar10(dir.path / "cifar", 50, 20, 3);
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 100, 4);
+    const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
+    const auto e = nnmark_tool("embed --dataset cifar10 --data " + cifar.string() + " --unrelated-data " + mnist.string() +
+                                   " --trigger unrelated --count 8 --repeat 2 --epochs 1 --batch 16 --quiet --json --out " +
+                                   model.string() + " --key-out " + key.string(),
+                               dir);
+    REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    const auto embedded = nlohmann::json::parse(e.out);
+    CHECK(embedded["trigger"] == "unrelated");
+    CHECK(embedded["architecture"] == "paper-cifar10");
+
+    const auto i = nnmark_tool("key inspect --key " + key.string() + " --json", dir);
+    REQUIRE_MESSAGE(i.exit_code == 0, i.err);
+    const auto inspected = nlohmann::json::parse(i.out);
+    CHECK(inspected["image_shape"] == "[3, 32, 32]");
+    CHECK(inspected["recipe"]["source_dataset"] == "mnist");
+    CHECK(inspected["recipe"]["target"] == 0);
+
+    const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --json", dir);
+    CHECK_MESSAGE((v.exit_code == 0 || v.exit_code == 1), v.err);
+    const auto verdict = nlohmann::json::parse(v.out);
+    CHECK(verdict["queries"] == 8);
+    CHECK(verdict["trigger_accuracy"] == doctest::Approx(embedded["trigger_accuracy"].get<double>()));
+}
+
 TEST_CASE("cli: watermark commands reject bad input with exit 2") {
     temp_dir dir;
     for (const char* args : {"verify --model nowhere.safetensors --key nowhere.key", "embed --dataset mnist --out x",

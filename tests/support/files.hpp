@@ -6,6 +6,7 @@
 
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/rng.hpp"
+#include "nnmark/data/cifar10.hpp"
 
 #include "errors.hpp"
 
@@ -104,6 +105,15 @@ inline std::filesystem::path write_synthetic_mnist(const std::filesystem::path& 
     };
     write_split("train", train);
     write_split("t10k", test);
+    return folder;
+}
+
+// A CIFAR-10 directory (cifar-10-batches-bin/ in the real binary format) of generated
+// images whose colour and stripes follow the label: `train` training, `test` test images.
+inline std::filesystem::path write_synthetic_cifar10(const std::filesystem::path& folder, index_t train, index_t test,
+                                                     std::uint64_t seed) {
+    const auto [train_set, test_set] = make_synthetic_cifar10(train + test, seed).split(train);
+    write_cifar10_dir(folder, train_set, test_set);
     return folder;
 }
 

@@ -60,7 +60,7 @@ for target in "${targets[@]}"; do
   # shellcheck disable=SC2086  # FUZZ_CXXFLAGS is a list of flags
   "$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    ${FUZZ_CXXFLAGS:-} -I"$root/include" "$root/tests/fuzz/$target.cpp" -o "$out/$target" -lz
+    ${FUZZ_CXXFLAGS:-} -I"$root/include" -I/usr/include/stb "$root/tests/fuzz/$target.cpp" -o "$out/$target" -lz
 
   corpus="$work/$name"
   mkdir -p "$corpus" "$out/$name-artifacts"

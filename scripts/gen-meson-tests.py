@@ -24,7 +24,7 @@ for room in sorted(p for p in tests.iterdir() if p.is_dir()):
     files = ", ".join(f"'{s.relative_to(tests)}'" for s in sources)
     lines += [
         f"test_{room.name} = executable('test_{room.name}', {files},",
-        "  dependencies : [nnmark_dep], cpp_args : test_defs, link_with : doctest_main,",
+        "  dependencies : test_deps, cpp_args : test_defs, link_with : doctest_main,",
         "  override_options : ['unity=on', 'unity_size=1000'])",
         f"test('{room.name}', test_{room.name}, env : ['OMP_NUM_THREADS=2'], timeout : 900,",
         "  depends : [nnmark_tool, example_mnist, example_cifar10])",

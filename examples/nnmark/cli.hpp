@@ -9,6 +9,10 @@
 #include <functional>
 #include <string>
 
+namespace nnmark {
+struct verification_result;
+}
+
 namespace nnmark::cli {
 
 // Exit codes of the tool, the same for every command.
@@ -31,6 +35,12 @@ struct dataset_options {
     std::filesystem::path resolved_dir() const;
 };
 
+// The fields `nnmark verify --json` prints (queries, matches, trigger_accuracy,
+// null_rate, null_source, p_value, log10_p_value, alpha, verdict, commitment); verify.cpp.
+nlohmann::json verification_json(const verification_result& r, const std::string& commitment);
+// Warns on stderr when the result's null rate is an assumption (an uncalibrated key).
+void warn_if_uncalibrated(const verification_result& r);
+
 // The commands, one file each.
 command add_train_command(CLI::App& parent);
 command add_eval_command(CLI::App& parent);
@@ -38,5 +48,7 @@ command add_embed_command(CLI::App& parent);
 command add_verify_command(CLI::App& parent);
 command add_calibrate_command(CLI::App& parent);
 command add_key_command(CLI::App& parent);
+command add_attack_command(CLI::App& parent);
+command add_serve_command(CLI::App& parent);
 
 }  // namespace nnmark::cli

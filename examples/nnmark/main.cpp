@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
         add_verify_command(app),
         add_calibrate_command(app),
         add_key_command(app),
+        add_attack_command(app),
+        add_serve_command(app),
     };
 
     try {
@@ -55,7 +57,11 @@ int main(int argc, char** argv) {
     } catch (const CLI::Success& e) {
         return app.exit(e);  // --help
     } catch (const CLI::ParseError& e) {
-        std::string where = app.get_subcommands().empty() ? "nnmark" : "nnmark " + app.get_subcommands().front()->get_name();
+        std::string where = "nnmark";  // the command as typed, e.g. "nnmark attack prune"
+        for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+            sub = sub->get_subcommands().front();
+            where += " " + sub->get_name();
+        }
         std::fprintf(stderr, "%s: %s (see '%s --help')\n", where.c_str(), e.what(), where.c_str());
         return bad_input;
     }

@@ -10,6 +10,12 @@
 //   train    trainer, evaluation, progress, checkpoints
 //   watermark  triggers (content, unrelated, noise), key and commitment, embedding
 //            schedule, verification statistics
+//   attacks  removal attacks on a watermark: magnitude pruning, fine-tuning (FTLL, FTAL,
+//            RTLL, RTAL), fine-pruning, distillation, input transformations; the
+//            attacker's data split and the removed / survived verdict
+//   serve    the TensorFlow Serving REST predict format: requests (JSON or base64 PNG
+//            images), answers, the server's request handling, and the remote query plan
+//            that hides a key's triggers among decoys (the HTTP itself is the tool's)
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
@@ -19,6 +25,7 @@
 #include "nnmark/core/rng.hpp"
 #include "nnmark/core/sha256.hpp"
 #include "nnmark/core/shape.hpp"
+#include "nnmark/core/stb.hpp"
 #include "nnmark/core/tensor.hpp"
 #include "nnmark/core/workspace.hpp"
 #include "nnmark/kernels/gemm.hpp"
@@ -65,3 +72,15 @@
 #include "nnmark/watermark/trigger_set.hpp"
 #include "nnmark/watermark/unrelated_trigger.hpp"
 #include "nnmark/watermark/verify.hpp"
+#include "nnmark/attacks/attacker_data.hpp"
+#include "nnmark/attacks/distill.hpp"
+#include "nnmark/attacks/finetune.hpp"
+#include "nnmark/attacks/fineprune.hpp"
+#include "nnmark/attacks/prune.hpp"
+#include "nnmark/attacks/transform.hpp"
+#include "nnmark/attacks/verdict.hpp"
+#include "nnmark/serve/base64.hpp"
+#include "nnmark/serve/predict_request.hpp"
+#include "nnmark/serve/predict_response.hpp"
+#include "nnmark/serve/prediction_service.hpp"
+#include "nnmark/serve/query_plan.hpp"

@@ -174,21 +174,25 @@ TEST_CASE("gemm: k == 0 scales C by beta, and beta == 0 clears NaN") {
 
 TEST_CASE("gemm: the same inputs give bit-identical results, whatever the thread count") {
     testing::thread_count_guard guard;
+    // Large enough that gemm splits the product over two threads.
+    const long long two_threads = 2 * detail::packed_gemm::fmas_per_thread;
+    REQUIRE(300LL * 330 * 700 >= two_threads);
+    REQUIRE(250LL * 310 * 900 >= two_threads);
     set_threads(1);
-    const auto first = product_of_random<float>(130, 210, 400, false);
-    CHECK(first == product_of_random<float>(130, 210, 400, false));
-    const auto first_t = product_of_random<double>(70, 150, 500, true);
+    const auto first = product_of_random<float>(300, 330, 700, false);
+    CHECK(first == product_of_random<float>(300, 330, 700, false));
+    const auto first_t = product_of_random<double>(250, 310, 900, true);
 
 #if defined(_OPENMP)
     set_threads(2);
-    CHECK(first == product_of_random<float>(130, 210, 400, false));
-    CHECK(first_t == product_of_random<double>(70, 150, 500, true));
+    CHECK(first == product_of_random<float>(300, 330, 700, false));
+    CHECK(first_t == product_of_random<double>(250, 310, 900, true));
     // Inside a parallel region gemm runs on the calling thread, with the same result.
     std::vector<float> inside;
 #pragma omp parallel num_threads(2)
     {
 #pragma omp single
-        inside = product_of_random<float>(130, 210, 400, false);
+        inside = product_of_random<float>(300, 330, 700, false);
     }
     CHECK(first == inside);
 #endif

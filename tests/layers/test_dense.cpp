@@ -68,6 +68,25 @@ TEST_CASE_TEMPLATE("dense: forward equals y = x W^T + b", T, float, double) {
             }
 }
 
+TEST_CASE("dense: one sample alone gives bit-for-bit its row of a batch") {
+    // A single sample takes the y^T = W x^T path; sizes past gemm's K block and not a
+    // multiple of its tiles.
+    workspace<float> scratch;
+    for (index_t in : {1, 33, 1000})
+        for (index_t out : {1, 17, 37}) {
+            bound_dense<float> d(in, out, 9);
+            const auto batch = random_tensor<float>(shape{3, in}, 10);
+            tensor<float> all, one;
+            d.layer.infer(batch, all, scratch);
+            for (index_t n = 0; n < 3; ++n) {
+                tensor<float> x(shape{1, in});
+                std::copy(batch.item(n).begin(), batch.item(n).end(), x.data());
+                d.layer.infer(x, one, scratch);
+                for (index_t o = 0; o < out; ++o) REQUIRE(one[o] == all.item(n)[static_cast<std::size_t>(o)]);
+            }
+        }
+}
+
 TEST_CASE("dense: kind, config and parameter specs") {
     dense<float> d(10);
     CHECK(d.configure(shape{84}) == shape{10});

@@ -4,12 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <stb_image.h>
-#pragma GCC diagnostic pop
+// PNG decoding (stb_image) comes with mosaic.hpp, through core/stb.hpp.
 
 #include <memory>
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "nnmark/core/error.hpp"
+#include "nnmark/core/shape.hpp"
 
 #include <algorithm>
 #include <string>
@@ -60,6 +61,17 @@ inline int thread_count() {
 inline int threads_for(long long work, long long grain) {
     const long long wanted = grain > 0 ? work / grain : work;
     return static_cast<int>(std::clamp<long long>(wanted, 1, thread_count()));
+}
+
+// Runs body(chunk, begin, end) for `chunks` contiguous, near-equal chunks of
+// [0, count), one OpenMP iteration (and so one thread) per chunk. The split depends
+// only on `chunks`, never on scheduling. One chunk runs on the calling thread without
+// entering an OpenMP region, so a region nested in the body may still go parallel.
+template <class Body>
+void for_each_chunk(index_t count, int chunks, Body&& body) {
+    if (chunks <= 1) return body(0, index_t(0), count);
+#pragma omp parallel for schedule(static) num_threads(chunks)
+    for (int c = 0; c < chunks; ++c) body(c, count * c / chunks, count * (c + 1) / chunks);
 }
 
 // Index of the calling thread inside a parallel region (0 outside one).

@@ -335,8 +335,14 @@ void scale(index_t m, index_t n, T beta, T* c, index_t ldc) {
         for (index_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
 }
 
-// Below this many multiply-adds per thread, waking a thread costs more than it saves.
-inline constexpr long long fmas_per_thread = 1LL << 21;
+// Below this many multiply-adds per thread (a third of a millisecond of one core),
+// waking a thread costs more than it saves: on a machine shared with other work the
+// second thread may wait for a core, and batch-1 inference, a chain of small
+// products, then waits at every product. Measured: paper-cifar10 at batch 1 on two
+// busy cores ran 5x slower with 1 << 21 than on one thread, and as fast with this.
+// The price: a product below 2 x this (256^3, a dense layer at batch 128) uses one
+// thread even on an idle machine.
+inline constexpr long long fmas_per_thread = 1LL << 25;
 
 inline bool in_parallel_region() {
 #if defined(_OPENMP)

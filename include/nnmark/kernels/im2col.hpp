@@ -77,10 +77,53 @@ inline output_range inside_outputs(index_t offset, index_t stride, index_t exten
     return {clamped_first, std::clamp(last, clamped_first, count)};
 }
 
-// The traversal shared by im2col and col2im. For every kernel position and output row
-// it reports the runs of column elements that read padding, as outside(column_offset,
-// count), and the run that reads the image, as inside(column_offset, image_offset, count):
-// element i of that run pairs with image[image_offset + i * stride].
+// One block of visit_patch_rows (below) between the image and the columns:
+// column[r * out_w + i] and image[r * stride * width + i * stride] for r < rows,
+// i < count. Stride 1 is tested once per block, not per element: its contiguous loops
+// vectorize, where a strided loop gathers or scatters.
+struct patch_block {
+    index_t count, rows, stride, width, out_w;
+
+    // columns = image over the block. The loop is written out rather than a call to
+    // memmove, which would cost more than copying a few dozen elements.
+    template <class T>
+    void copy(const T* image, T* columns) const {
+        if (stride != 1) {
+            for (index_t r = 0; r < rows; ++r)
+                for (index_t i = 0; i < count; ++i) columns[r * out_w + i] = image[r * width * stride + i * stride];
+            return;
+        }
+        for (index_t r = 0; r < rows; ++r) {
+            const T* from = image + r * width;
+            T* to = columns + r * out_w;
+#pragma omp simd
+            for (index_t i = 0; i < count; ++i) to[i] = from[i];
+        }
+    }
+
+    // image += columns over the block.
+    template <class T>
+    void add(const T* columns, T* image) const {
+        if (stride != 1) {
+            for (index_t r = 0; r < rows; ++r)
+                for (index_t i = 0; i < count; ++i) image[r * width * stride + i * stride] += columns[r * out_w + i];
+            return;
+        }
+        for (index_t r = 0; r < rows; ++r) {
+            const T* from = columns + r * out_w;
+            T* to = image + r * width;
+#pragma omp simd
+            for (index_t i = 0; i < count; ++i) to[i] += from[i];
+        }
+    }
+};
+
+// The traversal shared by im2col and col2im. For every kernel position it reports the
+// runs of column elements that read padding, as outside(column_offset, count), and the
+// block that reads the image, as inside(column_offset, image_offset, block), a
+// patch_block of output rows. One call per block rather than per output row keeps the
+// loops tight: the runs are short (out_w elements at most), so per-run bookkeeping
+// would cost as much as the copy.
 template <class Outside, class Inside>
 void visit_patch_rows(index_t channels, index_t height, index_t width, index_t kernel, index_t stride,
                       index_t pad_top, index_t pad_left, index_t out_h, index_t out_w, Outside&& outside,
@@ -93,16 +136,19 @@ void visit_patch_rows(index_t channels, index_t height, index_t width, index_t k
                 const output_range cols = inside_outputs(kj - pad_left, stride, width, out_w);
                 outside(column, rows.first * out_w);
                 column += rows.first * out_w;
-                for (index_t oh = rows.first; oh < rows.last; ++oh) {
-                    outside(column, cols.first);
-                    if (cols.last > cols.first) {  // else the first pixel would lie outside the image
-                        const index_t ih = oh * stride + ki - pad_top;
-                        const index_t iw = cols.first * stride + kj - pad_left;
-                        inside(column + cols.first, (c * height + ih) * width + iw, cols.last - cols.first);
+                const index_t inside_rows = rows.last - rows.first;
+                if (cols.first > 0 || cols.last < out_w)
+                    for (index_t r = 0; r < inside_rows; ++r) {
+                        outside(column + r * out_w, cols.first);
+                        outside(column + r * out_w + cols.last, out_w - cols.last);
                     }
-                    outside(column + cols.last, out_w - cols.last);
-                    column += out_w;
+                if (cols.last > cols.first && inside_rows > 0) {  // else the first pixel would lie outside the image
+                    const index_t ih = rows.first * stride + ki - pad_top;
+                    const index_t iw = cols.first * stride + kj - pad_left;
+                    inside(column + cols.first, (c * height + ih) * width + iw,
+                           patch_block{cols.last - cols.first, inside_rows, stride, width, out_w});
                 }
+                column += inside_rows * out_w;
                 outside(column, (out_h - rows.last) * out_w);
                 column += (out_h - rows.last) * out_w;
             }
@@ -117,12 +163,8 @@ void im2col(const T* image, index_t channels, index_t height, index_t width, ind
     detail::visit_patch_rows(
         channels, height, width, kernel, stride, pad_top, pad_left, out_h, out_w,
         [columns](index_t column, index_t count) { std::fill_n(columns + column, count, T(0)); },
-        [columns, image, stride](index_t column, index_t pixel, index_t count) {
-            if (stride == 1) {
-                std::copy_n(image + pixel, count, columns + column);
-                return;
-            }
-            for (index_t i = 0; i < count; ++i) columns[column + i] = image[pixel + i * stride];
+        [columns, image](index_t column, index_t pixel, const detail::patch_block& block) {
+            block.copy(image + pixel, columns + column);
         });
 }
 
@@ -131,11 +173,8 @@ void col2im(const T* columns, index_t channels, index_t height, index_t width, i
             index_t pad_top, index_t pad_left, index_t out_h, index_t out_w, T* image) {
     detail::visit_patch_rows(
         channels, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, [](index_t, index_t) {},
-        [columns, image, stride](index_t column, index_t pixel, index_t count) {
-            T* target = image + pixel;
-            const T* source = columns + column;
-#pragma omp simd
-            for (index_t i = 0; i < count; ++i) target[i * stride] += source[i];
+        [columns, image](index_t column, index_t pixel, const detail::patch_block& block) {
+            block.add(columns + column, image + pixel);
         });
 }
 

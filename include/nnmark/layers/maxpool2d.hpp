@@ -11,6 +11,11 @@
 // Backward recomputes the argmax from x instead of caching indices. That costs one more
 // pass over the windows, but backward has x anyway, and no index tensor is needed.
 // No parameters, no cache.
+//
+// window_argmax is the definition, one window at a time. The 2x2, stride-2 pooling of
+// the paper's networks has a fast path (pool_rows_2x2 / unpool_rows_2x2) that applies
+// the same rule to a whole output row in branch-free form, so the compiler vectorizes
+// it; tests/layers/test_maxpool2d.cpp compares both with a plain loop on odd sizes.
 #pragma once
 
 #include "nnmark/core/parallel.hpp"
@@ -56,8 +61,13 @@ public:
         for_each_plane(x.batch(), [&](index_t p) {
             const T* in = x.data() + p * in_plane();
             T* out = y.data() + p * out_plane();
-            for (index_t i = 0; i < out_[1]; ++i)
+            for (index_t i = 0; i < out_[1]; ++i) {
+                if (is_2x2()) {
+                    pool_rows_2x2(in + 2 * i * in_[2], in + (2 * i + 1) * in_[2], out_[2], out + i * out_[2]);
+                    continue;
+                }
                 for (index_t j = 0; j < out_[2]; ++j) out[i * out_[2] + j] = in[window_argmax(in, i, j)];
+            }
         });
     }
 
@@ -73,6 +83,7 @@ public:
             const T* in = x.data() + p * in_plane();
             const T* g = dy.data() + p * out_plane();
             T* out = dx.data() + p * in_plane();
+            if (is_2x2()) return unpool_plane_2x2(in, g, out);
             std::fill(out, out + in_plane(), T(0));
             for (index_t i = 0; i < out_[1]; ++i)
                 for (index_t j = 0; j < out_[2]; ++j) out[window_argmax(in, i, j)] += g[i * out_[2] + j];
@@ -98,14 +109,73 @@ private:
         return best;
     }
 
+    bool is_2x2() const { return size_ == 2 && stride_ == 2; }
+
+    // The rule of window_argmax for one more value of the window: it takes over when it
+    // is larger than the best so far, or NaN.
+    static bool takes_over(T value, T best) { return value > best || value != value; }
+
+    // `count` outputs of 2x2 windows from two input rows. The sizes come in as
+    // arguments: read from members, they would be reloaded after every store.
+    static void pool_rows_2x2(const T* top, const T* bottom, index_t count, T* out) {
+        for (index_t j = 0; j < count; ++j) {
+            T best = top[2 * j];
+            best = takes_over(top[2 * j + 1], best) ? top[2 * j + 1] : best;
+            best = takes_over(bottom[2 * j], best) ? bottom[2 * j] : best;
+            best = takes_over(bottom[2 * j + 1], best) ? bottom[2 * j + 1] : best;
+            out[j] = best;
+        }
+    }
+
+    // dx of one plane for 2x2 windows: each window's four inputs are written (g at the
+    // argmax, 0 elsewhere), so only the row and column no window covers need zeroing.
+    void unpool_plane_2x2(const T* in, const T* g, T* out) const {
+        const index_t width = in_[2];
+        for (index_t i = 0; i < out_[1]; ++i) {
+            const index_t top = 2 * i * width;
+            unpool_rows_2x2(in + top, in + top + width, g + i * out_[2], out_[2], out + top, out + top + width);
+            if (width % 2 != 0) out[top + width - 1] = out[top + 2 * width - 1] = T(0);
+        }
+        std::fill(out + 2 * out_[1] * width, out + in_plane(), T(0));
+    }
+
+    // The window_argmax scan, with g routed along: each value that takes over moves g
+    // to its own position and clears the earlier ones. Selects only, so it vectorizes.
+    static void unpool_rows_2x2(const T* top, const T* bottom, const T* g, index_t count, T* d_top, T* d_bottom) {
+        for (index_t j = 0; j < count; ++j) {
+            T best = top[2 * j], at0 = g[j], at1 = T(0), at2 = T(0), at3 = T(0);
+            const T v1 = top[2 * j + 1], v2 = bottom[2 * j], v3 = bottom[2 * j + 1];
+            const bool take1 = takes_over(v1, best);
+            best = take1 ? v1 : best;
+            at1 = take1 ? g[j] : at1;
+            at0 = take1 ? T(0) : at0;
+            const bool take2 = takes_over(v2, best);
+            best = take2 ? v2 : best;
+            at2 = take2 ? g[j] : at2;
+            at1 = take2 ? T(0) : at1;
+            at0 = take2 ? T(0) : at0;
+            const bool take3 = takes_over(v3, best);
+            at3 = take3 ? g[j] : at3;
+            at2 = take3 ? T(0) : at2;
+            at1 = take3 ? T(0) : at1;
+            at0 = take3 ? T(0) : at0;
+            d_top[2 * j] = at0;
+            d_top[2 * j + 1] = at1;
+            d_bottom[2 * j] = at2;
+            d_bottom[2 * j + 1] = at3;
+        }
+    }
+
     // Runs body(p) for every (image, channel) plane p of a batch, in parallel when there
-    // is enough work to pay for waking threads.
+    // is enough work to pay for waking threads (window reads; a thread per 128 Ki, some
+    // tens of microseconds, so that batch-1 inference stays on one thread).
     template <class Body>
     void for_each_plane(index_t batch, Body&& body) const {
         const index_t planes = batch * in_[0];
         const long long work = static_cast<long long>(planes) * out_plane() * size_ * size_;
-#pragma omp parallel for num_threads(threads_for(work, 1 << 15)) schedule(static)
-        for (index_t p = 0; p < planes; ++p) body(p);
+        for_each_chunk(planes, threads_for(work, 1 << 17), [&](int, index_t first, index_t last) {
+            for (index_t p = first; p < last; ++p) body(p);
+        });
     }
 
     index_t size_;

@@ -2,8 +2,12 @@
 //
 // Backward writes dx = dy where x > 0 and 0 elsewhere (the subgradient 0 at x = 0,
 // as PyTorch). No parameters, no cache.
+//
+// Large tensors are split into one contiguous chunk per thread; each element is
+// computed alone, so the split cannot change a result.
 #pragma once
 
+#include "nnmark/core/parallel.hpp"
 #include "nnmark/layers/layer.hpp"
 
 namespace nnmark {
@@ -21,26 +25,40 @@ public:
     void infer(const tensor<T>& x, tensor<T>& y, workspace<T>&) const override {
         expect_input(x, item_, kind());
         y.resize(x.shape());
-        const T* in = x.data();
-        T* out = y.data();
-        const index_t n = x.size();
+        for_each_element_chunk(x.size(), [&](index_t first, index_t last) {
+            // Pointers as locals of the chunk: read through the closure, they would be
+            // reloaded after every store, and the loop would not vectorize.
+            const T* in = x.data();
+            T* out = y.data();
 #pragma omp simd
-        for (index_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
+            for (index_t i = first; i < last; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
+        });
     }
 
     void backward(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
                   backward_context<T>& ctx) override {
         if (!ctx.input_grad) return;
         dx.resize(x.shape());
-        const T* in = x.data();
-        const T* g = dy.data();
-        T* out = dx.data();
-        const index_t n = x.size();
+        for_each_element_chunk(x.size(), [&](index_t first, index_t last) {
+            const T* in = x.data();
+            const T* g = dy.data();
+            T* out = dx.data();
 #pragma omp simd
-        for (index_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+            for (index_t i = first; i < last; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+        });
     }
 
 private:
+    // Elements per thread below which one more thread costs more than it saves (some
+    // tens of microseconds; batch-1 inference stays on one thread).
+    static constexpr long long parallel_grain = 1 << 17;
+
+    template <class Body>
+    static void for_each_element_chunk(index_t count, Body&& body) {
+        for_each_chunk(count, threads_for(count, parallel_grain),
+                       [&](int, index_t first, index_t last) { body(first, last); });
+    }
+
     shape item_;
 };
 

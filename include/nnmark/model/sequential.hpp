@@ -160,6 +160,7 @@ public:
             backward_context<T> ctx{trace.scratch, needs_input_grad(j), !frozen_[j]};
             layers_[j]->backward(trace.activations[j], trace.activations[j + 1], trace.grad_out, trace.grad_in,
                                  trace.caches[j], ctx);
+            if (!ctx.input_grad) break;  // no earlier layer takes gradients (all frozen or parameter-free)
             std::swap(trace.grad_in, trace.grad_out);
         }
     }

@@ -72,6 +72,12 @@ public:
     void set_checkpoint(std::filesystem::path path) { checkpoint_ = std::move(path); }
     // Called after every epoch with its summary.
     void on_epoch(std::function<void(const epoch_summary&)> callback) { on_epoch_ = std::move(callback); }
+    // Called after every optimizer step (fine-pruning keeps pruned filters at zero with it).
+    void on_step(std::function<void()> callback) { on_step_ = std::move(callback); }
+    // Distillation from scores: train towards target distributions instead of the labels.
+    // Row i of `targets` [train size, K] is the target of training item i; items of an
+    // extra set keep their one-hot labels. `targets` must outlive fit().
+    void set_soft_targets(const tensor<T>& targets) { soft_targets_ = &targets; }
 
     // Continue from the checkpoint file if there is one; returns the epochs already done.
     int resume() {
@@ -84,6 +90,8 @@ public:
         if (!(train.item_shape() == model_.input_item()))
             throw shape_error("trainer: dataset '" + train.name + "' has images " + train.item_shape().str() +
                               ", the model expects " + model_.input_item().str());
+        if (soft_targets_)
+            expect_shape(*soft_targets_, model_.output_item().prepend(train.size()), "trainer (soft targets)");
         std::vector<epoch_summary> summaries;
         for (int epoch = epochs_done_; epoch < recipe_.epochs; ++epoch) {
             epoch_summary s = train_epoch(train, epoch, progress);
@@ -151,10 +159,12 @@ private:
             clean_mask_[i] = extra ? T(0) : T(1);
         }
         const tensor<T>& logits = model_.forward_train(images_, trace_, masks);
-        softmax_cross_entropy(logits, labels_, &grad_logits_, loss_weights_);
+        if (soft_targets_) softmax_cross_entropy(logits, gather_soft_targets(batch), &grad_logits_, loss_weights_);
+        else softmax_cross_entropy(logits, labels_, &grad_logits_, loss_weights_);
         model_.zero_gradients();
         model_.backward(trace_, grad_logits_);
         optimizer_->step(model_);
+        if (on_step_) on_step_();
 
         // For the progress line and the epoch log: the same loss, split by set (the
         // masks zero the other set's rows, and the mean divides by n).
@@ -169,6 +179,18 @@ private:
         const std::vector<int> predicted = argmax_rows(logits);
         for (std::size_t i = 0; i < n; ++i) totals.correct += predicted[i] == labels_[i];
         totals.images += batch_size;
+    }
+
+    // The soft target rows of a batch (one-hot labels for items of the extra set).
+    const tensor<T>& gather_soft_targets(std::span<const batch_entry> batch) {
+        const index_t classes = soft_targets_->shape()[1];
+        targets_.resize(shape{static_cast<index_t>(batch.size()), classes});
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            T* row = targets_.item(static_cast<index_t>(i)).data();
+            if (batch[i].source == 0) std::ranges::copy(soft_targets_->item(batch[i].index), row);
+            else for (index_t k = 0; k < classes; ++k) row[k] = k == labels_[i] ? T(1) : T(0);
+        }
+        return targets_;
     }
 
     std::string describe_running(int epoch, index_t step, index_t steps, const sums& t, double seconds) const {
@@ -204,11 +226,13 @@ private:
     std::optional<extra_training_set> extra_;
     std::optional<std::filesystem::path> checkpoint_;
     std::function<void(const epoch_summary&)> on_epoch_;
+    std::function<void()> on_step_;
+    const tensor<T>* soft_targets_ = nullptr;
     int epochs_done_ = 0;
 
     // Reused from step to step: no allocation in the steady state.
     training_trace<T> trace_;
-    tensor<T> images_, grad_logits_;
+    tensor<T> images_, grad_logits_, targets_;
     std::vector<int> labels_;
     std::vector<T> loss_weights_, extra_mask_, clean_mask_;
 };

@@ -12,14 +12,12 @@
 // - Errors: argument_error for no images, columns < 1 or upscale < 1; shape_error for
 //   images that are not [N, 1 or 3, H, W]; io_error when the file cannot be written.
 //
-// stb_image_write is compiled into every translation unit that includes this header,
-// as static functions (STB_IMAGE_WRITE_STATIC), so a header-only nnmark links without
-// a separate stb object. Include stb_image_write.h only through this header: an earlier
-// plain include would have declared the functions extern.
+// PNG encoding: stb_image_write, through core/stb.hpp.
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/error.hpp"
+#include "nnmark/core/stb.hpp"
 #include "nnmark/data/dataset.hpp"
 
 #include <algorithm>
@@ -29,31 +27,9 @@
 #include <string>
 #include <vector>
 
-#ifndef NNMARK_STB_IMAGE_WRITE_IMPLEMENTED
-#define NNMARK_STB_IMAGE_WRITE_IMPLEMENTED
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#include <stb_image_write.h>
-#pragma GCC diagnostic pop
-#endif
-
 namespace nnmark {
 
 inline constexpr index_t mosaic_gap = 2;  // white pixels between tiles
-
-namespace detail {
-
-inline void append_bytes(void* context, void* data, int size) {
-    auto* out = static_cast<std::vector<unsigned char>*>(context);
-    const auto* bytes = static_cast<const unsigned char*>(data);
-    out->insert(out->end(), bytes, bytes + size);
-}
-
-}  // namespace detail
 
 inline void write_mosaic_png(const dataset& images, const std::filesystem::path& png, int columns = 10,
                              int upscale = 2) {

@@ -1,0 +1,230 @@
+// verify --url: query a prediction service (nnmark serve, TensorFlow Serving, or any
+// server whose answers a response_layout can read) with the key's triggers hidden
+// among decoys, and verify its answers like verify --model does a model's.
+#include "verify_remote.hpp"
+
+#include "nnmark/core/rng.hpp"
+#include "nnmark/data/load.hpp"
+#include "nnmark/serve/predict_response.hpp"
+#include "nnmark/serve/query_plan.hpp"
+#include "nnmark/watermark/verify.hpp"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+namespace nnmark::cli {
+
+// A named namespace: the tool compiles as one translation unit with the other commands.
+namespace remote {
+
+using seconds = std::chrono::duration<double>;
+using steady = std::chrono::steady_clock;
+
+// "http://host:port/v1/models/m:predict" -> {"http://host:port", "/v1/models/m:predict"};
+// a URL without a path means the default model's predict endpoint.
+std::pair<std::string, std::string> split_url(const std::string& url) {
+    const std::size_t scheme = url.find("://");
+    if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
+        throw argument_error("verify --url: expected http://HOST:PORT/v1/models/NAME:predict, found \"" + url + "\"");
+    const std::size_t path = url.find('/', scheme + 3);
+    if (path == std::string::npos || path + 1 == url.size()) return {url.substr(0, path), "/v1/models/default:predict"};
+    return {url.substr(0, path), url.substr(path)};
+}
+
+// Starts requests at most `rate` per second: each waits for its turn 1/rate after the last.
+class pacer {
+public:
+    explicit pacer(double rate) : interval_(std::chrono::duration_cast<steady::duration>(seconds(1.0 / rate))) {}
+    void wait_turn() {
+        std::this_thread::sleep_until(next_);
+        next_ = std::max(next_, steady::now()) + interval_;
+    }
+
+private:
+    steady::duration interval_;
+    steady::time_point next_ = steady::now();
+};
+
+// The service's own words for a failure: the "error" of a JSON body, else the body.
+std::string service_message(const httplib::Response& res) {
+    try {
+        const json doc = json::parse(res.body, "answer");
+        if (const json* e = doc.find("error"); e && e->is_string()) return *e->if_string();
+    } catch (const error&) {
+    }
+    return res.body.substr(0, 200);
+}
+
+// Statuses after which the same request may succeed: overload, timeouts, restarts.
+bool worth_retrying(int status) {
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+// One HTTP session with the service: pacing, retries and the counts of what was sent.
+class session {
+public:
+    explicit session(const remote_verify_options& o) : options_(o), pacer_(o.rate) {
+        const auto [origin, path] = split_url(o.url);
+        path_ = path;
+        client_ = std::make_unique<httplib::Client>(origin);
+        if (!client_->is_valid())
+            throw argument_error("verify --url: cannot use \"" + origin + "\" as an HTTP address");
+        const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(seconds(o.timeout));
+        client_->set_connection_timeout(timeout);
+        client_->set_read_timeout(timeout);
+        client_->set_write_timeout(timeout);
+        client_->set_keep_alive(true);
+        client_->set_tcp_nodelay(true);  // no 40 ms waits for delayed ACKs between small writes
+    }
+
+    // The body of the service's 200 answer to `body`, which holds `images` images.
+    std::string post(const std::string& body, long long images) {
+        for (int attempt = 0;; ++attempt) {
+            pacer_.wait_turn();
+            ++requests_;
+            images_sent_ += images;
+            const httplib::Result result = client_->Post(path_, body, "application/json");
+            std::string problem;
+            if (!result) {
+                problem = "no answer (" + httplib::to_string(result.error()) + ")";
+            } else if (result->status == 200) {
+                return result->body;
+            } else {
+                problem = "HTTP " + std::to_string(result->status) + ": " + service_message(*result);
+                if (!worth_retrying(result->status))
+                    throw error("verify --url: " + options_.url + " refused a request of " + std::to_string(images) +
+                                " images: " + problem + (result->status == 413 ? " (a smaller --batch may fit)" : ""));
+            }
+            if (attempt == options_.retries)
+                throw io_error("verify --url: " + options_.url + " failed " + std::to_string(attempt + 1) +
+                               " times, last with " + problem);
+            // Exponential backoff gives an overloaded or restarting service time to recover.
+            std::this_thread::sleep_for(seconds(0.25 * (1 << std::min(attempt, 6))));
+        }
+    }
+
+    long long requests() const { return requests_; }
+    long long images_sent() const { return images_sent_; }
+
+private:
+    const remote_verify_options& options_;
+    pacer pacer_;
+    std::unique_ptr<httplib::Client> client_;
+    std::string path_;
+    long long requests_ = 0, images_sent_ = 0;
+};
+
+// The test split the decoys are drawn from: --dataset, else the dataset the key was made for.
+dataset decoy_source(const remote_verify_options& o, const watermark_key& key) {
+    dataset_options data = o.data;
+    if (data.name.empty()) data.name = *key.recipe.find("dataset")->if_string();  // load_key checked it is a string
+    return load_dataset(data.name, data.resolved_dir(), false);
+}
+
+std::uint64_t plan_seed(const remote_verify_options& o) {
+    if (o.seed) return *o.seed;
+    std::random_device device;  // the service must not be able to predict the order
+    return (std::uint64_t(device()) << 32) ^ device();
+}
+
+}  // namespace remote
+
+std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model) {
+    auto o = std::make_shared<remote_verify_options>();
+    o->data.name.clear();
+    CLI::Option* url = verify.add_option("--url", o->url,
+                                         "Prediction service to verify instead of a model file: "
+                                         "http://HOST:PORT/v1/models/NAME:predict (TensorFlow Serving REST)");
+    url->excludes(model);
+    model->excludes(url);
+    verify
+        .add_option("--decoys", o->decoys,
+                    "Test images the triggers hide among (default and minimum: as many as triggers)")
+        ->check(CLI::Range(0LL, 1LL << 30));
+    verify.add_option("--batch", o->batch, "Images per request")
+        ->check(CLI::Range(1LL, 1LL << 20))
+        ->capture_default_str();
+    verify.add_option("--rate", o->rate, "Requests per second at most")
+        ->check(CLI::Range(0.001, 1e6))
+        ->capture_default_str();
+    verify.add_option("--timeout", o->timeout, "Seconds to connect, send and receive")
+        ->check(CLI::Range(0.001, 3600.0))
+        ->capture_default_str();
+    verify.add_option("--retries", o->retries, "Further attempts after a failed request (no answer, 429, 5xx)")
+        ->check(CLI::Range(0, 100))
+        ->capture_default_str();
+    verify
+        .add_option("--label-field", o->label_field,
+                    "Field of each prediction that holds the label (\"\": the prediction itself)")
+        ->capture_default_str();
+    verify.add_flag("--scores", o->scores, "The label field holds class scores: the label is their argmax");
+    verify
+        .add_option("--layout", o->layout,
+                    "How images are sent: hwc ([H][W][C], TensorFlow) or chw ([C][H][W], PyTorch)")
+        ->check(CLI::IsMember({"hwc", "chw"}))
+        ->capture_default_str();
+    verify.add_option("--signature", o->signature,
+                      "\"signature_name\" to send, e.g. scores (nnmark serve: answer scores too)");
+    verify.add_option("--seed", o->seed, "Seed for the decoys and the order (default: unpredictable)");
+    o->data.add_to(verify, false);
+    // One of --model and --url: checked once the command line is read, as a usage error.
+    verify.parse_complete_callback([o, model] {
+        if (o->url.empty() && model->count() == 0) throw CLI::RequiredError("--model or --url");
+    });
+    return o;
+}
+
+remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
+    const auto start = remote::steady::now();
+    remote::session service(o);  // first: a malformed URL is reported before any data is read
+    const dataset& triggers = key.triggers;
+    rng random(remote::plan_seed(o));
+    const dataset decoys = pick_decoys(remote::decoy_source(o, key), o.decoys ? o.decoys : triggers.size(), random);
+    query_plan plan(triggers, decoys, random);
+    const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
+    const response_layout answers{o.label_field, o.scores};
+    for (index_t first = 0; first < plan.size(); first += o.batch) {
+        const index_t count = std::min<index_t>(o.batch, plan.size() - first);
+        const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
+        try {
+            plan.record(first, read_prediction_labels(answer, count, answers, triggers.classes));
+        } catch (const format_error& e) {
+            throw format_error("verify --url: the answer of " + o.url +
+                               " does not have the expected layout (see --label-field, --scores): " + e.what());
+        }
+    }
+    remote_verification out{verify_answers(key, plan.trigger_answers(), alpha), {}};
+    out.transport = {{"url", o.url},
+                     {"decoys", decoys.size()},
+                     {"decoy_accuracy", plan.decoy_accuracy()},
+                     {"queries_sent", service.images_sent()},
+                     {"requests", service.requests()},
+                     {"seconds", remote::seconds(remote::steady::now() - start).count()}};
+    return out;
+}
+
+int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json) {
+    const verification_result& r = v.result;
+    if (!json) {
+        const int code = report_verification(r, commitment, false);
+        std::printf(
+            "asked %s: %lld images (the triggers among %lld decoys, whose accuracy was %.2f%%) in %lld requests, "
+            "%.2f s\n",
+            v.transport["url"].get<std::string>().c_str(), v.transport["queries_sent"].get<long long>(),
+            v.transport["decoys"].get<long long>(), 100 * v.transport["decoy_accuracy"].get<double>(),
+            v.transport["requests"].get<long long>(), v.transport["seconds"].get<double>());
+        return code;
+    }
+    warn_if_uncalibrated(r);
+    nlohmann::json out = verification_json(r, commitment);
+    out.update(v.transport);
+    print_json(out);
+    return r.watermark_present ? success : not_detected;
+}
+
+}  // namespace nnmark::cli

@@ -1,0 +1,49 @@
+// verify --url: the verify command's questions sent to a prediction service over HTTP
+// instead of to a model file. The key's triggers go out shuffled among decoys from the
+// test set (serve/query_plan.hpp), in batches, at a limited request rate, with
+// timeouts and retries; the answers give the same verification_result as --model.
+#pragma once
+
+#include "cli.hpp"
+
+#include "nnmark/watermark/key.hpp"
+#include "nnmark/watermark/statistics.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace nnmark::cli {
+
+struct remote_verify_options {
+    std::string url;                         // http://HOST:PORT/v1/models/NAME:predict
+    long long decoys = 0;                    // 0: as many as the key has triggers
+    long long batch = 16;                    // images per request
+    double rate = 10;                        // requests per second at most
+    double timeout = 10;                     // seconds for connecting, sending and receiving
+    int retries = 3;                         // further attempts after a failed request
+    std::string label_field = "label";       // "": each prediction is the label (or the scores)
+    bool scores = false;                     // the label field holds scores: take their argmax
+    std::string layout = "hwc";              // how images are written: hwc or chw
+    std::string signature;                   // "signature_name" of the requests ("": none)
+    std::optional<unsigned long long> seed;  // decoys and order; default: unpredictable
+    dataset_options data;                    // where the decoys come from (default: the key's dataset)
+};
+
+// The options above on `verify`, where --url excludes --model.
+std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model);
+
+struct remote_verification {
+    verification_result result;
+    nlohmann::json transport;  // url, decoys, decoy_accuracy, queries_sent, requests, seconds
+};
+
+remote_verification verify_remote(const remote_verify_options& options, const watermark_key& key, double alpha);
+
+// Prints the result as verify --model does, plus the transport fields; returns the exit code.
+int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json);
+
+// verify --model's report (verify.cpp), which the text output reuses.
+int report_verification(const verification_result& r, const std::string& commitment, bool json);
+
+}  // namespace nnmark::cli

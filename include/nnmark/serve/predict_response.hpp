@@ -1,0 +1,120 @@
+// predict_response: the answer of a predict call, written by a server and read by a
+// client, in TensorFlow Serving's REST row format.
+//
+// nnmark serve answers one object per instance, in request order:
+//     {"predictions": [{"label": 3}, {"label": 7}]}
+//     {"predictions": [{"label": 3, "scores": [p0, ..., pK-1]}]}     (signature "scores")
+// where label is the top-1 class (the first maximum, as argmax_rows) and scores the
+// softmax probabilities. Failures are {"error": "<message>"}, as TensorFlow Serving
+// writes them.
+//
+// Other servers answer differently, so the client reads a prediction through a
+// response_layout: the prediction itself or one of its fields (label_field) holds
+// either a class index or a vector of scores, whose argmax is taken. TensorFlow
+// Serving with a Keras classifier, for instance, answers bare score vectors:
+// {label_field = "", scores = true}.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/core/json.hpp"
+#include "nnmark/core/tensor.hpp"
+#include "nnmark/layers/softmax_cross_entropy.hpp"
+
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nnmark {
+
+// The body answering logits [N, K]: labels, and probabilities when `scores`.
+inline std::string format_predictions(const tensor<float>& logits, bool scores) {
+    const std::vector<int> labels = argmax_rows(logits);
+    tensor<float> probabilities;
+    if (scores) softmax(logits, probabilities);
+    json predictions = json::array();
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        json prediction = json::object();
+        prediction.set("label", labels[i]);
+        if (scores) {
+            json row = json::array();
+            for (float p : probabilities.item(static_cast<index_t>(i))) row.push_back(static_cast<double>(p));
+            prediction.set("scores", std::move(row));
+        }
+        predictions.push_back(std::move(prediction));
+    }
+    json body = json::object();
+    body.set("predictions", std::move(predictions));
+    return body.dump();
+}
+
+// {"error": message}. Never throws for the text: bytes that are not UTF-8 (a message
+// may quote a request) become '?', as JSON can only carry UTF-8.
+inline std::string error_body(std::string_view message) {
+    std::string text;
+    for (std::size_t i = 0; i < message.size();) {
+        const std::size_t n = detail::json_text::utf8_sequence_length(message, i);
+        if (n == 0) {
+            text += '?';
+            ++i;
+        } else {
+            text.append(message.substr(i, n));
+            i += n;
+        }
+    }
+    json body = json::object();
+    body.set("error", std::move(text));
+    return body.dump();
+}
+
+// Where a client finds the label in each prediction of an answer.
+struct response_layout {
+    std::string label_field = "label";  // "": the prediction itself
+    bool scores = false;                // the value is a vector of scores: take its argmax
+};
+
+namespace detail::predict {
+
+// The class index a score vector votes for: its first maximum.
+inline int argmax_of(const json_view& value) {
+    const std::vector<json_view> scores = value.elements();
+    if (scores.empty()) value.fail("expected a vector of scores, found an empty array");
+    int best = 0;
+    double best_score = -INFINITY;
+    for (std::size_t k = 0; k < scores.size(); ++k) {
+        const double s = scores[k].as_double();
+        if (s > best_score) {
+            best = static_cast<int>(k);
+            best_score = s;
+        }
+    }
+    return best;
+}
+
+inline int read_label(const json_view& prediction, const response_layout& layout, int classes) {
+    const json_view value = layout.label_field.empty() ? prediction : prediction[layout.label_field];
+    const std::int64_t label = layout.scores ? argmax_of(value) : value.as_int();
+    if (label < 0 || label >= classes)
+        value.fail("expected a class in 0.." + std::to_string(classes - 1) + ", found " + std::to_string(label));
+    return static_cast<int>(label);
+}
+
+}  // namespace detail::predict
+
+// The labels of an answer to `expected` instances, in order; format_error with the
+// JSON path when the answer does not have the layout or the count.
+inline std::vector<int> read_prediction_labels(std::string_view body, index_t expected, const response_layout& layout,
+                                               int classes) {
+    const json doc = json::parse(body, "response");
+    const json_view predictions = json_view(doc, "response")["predictions"];
+    const std::vector<json_view> list = predictions.elements();
+    if (static_cast<index_t>(list.size()) != expected)
+        predictions.fail("expected " + std::to_string(expected) + " predictions (one per image sent), found " +
+                         std::to_string(list.size()));
+    std::vector<int> labels;
+    labels.reserve(list.size());
+    for (const json_view& prediction : list) labels.push_back(detail::predict::read_label(prediction, layout, classes));
+    return labels;
+}
+
+}  // namespace nnmark

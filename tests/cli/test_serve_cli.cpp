@@ -1,0 +1,393 @@
+// nnmark serve and verify --url end to end, on loopback only: a real server started with
+// --port 0, a watermark verified through HTTP with the numbers of verify --model,
+// malformed requests answered 400/404/413 with messages, a bounded concurrent load with
+// no errors, and 1,000 malformed requests that leave the server up with flat memory.
+#include "nnmark/layers/conv2d.hpp"
+#include "nnmark/layers/dense.hpp"
+#include "nnmark/layers/flatten.hpp"
+#include "nnmark/layers/maxpool2d.hpp"
+#include "nnmark/layers/relu.hpp"
+#include "nnmark/data/load.hpp"
+#include "nnmark/model/model_file.hpp"
+#include "nnmark/serve/predict_request.hpp"
+#include "nnmark/train/evaluate.hpp"
+#include "nnmark/watermark/key.hpp"
+
+#include "../support/files.hpp"
+#include "cli_runner.hpp"
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <numeric>
+#include <csignal>
+#include <fcntl.h>
+#include <spawn.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace nnmark::testing::serve_cli_tests {
+
+using namespace std::chrono_literals;
+
+// `nnmark serve --port 0` on 127.0.0.1 for the lifetime of this object: started in the
+// constructor, which waits for the printed port; stopped (SIGTERM, then SIGKILL) and
+// reaped in stop() or the destructor, so a failing check never leaves it running.
+class server_process {
+public:
+    server_process(const std::filesystem::path& model, const std::string& flags, const temp_dir& dir)
+        : out_(dir / ("serve-" + std::to_string(++started_) + ".out")), err_(out_.string() + ".err") {
+        std::vector<std::string> args{NNMARK_TOOL_PATH, "serve",  "--model", model.string(), "--host",
+                                      "127.0.0.1",      "--port", "0",       "--threads",    "2"};
+        for (std::size_t from = 0; from < flags.size();) {
+            const std::size_t to = std::min(flags.find(' ', from), flags.size());
+            if (to > from) args.push_back(flags.substr(from, to - from));
+            from = to + 1;
+        }
+        spawn(args);
+        wait_for_port();
+    }
+    ~server_process() { stop(); }
+    server_process(const server_process&) = delete;
+    server_process& operator=(const server_process&) = delete;
+
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    std::string err() const { return slurp(err_); }
+
+    // True while the process runs.
+    bool alive() {
+        if (pid_ <= 0) return false;
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == 0) return true;
+        pid_ = -1;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return false;
+    }
+
+    // SIGTERM, then SIGKILL after 10 s; returns the exit code (-1 when killed).
+    int stop() {
+        if (!alive()) return exit_code_;
+        ::kill(pid_, SIGTERM);
+        for (int i = 0; i < 1000 && alive(); ++i) std::this_thread::sleep_for(10ms);
+        if (alive()) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+            exit_code_ = -1;
+        }
+        return exit_code_;
+    }
+
+    // Resident memory in kB, from /proc/PID/status.
+    long rss_kb() const {
+        const std::string status = slurp("/proc/" + std::to_string(pid_) + "/status");
+        const std::size_t at = status.find("VmRSS:");
+        return at == std::string::npos ? -1 : std::stol(status.substr(at + 6));
+    }
+
+private:
+    void spawn(const std::vector<std::string>& args) {
+        posix_spawn_file_actions_t files;
+        posix_spawn_file_actions_init(&files);
+        posix_spawn_file_actions_addopen(&files, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&files, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        std::vector<char*> argv;
+        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        // Under AddressSanitizer freed memory sits in a quarantine of 256 MB, which would
+        // look like growth to the memory check; a small one keeps RSS meaningful.
+        std::vector<std::string> env_strings;
+        for (char** e = environ; *e; ++e)
+            if (!std::string_view(*e).starts_with("ASAN_OPTIONS=")) env_strings.emplace_back(*e);
+        const char* asan = std::getenv("ASAN_OPTIONS");
+        env_strings.push_back(std::string("ASAN_OPTIONS=") + (asan ? std::string(asan) + ":" : "") +
+                              "quarantine_size_mb=4");
+        std::vector<char*> env;
+        for (auto& s : env_strings) env.push_back(s.data());
+        env.push_back(nullptr);
+        const int failed = posix_spawn(&pid_, argv[0], &files, nullptr, argv.data(), env.data());
+        posix_spawn_file_actions_destroy(&files);
+        REQUIRE_MESSAGE(failed == 0, "cannot start " << argv[0]);
+    }
+
+    // The port from "listening on http://127.0.0.1:PORT", within 60 s (sanitizer builds are slow).
+    void wait_for_port() {
+        const std::string marker = "listening on http://127.0.0.1:";
+        for (int i = 0; i < 6000; ++i) {
+            const std::string out = slurp(out_);
+            if (const std::size_t at = out.find(marker);
+                at != std::string::npos && out.find('(', at) != std::string::npos) {
+                port_ = std::stoi(out.substr(at + marker.size()));
+                return;
+            }
+            REQUIRE_MESSAGE(alive(), "nnmark serve exited: " << err());
+            std::this_thread::sleep_for(10ms);
+        }
+        FAIL("nnmark serve printed no port within 60 s: " << err());
+    }
+
+    static inline int started_ = 0;
+    std::filesystem::path out_, err_;
+    pid_t pid_ = -1;
+    int exit_code_ = -1;
+    int port_ = 0;
+};
+
+std::unique_ptr<httplib::Client> client_of(const server_process& server) {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", server.port());
+    client->set_connection_timeout(10s);
+    client->set_read_timeout(30s);
+    client->set_write_timeout(30s);
+    client->set_tcp_nodelay(true);
+    return client;
+}
+
+std::string error_of(const httplib::Result& r) { return nlohmann::json::parse(r->body).at("error").get<std::string>(); }
+
+// A small untrained [1, 28, 28] -> 10 network: MNIST's shape at a fraction of paper-mnist's cost.
+sequential<float> small_mnist_net() {
+    sequential<float> net(shape{1, 28, 28});
+    net.emplace<conv2d>(4, 3);
+    net.emplace<relu>();
+    net.emplace<maxpool2d>(2);
+    net.emplace<flatten>();
+    net.emplace<dense>(10);
+    net.initialize(11);
+    return net;
+}
+
+std::filesystem::path small_mnist_model(const temp_dir& dir) {
+    const auto path = dir / "small.safetensors";
+    save_model(small_mnist_net(), path);
+    return path;
+}
+
+// The same network with its classes rotated by one: class k's row of the last layer
+// becomes class k + 1's, so it answers (label + 1) % 10 wherever the original answers label.
+sequential<float> rotated_classes(sequential<float> net) {
+    for (auto& p : net.named_parameters()) {
+        if (p.layer != net.size() - 1) continue;
+        const std::size_t row = p.value.size() / 10;
+        std::rotate(p.value.begin(), p.value.end() - static_cast<std::ptrdiff_t>(row), p.value.end());
+    }
+    return net;
+}
+
+// A key whose labels are what `net` answers on 16 training images (random label mode,
+// so the null rate is 1/9): `net` carries this "watermark" without any training.
+watermark_key key_answered_by(const sequential<float>& net, const dataset& train) {
+    std::vector<index_t> chosen(16);
+    std::iota(chosen.begin(), chosen.end(), index_t(0));
+    watermark_key key;
+    key.triggers = train.subset(chosen);
+    key.triggers.labels = predict_labels(net, key.triggers);
+    key.recipe = json::parse(R"({"kind":"content","source":1,"target":0,"seed":1,"count":16,"label_mode":"random",)"
+                             R"("classes":10,"dataset":"mnist","datasets":[]})",
+                             "recipe");
+    return key;
+}
+
+// {"instances": [...]} of `count` images of `data` from `first`, as 0-255 integers.
+std::string body_of(const dataset& data, index_t first, index_t count) {
+    std::string body = "{\"instances\":[";
+    for (index_t i = first; i < first + count; ++i) {
+        if (i > first) body += ',';
+        append_instance(body, data.images.item(i), data.item_shape(), image_layout::hwc);
+    }
+    return body + "]}";
+}
+
+// `body` with its first pixel value written as `text`.
+std::string with_first_value(std::string body, const std::string& text) {
+    const std::size_t at = body.find_first_of("0123456789");
+    return body.replace(at, body.find_first_of(",]", at) - at, text);
+}
+
+TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the numbers of verify --model") {
+    // Trained models are not needed to check the protocol: a key is made from what a
+    // network answers, and its rotated twin never agrees with it (a model without the mark).
+    temp_dir dir;
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 9);
+    const std::string data = " --dataset mnist --data " + mnist.string();
+    const auto marked = dir / "marked.safetensors", key = dir / "marked.key", clean = dir / "clean.safetensors";
+    const sequential<float> net = small_mnist_net();
+    save_model(net, marked);
+    save_model(rotated_classes(small_mnist_net()), clean);
+    save_key(key_answered_by(net, load_dataset("mnist", mnist, true)), key);
+
+    const std::string remote_flags = " --rate 1000 --batch 8 --seed 3 --timeout 30" + data + " --json";
+    for (const auto& [model, expected_exit] : {std::pair{marked, 0}, std::pair{clean, 1}}) {
+        CAPTURE(model.string());
+        server_process server(model, "--name suspect", dir);
+        const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/models/suspect:predict";
+        const auto remote = nnmark_tool("verify --url " + url + " --key " + key.string() + remote_flags, dir);
+        const auto local = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --json", dir);
+        CHECK_MESSAGE(remote.exit_code == expected_exit, remote.err);
+        CHECK_MESSAGE(local.exit_code == expected_exit, local.err);
+        const auto r = nlohmann::json::parse(remote.out), l = nlohmann::json::parse(local.out);
+        for (const char* field : {"queries", "matches", "trigger_accuracy", "null_rate", "null_source", "p_value",
+                                  "log10_p_value", "alpha", "verdict", "commitment"})
+            CHECK_MESSAGE(r[field] == l[field],
+                          field << ": " << r[field] << " through HTTP, " << l[field] << " in memory");
+        CHECK(r["matches"] == (expected_exit == 0 ? 16 : 0));
+        CHECK(r["queries_sent"] == 32);  // 16 triggers among 16 decoys
+        CHECK(r["requests"] == 4);
+        CHECK(r["decoys"] == 16);
+        CHECK(r["seconds"].get<double>() > 0);
+
+        // Asking for scores and taking their argmax, with CHW images, gives the same answers.
+        const auto scored = nnmark_tool("verify --url " + url + " --key " + key.string() + remote_flags +
+                                            " --signature scores --label-field scores --scores --layout chw",
+                                        dir);
+        CHECK_MESSAGE(scored.exit_code == expected_exit, scored.err);
+        CHECK(nlohmann::json::parse(scored.out)["matches"] == l["matches"]);
+        CHECK(server.stop() == 0);
+        CHECK(contains(server.err(), "stopped"));
+    }
+
+    // No service at the address: exit 2 after the retries, with one line.
+    const auto gone = nnmark_tool(
+        "verify --url http://127.0.0.1:1/v1/models/x:predict --key " + key.string() + " --retries 1 --timeout 2" + data,
+        dir);
+    CHECK(gone.exit_code == 2);
+    CHECK(gone.one_line_error());
+    CHECK_MESSAGE(contains(gone.err, "failed 2 times"), gone.err);
+    const auto neither = nnmark_tool("verify --key " + key.string(), dir);
+    CHECK(neither.exit_code == 2);
+    CHECK_MESSAGE(contains(neither.err, "--model or --url"), neither.err);
+}
+
+TEST_CASE("cli serve: malformed requests get 400, 404 or 413 with a message; valid ones the model's labels") {
+    temp_dir dir;
+    const auto model_file = small_mnist_model(dir);
+    const dataset images = load_dataset("mnist", write_synthetic_mnist(dir.path / "mnist", 10, 20, 4), false);
+    server_process server(model_file, "--max-instances 4 --max-body 65536", dir);
+    auto client = client_of(server);
+
+    const auto ok = client->Post("/v1/models/default:predict", body_of(images, 0, 3), "application/json");
+    REQUIRE(ok);
+    REQUIRE_MESSAGE(ok->status == 200, ok->body);
+    const auto predictions = nlohmann::json::parse(ok->body)["predictions"];
+    const std::vector<int> expected =
+        predict_labels(load_model<float>(model_file), images.subset(std::vector<index_t>{0, 1, 2}));
+    for (std::size_t i = 0; i < 3; ++i) CHECK(predictions[i]["label"] == expected[i]);
+    const auto status = client->Get("/v1/models/default");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+    CHECK(contains(status->body, "AVAILABLE"));
+
+    struct bad_request {
+        std::string path, body;
+        int status;
+        std::string message;
+    };
+    const std::string predict = "/v1/models/default:predict";
+    const bad_request cases[] = {
+        {predict, "{\"instances\": [", 400, "request: invalid JSON at byte 15"},
+        {predict, R"({"instances": [[[1, 2], [3, 4]]]})", 400,
+         "request.instances[0]: expected an image as nested arrays [28][28][1] (HWC) or [1][28][28] (CHW)"},
+        {predict, with_first_value(body_of(images, 0, 1), "300"), 400, "expected a pixel in 0..255, found 300"},
+        {predict, body_of(images, 0, 5), 413, "5 images, more than the limit of 4 per request"},
+        {predict, std::string(70000, ' '), 413, "larger than the limit of 65536 bytes"},
+        {"/v1/models/other:predict", body_of(images, 0, 1), 404, "no model named \"other\""},
+        {"/v2/anything", "{}", 404, "no such resource: POST /v2/anything"},
+    };
+    for (const bad_request& c : cases) {
+        CAPTURE(c.path);
+        CAPTURE(c.message);
+        const auto r = client->Post(c.path, c.body, "application/json");
+        REQUIRE(r);
+        CHECK(r->status == c.status);
+        CHECK_MESSAGE(contains(error_of(r), c.message), error_of(r));
+        client = client_of(server);  // a fresh connection: the server may close one after an error
+    }
+    const auto unknown = client->Get("/v1/models/other");
+    REQUIRE(unknown);
+    CHECK(unknown->status == 404);
+
+    // A second server on the same port fails at once (`timeout` guards the test if it did not).
+    const auto busy =
+        run_program("timeout 60 " NNMARK_TOOL_PATH,
+                    "serve --model " + model_file.string() + " --port " + std::to_string(server.port()), dir);
+    CHECK(busy.exit_code == 2);
+    CHECK_MESSAGE(contains(busy.err, "cannot listen on 127.0.0.1:" + std::to_string(server.port())), busy.err);
+    CHECK(server.stop() == 0);
+}
+
+// How much the server's RSS may grow over 800 malformed requests after a warm-up of 200.
+// Without sanitizers it stays within a few hundred kB. AddressSanitizer's allocator
+// fills its quarantine and size-class caches over thousands of requests before it is
+// flat, so there the bound is loose and leaks are LeakSanitizer's to find: it runs when
+// the server exits, which then is not 0.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr long rss_growth_bound_kb = 32 * 1024;
+#else
+constexpr long rss_growth_bound_kb = 4 * 1024;
+#endif
+
+TEST_CASE("cli serve: concurrent clients are all answered, and 1,000 malformed requests leave it up with flat memory") {
+    temp_dir dir;
+    const dataset images = load_dataset("mnist", write_synthetic_mnist(dir.path / "mnist", 10, 20, 4), false);
+    server_process server(small_mnist_model(dir), "--connections 16", dir);
+
+    // 6 clients x 50 requests of 1-2 images, each on its own keep-alive connection.
+    std::atomic<int> answered{0}, failed{0};
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 6; ++c)
+        clients.emplace_back([&, c] {
+            auto client = client_of(server);
+            for (int i = 0; i < 50; ++i) {
+                const index_t first = (c * 50 + i) % 18;
+                const auto r =
+                    client->Post("/v1/models/default:predict", body_of(images, first, 1 + i % 2), "application/json");
+                (r && r->status == 200 ? answered : failed)++;
+            }
+        });
+    for (auto& t : clients) t.join();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(answered == 300);
+    CHECK(failed == 0);
+    CHECK_MESSAGE(seconds < 60, "300 requests took " << seconds << " s");
+
+    // Garbage of every kind, 1,000 times; memory is compared after a warm-up.
+    std::string deep(100000, '[');
+    const std::vector<std::string> garbage = {"",
+                                              "{",
+                                              "null",
+                                              "[]",
+                                              "{\"instances\": [[1, 2]]}",
+                                              "{\"instances\": [" + deep,
+                                              "{\"instances\": [\"\xff\xfe\"]}",
+                                              "{\"instances\": [{\"b64\": \"!!!!\"}]}",
+                                              "{\"instances\": [{\"b64\": \"iVBORw0KGgoAAAANSUhEUgAAAAI=\"}]}",
+                                              body_of(images, 0, 1).substr(0, 3000),
+                                              with_first_value(body_of(images, 0, 1), "1.5")};
+    auto client = client_of(server);
+    long warm_rss = 0;
+    int refused = 0;
+    for (int i = 0; i < 1000; ++i) {
+        if (i == 200) warm_rss = server.rss_kb();
+        const auto r = client->Post("/v1/models/default:predict", garbage[static_cast<std::size_t>(i) % garbage.size()],
+                                    "application/json");
+        if (!r) client = client_of(server);
+        refused += r && (r->status == 400 || r->status == 413);
+    }
+    CHECK(refused == 1000);
+    REQUIRE(server.alive());
+    const long final_rss = server.rss_kb();
+    CHECK_MESSAGE(final_rss - warm_rss < rss_growth_bound_kb,
+                  "RSS grew from " << warm_rss << " kB to " << final_rss << " kB");
+    const auto status = client->Get("/v1/models/default");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+    CHECK(server.stop() == 0);
+}
+
+}  // namespace nnmark::testing::serve_cli_tests

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole nnmark test suite: builds with CMake and with Meson and runs every
-# test in both, then once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Runs the whole nnmark test suite: builds with CMake (optimized, as users build it) and
+# with Meson (instrumented with AddressSanitizer + UndefinedBehaviorSanitizer) and runs
+# every test in both.
 # Usage: scripts/test.sh [--quick]   (--quick: the CMake build only)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -8,7 +9,7 @@ cd "$root"
 quick=0
 case "${1:-}" in
   --quick) quick=1 ;;
-  -h|--help) sed -n '2,4p' "$0" | sed 's/^# //'; exit 0 ;;
+  -h|--help) sed -n '2,5p' "$0" | sed 's/^# //'; exit 0 ;;
   "") ;;
   *) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
@@ -49,24 +50,24 @@ count_results() {
   [ "$f" -eq 0 ] || failures+=("$name")
 }
 
-# The benchmarks are compiled by the Meson build (and run by scripts/bench.sh), not here.
-run_ctest cmake build -DNNMARK_BENCH=OFF
+# The CMake build is the optimized one users run; it also compiles the benchmarks
+# (scripts/bench.sh runs them).
+run_ctest cmake build -DNNMARK_BENCH=ON
 if [ "$quick" -eq 0 ]; then
-  # The CMake build above is the optimized one users run; the Meson build proves the
-  # second build system and runs the suite again at -O1, which halves its compile time
-  # (the benchmarks keep their own -O3) and tries the code at another optimization level.
-  echo "== meson: configure and build (build-meson, -O1) at $((SECONDS - start)) s"
-  if [ -d build-meson ]; then meson configure build-meson -Doptimization=1 >/dev/null
-  else meson setup build-meson -Doptimization=1 >/dev/null; fi
+  # The Meson build proves the second build system and is the sanitized run: ASan+UBSan
+  # at -O1 without debug info (reports still name the functions), which keeps the
+  # instrumented build and run short enough for CI's two cores. meson test halts on the
+  # first UBSan report and LeakSanitizer checks the tool's processes too.
+  echo "== meson + asan-ubsan: configure and build (build-meson) at $((SECONDS - start)) s"
+  meson_options=(-Doptimization=1 -Db_sanitize=address,undefined -Dbench=false)
+  if [ -d build-meson ]; then meson configure build-meson "${meson_options[@]}" >/dev/null
+  else meson setup build-meson "${meson_options[@]}" >/dev/null; fi
   meson compile -C build-meson -j "$jobs"
-  echo "== meson: test at $((SECONDS - start)) s"
-  rc=0; meson test -C build-meson --print-errorlogs --num-processes 1 2>&1 | tee build-meson/test.log || rc=$?
-  count_results meson build-meson/test.log "$rc"
-
-  # Sanitizers: -O1 without debug info keeps the instrumented build and run short
-  # (reports still name the functions).
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_ctest asan-ubsan build-asan -DNNMARK_SANITIZE=ON -DNNMARK_BENCH=OFF -DCMAKE_CXX_FLAGS_RELEASE="-O1"
+  echo "== meson + asan-ubsan: test at $((SECONDS - start)) s"
+  rc=0
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-meson --print-errorlogs --num-processes 1 2>&1 | tee build-meson/test.log || rc=$?
+  count_results meson-asan-ubsan build-meson/test.log "$rc"
 fi
 
 echo "== test.sh finished in $((SECONDS - start)) s"

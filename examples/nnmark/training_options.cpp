@@ -1,16 +1,20 @@
 #include "training_options.hpp"
 
 #include "nnmark/data/load.hpp"
+#include "nnmark/core/atomic_file.hpp"
+#include "nnmark/model/layer_factory.hpp"
 #include "nnmark/model/paper_models.hpp"
 #include "nnmark/train/progress.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace nnmark::cli {
 
 void training_options::add_to(CLI::App& app) {
-    app.add_option("--arch", arch, "Network: paper-mnist or paper-cifar10 (default: the paper's for the dataset)")
-        ->check(CLI::IsMember(architecture_names()));
+    app.add_option("--arch", arch,
+                   "Network: paper-mnist, paper-cifar10 (default: the paper's for the dataset), or a JSON file "
+                   "in the format of a model file's nnmark.architecture metadata");
     app.add_option("--epochs", recipe.epochs, "Training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
     app.add_option("--batch", recipe.batch, "Minibatch size")->check(CLI::Range(1, 65536))->capture_default_str();
     app.add_option("--optimizer", recipe.optimizer, "sgd (Nesterov momentum 0.9) or adam")
@@ -34,6 +38,20 @@ std::string training_options::architecture_for(const std::string& dataset_name) 
     return arch.empty() ? default_architecture(dataset_name) : arch;
 }
 
+sequential<float> training_options::build_network(const std::string& dataset_name) const {
+    const std::string name = architecture_for(dataset_name);
+    const std::vector<std::string>& names = architecture_names();
+    if (std::ranges::find(names, name) != names.end()) return build_architecture<float>(name);
+    if (!std::filesystem::is_regular_file(name)) {
+        std::string known;
+        for (const auto& n : names) known += n + ", ";
+        throw argument_error("--arch: expected " + known + "or an architecture JSON file, found '" + name + "'");
+    }
+    const std::vector<unsigned char> text = read_file(name);
+    return build_from_architecture<float>(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()),
+                                          name);
+}
+
 training_data load_training_data(const dataset_options& options) {
     return {load_dataset(options.name, options.resolved_dir(), true),
             load_dataset(options.name, options.resolved_dir(), false)};
@@ -43,7 +61,7 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
                                                              const dataset_options& data_options,
                                                              const training_data& data, const std::string& out,
                                                              std::optional<extra_training_set> extra) {
-    sequential<float> model = build_architecture<float>(options.architecture_for(data_options.name));
+    sequential<float> model = options.build_network(data_options.name);
     model.initialize(options.recipe.seed);
     trainer<float> t(model, options.recipe);
     if (extra) t.set_extra_set(*extra);

@@ -21,8 +21,10 @@ struct training_options {
     bool quiet = false;
 
     void add_to(CLI::App& app);
-    // The architecture to build for `dataset_name`.
+    // The architecture to build for `dataset_name`: a network's name or a JSON file's path.
     std::string architecture_for(const std::string& dataset_name) const;
+    // That network, untrained; argument_error when --arch is neither a name nor a file.
+    sequential<float> build_network(const std::string& dataset_name) const;
 };
 
 struct training_data {

@@ -2,16 +2,12 @@
 // an embedded model, writes what it should, and reports the attacked and original test
 // accuracy, the verify fields and a verdict; bad input is exit 2 with one line.
 #include "nnmark/data/load.hpp"
-#include "nnmark/layers/conv2d.hpp"
-#include "nnmark/layers/dense.hpp"
-#include "nnmark/layers/flatten.hpp"
-#include "nnmark/layers/maxpool2d.hpp"
-#include "nnmark/layers/relu.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/train/trainer.hpp"
 #include "nnmark/watermark/embed.hpp"
 
 #include "../support/files.hpp"
+#include "../support/tiny_data.hpp"
 #include "cli_runner.hpp"
 
 #include <doctest/doctest.h>
@@ -25,20 +21,6 @@ using namespace nnmark;
 using namespace nnmark::testing;
 
 namespace attack_cli_test {
-
-// A small network for 28x28 images, far cheaper than paper-mnist under the sanitizers;
-// the tool rebuilds it from the architecture stored in the model file.
-sequential<float> small_mnist_net() {
-    sequential<float> net(shape{1, 28, 28});
-    net.emplace<conv2d>(4, 3);
-    net.emplace<relu>();
-    net.emplace<maxpool2d>(2);
-    net.emplace<flatten>();
-    net.emplace<dense>(16);
-    net.emplace<relu>();
-    net.emplace<dense>(10);
-    return net;
-}
 
 // A watermarked model and its key on generated MNIST files, made once for all the
 // attacks below: the paper's Algorithm 1 (content triggers mixed into every epoch) on
@@ -58,7 +40,7 @@ struct marked_model {
         k.triggers = make_trigger_set(recipe, train.filter_by_label(recipe.source), train.item_shape());
         k.recipe = recipe_json(recipe, "mnist", train.item_shape(), dataset_files("mnist", mnist, true));
         save_key(k, key);
-        auto net = small_mnist_net();
+        auto net = make_small_mnist_net<float>();
         net.initialize(1);
         training_recipe training;
         training.epochs = 5;

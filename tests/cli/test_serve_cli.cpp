@@ -2,11 +2,6 @@
 // --port 0, a watermark verified through HTTP with the numbers of verify --model,
 // malformed requests answered 400/404/413 with messages, a bounded concurrent load with
 // no errors, and 1,000 malformed requests that leave the server up with flat memory.
-#include "nnmark/layers/conv2d.hpp"
-#include "nnmark/layers/dense.hpp"
-#include "nnmark/layers/flatten.hpp"
-#include "nnmark/layers/maxpool2d.hpp"
-#include "nnmark/layers/relu.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/serve/predict_request.hpp"
@@ -14,6 +9,7 @@
 #include "nnmark/watermark/key.hpp"
 
 #include "../support/files.hpp"
+#include "../support/tiny_data.hpp"
 #include "cli_runner.hpp"
 
 #include <doctest/doctest.h>
@@ -152,12 +148,7 @@ std::string error_of(const httplib::Result& r) { return nlohmann::json::parse(r-
 
 // A small untrained [1, 28, 28] -> 10 network: MNIST's shape at a fraction of paper-mnist's cost.
 sequential<float> small_mnist_net() {
-    sequential<float> net(shape{1, 28, 28});
-    net.emplace<conv2d>(4, 3);
-    net.emplace<relu>();
-    net.emplace<maxpool2d>(2);
-    net.emplace<flatten>();
-    net.emplace<dense>(10);
+    sequential<float> net = make_small_mnist_net<float>();
     net.initialize(11);
     return net;
 }

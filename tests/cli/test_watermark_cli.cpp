@@ -2,7 +2,10 @@
 // and a key, verify finds the watermark (exit 0) in it and not (exit 1) in a model
 // trained without the key, calibrate stores a null rate, and a tampered key is refused.
 #include "../support/files.hpp"
+#include "../support/tiny_data.hpp"
 #include "cli_runner.hpp"
+
+#include "nnmark/model/layer_factory.hpp"
 
 #include <doctest/doctest.h>
 
@@ -11,11 +14,25 @@
 using namespace nnmark;
 using namespace nnmark::testing;
 
+namespace watermark_cli_test {
+
+// `net`'s architecture as a file for --arch: the tests train small networks, since the
+// paper's are slow under the sanitizers and these tests check the commands, not accuracy.
+std::string write_architecture(const sequential<float>& net, const temp_dir& dir, const std::string& name) {
+    const auto path = dir.path / name;
+    write_file_atomically(path, architecture_json(net));
+    return path.string();
+}
+
+}  // namespace watermark_cli_test
+using namespace watermark_cli_test;
+
 TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     temp_dir dir;
     // 200 training images (20 of the source class 1), 60 test images.
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
-    const std::string data = " --dataset mnist --data " + mnist.string();
+    const std::string data = " --dataset mnist --data " + mnist.string() + " --arch " +
+                             write_architecture(make_small_mnist_net<float>(), dir, "small.json");
     const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
     const auto e = nnmark_tool("embed" + data + " --trigger content --count 16 --repeat 8 --epochs 3 --batch 16"
                                    " --lr 0.02 --quiet --json --out " + model.string() + " --key-out " + key.string(),
@@ -49,6 +66,12 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     CHECK(nlohmann::json::parse(n.out)["verdict"] == "not-detected");
     CHECK(nlohmann::json::parse(n.out)["null_source"] == "calibrated");
 
+    // --arch names a network or an architecture file; anything else is refused.
+    const auto bad = nnmark_tool("train --dataset mnist --data " + mnist.string() + " --arch nowhere.json --out x", dir);
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.one_line_error());
+    CHECK_MESSAGE(contains(bad.err, "nowhere.json"), bad.err);
+
     // inspect and show.
     const auto i = nnmark_tool("key inspect --key " + key.string() + " --json", dir);
     REQUIRE_MESSAGE(i.exit_code == 0, i.err);
@@ -76,13 +99,15 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 100, 4);
     const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
     const auto e = nnmark_tool("embed --dataset cifar10 --data " + cifar.string() + " --unrelated-data " + mnist.string() +
-                                   " --trigger unrelated --count 8 --repeat 2 --epochs 1 --batch 16 --quiet --json --out " +
+                                   " --trigger unrelated --count 8 --repeat 2 --epochs 1 --batch 16 --quiet --json --arch " +
+                                   write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
+                                   " --out " +
                                    model.string() + " --key-out " + key.string(),
                                dir);
     REQUIRE_MESSAGE(e.exit_code == 0, e.err);
     const auto embedded = nlohmann::json::parse(e.out);
     CHECK(embedded["trigger"] == "unrelated");
-    CHECK(embedded["architecture"] == "paper-cifar10");
+    CHECK(embedded["architecture"] == (dir.path / "small.json").string());
 
     const auto i = nnmark_tool("key inspect --key " + key.string() + " --json", dir);
     REQUIRE_MESSAGE(i.exit_code == 0, i.err);

@@ -1,6 +1,7 @@
 // A tiny learnable dataset and network for tests that train: 8x8 grey images whose
 // class (0..3) decides which quadrant is bright, plus noise; and a small conv net
-// that learns it in a few dozen steps, even under the sanitizers.
+// that learns it in a few dozen steps, even under the sanitizers; and a small network
+// for MNIST-shaped images.
 #pragma once
 
 #include "nnmark/core/rng.hpp"
@@ -48,6 +49,27 @@ sequential<T> make_tiny_net(int classes = 4) {
     net.template emplace<dropout>(0.25);
     net.template emplace<dense>(classes);
     return net;
+}
+
+// A small network for images of `input_item` ([C, H, W]) and 10 classes, far cheaper than
+// the paper's under the sanitizers, for the tool's tests (the tool rebuilds it from the
+// model file, or reads it with --arch).
+template <class T>
+sequential<T> make_small_image_net(const shape& input_item) {
+    sequential<T> net(input_item);
+    net.template emplace<conv2d>(4, 3);
+    net.template emplace<relu>();
+    net.template emplace<maxpool2d>(2);
+    net.template emplace<flatten>();
+    net.template emplace<dense>(16);
+    net.template emplace<relu>();
+    net.template emplace<dense>(10);
+    return net;
+}
+
+template <class T>
+sequential<T> make_small_mnist_net() {
+    return make_small_image_net<T>(shape{1, 28, 28});
 }
 
 }  // namespace nnmark::testing

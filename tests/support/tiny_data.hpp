@@ -37,25 +37,12 @@ inline dataset make_quadrant_dataset(index_t count, std::uint64_t seed, int clas
     return data;
 }
 
+// A small conv net for images of `input_item` ([C, H, W]), far cheaper than the paper's
+// under the sanitizers: conv 4x3x3, relu, maxpool 2, dense 16, relu, [dropout], dense.
+// The tool's tests use it too (the tool rebuilds it from the model file, or reads it
+// with --arch).
 template <class T>
-sequential<T> make_tiny_net(int classes = 4) {
-    sequential<T> net(shape{1, 8, 8});
-    net.template emplace<conv2d>(4, 3);
-    net.template emplace<relu>();
-    net.template emplace<maxpool2d>(2);
-    net.template emplace<flatten>();
-    net.template emplace<dense>(16);
-    net.template emplace<relu>();
-    net.template emplace<dropout>(0.25);
-    net.template emplace<dense>(classes);
-    return net;
-}
-
-// A small network for images of `input_item` ([C, H, W]) and 10 classes, far cheaper than
-// the paper's under the sanitizers, for the tool's tests (the tool rebuilds it from the
-// model file, or reads it with --arch).
-template <class T>
-sequential<T> make_small_image_net(const shape& input_item) {
+sequential<T> make_small_image_net(const shape& input_item, int classes = 10, double dropout_rate = 0) {
     sequential<T> net(input_item);
     net.template emplace<conv2d>(4, 3);
     net.template emplace<relu>();
@@ -63,8 +50,15 @@ sequential<T> make_small_image_net(const shape& input_item) {
     net.template emplace<flatten>();
     net.template emplace<dense>(16);
     net.template emplace<relu>();
-    net.template emplace<dense>(10);
+    if (dropout_rate > 0) net.template emplace<dropout>(dropout_rate);
+    net.template emplace<dense>(classes);
     return net;
+}
+
+// The net for the quadrant images.
+template <class T>
+sequential<T> make_tiny_net(int classes = 4) {
+    return make_small_image_net<T>(shape{1, 8, 8}, classes, 0.25);
 }
 
 template <class T>

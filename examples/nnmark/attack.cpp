@@ -6,7 +6,7 @@
 // The attacker's data and the evaluation half follow attacks/attacker_data.hpp: by
 // default the attacker holds the first half of the test set and accuracy is measured on
 // the second (the paper's Table 5). Exit 0 whatever the verdict, 2 on bad input.
-#include "cli.hpp"
+#include "attacking.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/distill.hpp"
@@ -29,27 +29,6 @@ namespace nnmark::cli {
 
 namespace {
 
-struct attack_options {
-    std::string model, out, key;
-    dataset_options data;
-    std::string attacker_data = "test-half";
-    double train_fraction = 0.1;
-    double alpha = 1e-6;
-    bool json = false, quiet = false;
-    // prune, fineprune
-    double rate = 0.5;
-    std::string scope = "layer";
-    // finetune, fineprune
-    std::string mode = "ftal";
-    training_recipe finetuning = finetune_recipe();
-    // distill
-    bool soft = false;
-    double temperature = 1.0;
-    training_recipe distillation;
-    // transform: exactly one of these is given
-    std::optional<double> jpeg, blur, noise, bits;
-    std::uint64_t noise_seed = 1;
-};
 
 // The thief's service: a model, and the transformation its queries pass through.
 struct attacked_service {
@@ -118,51 +97,32 @@ verification_result verify_service(const attacked_service& s, const watermark_ke
     return s.transform ? verify_through(s.model, key, *s.transform, alpha) : verify_model(s.model, key, alpha);
 }
 
+// One line for the terminal from the report of attack_and_score.
+std::string summary_line(const std::string& kind, const nlohmann::json& r) {
+    char line[512];
+    int used = std::snprintf(line, sizeof line, "%s %s: test accuracy %.2f%% (original %.2f%%) on %lld images",
+                             kind.c_str(), r["parameters"].dump().c_str(), 100 * r["test_accuracy"].get<double>(),
+                             100 * r["original_test_accuracy"].get<double>(), r["evaluation_images"].get<long long>());
+    if (r.contains("p_value"))
+        std::snprintf(line + used, sizeof line - static_cast<std::size_t>(used),
+                      "; trigger accuracy %.2f%%, p = %.3g (%s): %s", 100 * r["trigger_accuracy"].get<double>(),
+                      r["p_value"].get<double>(),
+                      r["verdict"] == "watermark-present" ? "watermark present" : "not detected",
+                      r["attack_verdict"].get<std::string>().c_str());
+    return line;
+}
+
 int run_attack(const std::string& kind, const attack_options& o) {
     const auto start = std::chrono::steady_clock::now();
     if (kind == "transform") chosen_transform(o).validate();  // before any slow work
     const std::optional<watermark_key> key = o.key.empty() ? std::nullopt : std::optional(load_key(o.key));
     sequential<float> original = load_model<float>(o.model);
     const attack_data data = load_attack_data(kind, o);
-    if (!(data.evaluation.item_shape() == original.input_item()))
-        throw shape_error("model '" + o.model + "' takes images " + original.input_item().str() + " but dataset " +
-                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
-    const double original_accuracy = evaluate(original, data.evaluation).accuracy();
-
-    const attacked_service attacked = run_kind(kind, std::move(original), data, o);
-    const double accuracy = accuracy_of(attacked, data.evaluation);
-    if (!o.out.empty()) save_model(attacked.model, o.out);
-
-    nlohmann::json report = {{"attack", kind},
-                             {"parameters", attacked.parameters},
-                             {"model", o.model},
-                             {"dataset", o.data.name},
-                             {"evaluation_data", data.evaluation.name},
-                             {"evaluation_images", data.evaluation.size()},
-                             {"original_test_accuracy", original_accuracy},
-                             {"test_accuracy", accuracy}};
-    if (trains(kind)) {
-        report["attacker_data"] = data.attacker.name;
-        report["attacker_images"] = data.attacker.size();
-    }
-    if (!o.out.empty()) report["out"] = o.out;
-    char line[512];
-    int used = std::snprintf(line, sizeof line, "%s %s: test accuracy %.2f%% (original %.2f%%) on %lld images",
-                             kind.c_str(), attacked.parameters.dump().c_str(), 100 * accuracy, 100 * original_accuracy,
-                             static_cast<long long>(data.evaluation.size()));
-    if (key) {
-        const verification_result r = verify_service(attacked, *key, o.alpha);
-        warn_if_uncalibrated(r);
-        report.update(verification_json(r, key->commitment()));
-        const std::string verdict = to_string(judge_attack(original_accuracy, accuracy, r.watermark_present));
-        report["attack_verdict"] = verdict;
-        std::snprintf(line + used, sizeof line - static_cast<std::size_t>(used),
-                      "; trigger accuracy %.2f%%, p = %.3g (%s): %s", 100 * r.trigger_accuracy, r.p_value,
-                      r.watermark_present ? "watermark present" : "not detected", verdict.c_str());
-    }
+    nlohmann::json report = {{"attack", kind}, {"model", o.model}, {"dataset", o.data.name}};
+    report.update(attack_and_score(kind, std::move(original), data, o, key ? &*key : nullptr, o.out));
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (o.json) print_json(report);
-    else std::printf("%s\n", line);
+    else std::printf("%s\n", summary_line(kind, report).c_str());
     return success;
 }
 
@@ -204,6 +164,35 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
 }
 
 }  // namespace
+
+nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,
+                                const attack_options& o, const watermark_key* key, const std::string& out) {
+    if (!(data.evaluation.item_shape() == model.input_item()))
+        throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
+                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
+    const double original_accuracy = evaluate(model, data.evaluation).accuracy();
+    const attacked_service attacked = run_kind(kind, std::move(model), data, o);
+    const double accuracy = accuracy_of(attacked, data.evaluation);
+    if (!out.empty()) save_model(attacked.model, out);
+
+    nlohmann::json report = {{"parameters", attacked.parameters},
+                             {"evaluation_data", data.evaluation.name},
+                             {"evaluation_images", data.evaluation.size()},
+                             {"original_test_accuracy", original_accuracy},
+                             {"test_accuracy", accuracy}};
+    if (trains(kind)) {
+        report["attacker_data"] = data.attacker.name;
+        report["attacker_images"] = data.attacker.size();
+    }
+    if (!out.empty()) report["out"] = out;
+    if (key) {
+        const verification_result r = verify_service(attacked, *key, o.alpha);
+        warn_if_uncalibrated(r);
+        report.update(verification_json(r, key->commitment()));
+        report["attack_verdict"] = to_string(judge_attack(original_accuracy, accuracy, r.watermark_present));
+    }
+    return report;
+}
 
 command add_attack_command(CLI::App& parent) {
     auto o = std::make_shared<attack_options>();

@@ -11,6 +11,19 @@
 
 namespace nnmark::cli {
 
+key_calibration calibrate_from_files(const watermark_key& key, const std::vector<std::string>& model_paths,
+                                     double confidence) {
+    std::vector<sequential<float>> models;
+    std::vector<std::string> names;
+    for (const auto& path : model_paths) {
+        models.push_back(load_model<float>(path));
+        names.push_back(std::filesystem::path(path).filename().string() + ":" + sha256_file_hex(path));
+    }
+    std::vector<const sequential<float>*> pointers;
+    for (const auto& m : models) pointers.push_back(&m);
+    return calibrate_key<float>(key, pointers, names, confidence);
+}
+
 command add_calibrate_command(CLI::App& parent) {
     struct options {
         std::string key;
@@ -29,15 +42,7 @@ command add_calibrate_command(CLI::App& parent) {
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
     return {app, [o] {
                 watermark_key key = load_key(o->key);
-                std::vector<sequential<float>> models;
-                std::vector<const sequential<float>*> pointers;
-                std::vector<std::string> names;
-                for (const auto& path : o->models) {
-                    models.push_back(load_model<float>(path));
-                    names.push_back(std::filesystem::path(path).filename().string() + ":" + sha256_file_hex(path));
-                }
-                for (const auto& m : models) pointers.push_back(&m);
-                key.calibration = calibrate_key<float>(key, pointers, names, o->confidence);
+                key.calibration = calibrate_from_files(key, o->models, o->confidence);
                 save_key(key, o->key);
                 const key_calibration& c = *key.calibration;
                 if (o->json)
@@ -50,7 +55,7 @@ command add_calibrate_command(CLI::App& parent) {
                 else
                     std::printf("%lld of %lld trigger answers of %zu reference models matched the key; null rate "
                                 "(%.0f%% upper bound) %.4g stored in %s\n",
-                                static_cast<long long>(c.matches), static_cast<long long>(c.queries), models.size(),
+                                static_cast<long long>(c.matches), static_cast<long long>(c.queries), o->models.size(),
                                 100 * c.confidence, c.null_rate, o->key.c_str());
                 return int(success);
             }};

@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace nnmark {
 struct verification_result;
+struct watermark_key;
+struct key_calibration;
 }
 
 namespace nnmark::cli {
@@ -31,7 +34,9 @@ void print_json(const nlohmann::json& value);
 struct dataset_options {
     std::string name = "mnist";
     std::string dir;  // empty: datasets/<name>/
-    void add_to(CLI::App& app, bool required = true);
+    // --dataset takes one of `names` (default: every dataset nnmark reads).
+    void add_to(CLI::App& app, bool required = true,
+                const std::vector<std::string>& names = {"mnist", "fashion-mnist", "cifar10"});
     std::filesystem::path resolved_dir() const;
 };
 
@@ -40,6 +45,11 @@ struct dataset_options {
 nlohmann::json verification_json(const verification_result& r, const std::string& commitment);
 // Warns on stderr when the result's null rate is an assumption (an uncalibrated key).
 void warn_if_uncalibrated(const verification_result& r);
+
+// The null rate of `key` measured on the reference models in `model_paths` (upper bound
+// at `confidence`), each named by file name and SHA-256; calibrate.cpp.
+key_calibration calibrate_from_files(const watermark_key& key, const std::vector<std::string>& model_paths,
+                                     double confidence = 0.99);
 
 // The commands, one file each.
 command add_train_command(CLI::App& parent);
@@ -50,5 +60,6 @@ command add_calibrate_command(CLI::App& parent);
 command add_key_command(CLI::App& parent);
 command add_attack_command(CLI::App& parent);
 command add_serve_command(CLI::App& parent);
+command add_reproduce_command(CLI::App& parent);
 
 }  // namespace nnmark::cli

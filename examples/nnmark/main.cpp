@@ -16,9 +16,10 @@ namespace nnmark::cli {
 
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
 
-void dataset_options::add_to(CLI::App& app, bool required) {
-    auto* option = app.add_option("--dataset", name, "Dataset: mnist, fashion-mnist or cifar10")
-                       ->check(CLI::IsMember({"mnist", "fashion-mnist", "cifar10"}));
+void dataset_options::add_to(CLI::App& app, bool required, const std::vector<std::string>& names) {
+    std::string listed;
+    for (const auto& n : names) listed += (listed.empty() ? "" : ", ") + n;
+    auto* option = app.add_option("--dataset", name, "Dataset: " + listed)->check(CLI::IsMember(names));
     if (required) option->required();
     app.add_option("--data", dir, "Directory holding the dataset files (default: datasets/<dataset>/)");
 }
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
         add_key_command(app),
         add_attack_command(app),
         add_serve_command(app),
+        add_reproduce_command(app),
     };
 
     try {

@@ -11,7 +11,7 @@
 
 namespace nnmark::cli {
 
-void training_options::add_to(CLI::App& app) {
+void training_options::add_to(CLI::App& app, bool with_resume_flag) {
     app.add_option("--arch", arch,
                    "Network: paper-mnist, paper-cifar10 (default: the paper's for the dataset), or a JSON file "
                    "in the format of a model file's nnmark.architecture metadata");
@@ -30,7 +30,7 @@ void training_options::add_to(CLI::App& app) {
         ->capture_default_str();
     app.add_option("--seed", recipe.seed, "Seed of every random choice (initial weights, order, dropout)")
         ->capture_default_str();
-    app.add_flag("--resume", resume, "Continue from <out>.checkpoint if an earlier run left one");
+    if (with_resume_flag) app.add_flag("--resume", resume, "Continue from <out>.checkpoint if an earlier run left one");
     app.add_flag("--quiet", quiet, "No progress output");
 }
 

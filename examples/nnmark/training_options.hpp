@@ -20,7 +20,8 @@ struct training_options {
     bool resume = false;
     bool quiet = false;
 
-    void add_to(CLI::App& app);
+    // The training flags; --resume too unless the command resumes by itself.
+    void add_to(CLI::App& app, bool with_resume_flag = true);
     // The architecture to build for `dataset_name`: a network's name or a JSON file's path.
     std::string architecture_for(const std::string& dataset_name) const;
     // That network, untrained; argument_error when --arch is neither a name nor a file.

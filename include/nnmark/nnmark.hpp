@@ -1,7 +1,7 @@
 // nnmark: the public API in one include.
 //
 // Rooms, from the bottom up (each includes only rooms below it):
-//   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON
+//   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON, PNG
 //   kernels  gemm (reference + fast), im2col
 //   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, loss
 //   model    sequential, the paper's networks, safetensors model files
@@ -16,12 +16,14 @@
 //   serve    the TensorFlow Serving REST predict format: requests (JSON or base64 PNG
 //            images), answers, the server's request handling, and the remote query plan
 //            that hides a key's triggers among decoys (the HTTP itself is the tool's)
+//   report   line charts as PNG images (the figures of `nnmark reproduce`)
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/error.hpp"
 #include "nnmark/core/json.hpp"
 #include "nnmark/core/parallel.hpp"
+#include "nnmark/core/png.hpp"
 #include "nnmark/core/rng.hpp"
 #include "nnmark/core/sha256.hpp"
 #include "nnmark/core/shape.hpp"
@@ -84,3 +86,4 @@
 #include "nnmark/serve/predict_response.hpp"
 #include "nnmark/serve/prediction_service.hpp"
 #include "nnmark/serve/query_plan.hpp"
+#include "nnmark/report/line_chart.hpp"

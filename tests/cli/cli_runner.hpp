@@ -3,6 +3,9 @@
 
 #include "../support/files.hpp"
 
+#include "nnmark/core/atomic_file.hpp"
+#include "nnmark/model/layer_factory.hpp"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -41,6 +44,14 @@ inline run_result run_program(const std::string& program, const std::string& arg
 
 inline run_result nnmark_tool(const std::string& args, const temp_dir& dir) {
     return run_program(NNMARK_TOOL_PATH, args + " --threads 2", dir);
+}
+
+// `net`'s architecture as a file for --arch: the tool's tests train small networks, since
+// the paper's are slow under the sanitizers and these tests check the commands, not accuracy.
+inline std::string write_architecture(const sequential<float>& net, const temp_dir& dir, const std::string& name) {
+    const auto path = dir.path / name;
+    write_file_atomically(path, architecture_json(net));
+    return path.string();
 }
 
 }  // namespace nnmark::testing

@@ -5,27 +5,12 @@
 #include "../support/tiny_data.hpp"
 #include "cli_runner.hpp"
 
-#include "nnmark/model/layer_factory.hpp"
-
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 
 using namespace nnmark;
 using namespace nnmark::testing;
-
-namespace watermark_cli_test {
-
-// `net`'s architecture as a file for --arch: the tests train small networks, since the
-// paper's are slow under the sanitizers and these tests check the commands, not accuracy.
-std::string write_architecture(const sequential<float>& net, const temp_dir& dir, const std::string& name) {
-    const auto path = dir.path / name;
-    write_file_atomically(path, architecture_json(net));
-    return path.string();
-}
-
-}  // namespace watermark_cli_test
-using namespace watermark_cli_test;
 
 TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     temp_dir dir;

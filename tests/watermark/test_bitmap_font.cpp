@@ -2,14 +2,18 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 using namespace nnmark;
 
-TEST_CASE("bitmap_font: has A-Z, 0-9 and space, each glyph 5 bits wide and distinct") {
+TEST_CASE("bitmap_font: has A-Z, 0-9, space and chart punctuation, each glyph 5 bits wide and distinct") {
     const std::string characters = font_characters();
     for (char c = 'A'; c <= 'Z'; ++c) CHECK(characters.find(c) != std::string::npos);
     for (char c = '0'; c <= '9'; ++c) CHECK(characters.find(c) != std::string::npos);
+    for (char c : std::string(".%-:/(),+=_")) CHECK(characters.find(c) != std::string::npos);
+    CHECK(std::is_sorted(characters.begin(), characters.end()));
     std::set<glyph_rows> seen;
     for (char c : characters) {
         const glyph_rows& glyph = font_glyph(c);
@@ -60,4 +64,66 @@ TEST_CASE("bitmap_font: unknown characters, empty text and scale 0 are argument 
     CHECK_THROWS_WITH_AS(render_text("TE?T", 1), doctest::Contains("'?'"), argument_error);
     CHECK_THROWS_AS(render_text("", 1), argument_error);
     CHECK_THROWS_AS(render_text("TEST", 0), argument_error);
+}
+
+namespace {
+
+// The rows of a rendered text as strings, '#' for ink: a picture to compare with.
+std::vector<std::string> font_test_picture(const text_bitmap& bitmap) {
+    std::vector<std::string> rows;
+    for (index_t row = 0; row < bitmap.height; ++row) {
+        std::string line;
+        for (index_t col = 0; col < bitmap.width; ++col) line += bitmap.at(row, col) ? '#' : '.';
+        rows.push_back(line);
+    }
+    return rows;
+}
+
+}  // namespace
+
+TEST_CASE("bitmap_font: \"TEST\" keeps the pixels every content-trigger key was made with") {
+    const std::vector<std::string> expected = {
+        "#####.#####..####.#####",
+        "..#...#.....#.......#..",
+        "..#...#.....#.......#..",
+        "..#...####...###....#..",
+        "..#...#.........#...#..",
+        "..#...#.........#...#..",
+        "..#...#####.####....#..",
+    };
+    CHECK(font_test_picture(render_text("TEST", 1)) == expected);
+}
+
+TEST_CASE("bitmap_font: the chart punctuation glyphs have their usual shapes") {
+    CHECK(font_test_picture(render_text("-.", 1)) == std::vector<std::string>{
+                                                        "...........",
+                                                        "...........",
+                                                        "...........",
+                                                        "#####......",
+                                                        "...........",
+                                                        ".......##..",
+                                                        ".......##..",
+                                                    });
+    CHECK(font_test_picture(render_text("(/)", 1)) == std::vector<std::string>{
+                                                         "...#.........#...",
+                                                         "..#.......#...#..",
+                                                         ".#.......#.....#.",
+                                                         ".#......#......#.",
+                                                         ".#.....#.......#.",
+                                                         "..#...#.......#..",
+                                                         "...#.........#...",
+                                                     });
+    CHECK(font_test_picture(render_text("%", 1)) ==
+          std::vector<std::string>{"##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"});
+    CHECK(font_test_picture(render_text(":", 1)) ==
+          std::vector<std::string>{".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."});
+    CHECK(font_test_picture(render_text(",", 1)) ==
+          std::vector<std::string>{".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."});
+    CHECK(font_test_picture(render_text("+", 1)) ==
+          std::vector<std::string>{".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."});
+    CHECK(font_test_picture(render_text("=", 1)) ==
+          std::vector<std::string>{".....", ".....", "#####", ".....", "#####", ".....", "....."});
+    CHECK(font_test_picture(render_text("_", 1)) ==
+          std::vector<std::string>{".....", ".....", ".....", ".....", ".....", ".....", "#####"});
+    CHECK(render_text("ACCURACY (%): 12.5", 2).width == (6 * 18 - 1) * 2);
 }

@@ -5,9 +5,12 @@
 // of the key's definition instead: the same text renders to the same pixels everywhere.
 //
 // Contract:
-// - Glyphs for 'A'-'Z', '0'-'9' and ' ', each 5 columns x 7 rows. A glyph is 7 row
+// - Glyphs for 'A'-'Z', '0'-'9', ' ' and the punctuation of chart labels (report/
+//   line_chart.hpp) . % - : / ( ) , + = _, each 5 columns x 7 rows. A glyph is 7 row
 //   bitmasks, top row first; bit 4 is the leftmost column, bit 0 the rightmost (so the
-//   binary literals below read like the glyph).
+//   binary literals below read like the glyph). The table is in ASCII order.
+// - Glyphs are only ever added: a glyph's pixels are part of every key whose content
+//   trigger draws it, so an existing glyph never changes.
 // - render_text(text, scale) lays the glyphs out left to right with one blank column
 //   between them, then scales every pixel to a scale x scale block (the gap too): the
 //   result is (6 * n - 1) * scale wide and 7 * scale high for n characters.
@@ -41,6 +44,14 @@ struct font_entry {
 // The character set of the HD44780 LCD controller's 5x7 ROM, a widely reproduced design.
 inline constexpr font_entry font_5x7[] = {
     {' ', {0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b00000}},
+    {'%', {0b11000, 0b11001, 0b00010, 0b00100, 0b01000, 0b10011, 0b00011}},
+    {'(', {0b00010, 0b00100, 0b01000, 0b01000, 0b01000, 0b00100, 0b00010}},
+    {')', {0b01000, 0b00100, 0b00010, 0b00010, 0b00010, 0b00100, 0b01000}},
+    {'+', {0b00000, 0b00100, 0b00100, 0b11111, 0b00100, 0b00100, 0b00000}},
+    {',', {0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00100, 0b01000}},
+    {'-', {0b00000, 0b00000, 0b00000, 0b11111, 0b00000, 0b00000, 0b00000}},
+    {'.', {0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b01100}},
+    {'/', {0b00000, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b00000}},
     {'0', {0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110}},
     {'1', {0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110}},
     {'2', {0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111}},
@@ -51,6 +62,8 @@ inline constexpr font_entry font_5x7[] = {
     {'7', {0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000}},
     {'8', {0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110}},
     {'9', {0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100}},
+    {':', {0b00000, 0b01100, 0b01100, 0b00000, 0b01100, 0b01100, 0b00000}},
+    {'=', {0b00000, 0b00000, 0b11111, 0b00000, 0b11111, 0b00000, 0b00000}},
     {'A', {0b01110, 0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001}},
     {'B', {0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110}},
     {'C', {0b01110, 0b10001, 0b10000, 0b10000, 0b10000, 0b10001, 0b01110}},
@@ -77,6 +90,7 @@ inline constexpr font_entry font_5x7[] = {
     {'X', {0b10001, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b10001}},
     {'Y', {0b10001, 0b10001, 0b10001, 0b01010, 0b00100, 0b00100, 0b00100}},
     {'Z', {0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b11111}},
+    {'_', {0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b11111}},
 };
 
 }  // namespace detail

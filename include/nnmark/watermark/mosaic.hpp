@@ -8,16 +8,13 @@
 //   width  = cols * W * upscale + (cols - 1) * mosaic_gap,
 //   height = rows * H * upscale + (rows - 1) * mosaic_gap, rows = ceil(N / cols).
 //   Unused cells of the last row are white. C == 1 gives a grey PNG, C == 3 an RGB one.
-// - The file is replaced atomically (core/atomic_file.hpp).
+// - The file is replaced atomically (core/png.hpp).
 // - Errors: argument_error for no images, columns < 1 or upscale < 1; shape_error for
 //   images that are not [N, 1 or 3, H, W]; io_error when the file cannot be written.
-//
-// PNG encoding: stb_image_write, through core/stb.hpp.
 #pragma once
 
-#include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/error.hpp"
-#include "nnmark/core/stb.hpp"
+#include "nnmark/core/png.hpp"
 #include "nnmark/data/dataset.hpp"
 
 #include <algorithm>
@@ -54,12 +51,7 @@ inline void write_mosaic_png(const dataset& images, const std::filesystem::path&
                     canvas[static_cast<std::size_t>(((top + y) * width + left + x) * channels + c)] =
                         images.images.at(k, c, y / upscale, x / upscale);
     }
-    std::vector<unsigned char> encoded;
-    if (stbi_write_png_to_func(detail::append_bytes, &encoded, static_cast<int>(width), static_cast<int>(height),
-                               static_cast<int>(channels), canvas.data(), static_cast<int>(width * channels)) == 0)
-        throw io_error(where + ": PNG encoding of " + std::to_string(width) + "x" + std::to_string(height) +
-                       " pixels failed");
-    write_file_atomically(png, std::span<const unsigned char>(encoded));
+    write_png(png, width, height, channels, canvas);
 }
 
 }  // namespace nnmark

@@ -1,0 +1,49 @@
+// Running one removal attack and scoring it, shared by `nnmark attack` (one attack from
+// the command line) and `nnmark reproduce` (every attack on every watermarked model).
+#pragma once
+
+#include "cli.hpp"
+
+#include "nnmark/attacks/attacker_data.hpp"
+#include "nnmark/attacks/finetune.hpp"
+#include "nnmark/model/sequential.hpp"
+#include "nnmark/train/recipe.hpp"
+#include "nnmark/watermark/key.hpp"
+
+#include <optional>
+#include <string>
+
+namespace nnmark::cli {
+
+// The flags of `nnmark attack KIND`.
+struct attack_options {
+    std::string model, out, key;
+    dataset_options data;
+    std::string attacker_data = "test-half";
+    double train_fraction = 0.1;
+    double alpha = 1e-6;
+    bool json = false, quiet = false;
+    // prune, fineprune
+    double rate = 0.5;
+    std::string scope = "layer";
+    // finetune, fineprune
+    std::string mode = "ftal";
+    training_recipe finetuning = finetune_recipe();
+    // distill
+    bool soft = false;
+    double temperature = 1.0;
+    training_recipe distillation;
+    // transform: exactly one of these is given
+    std::optional<double> jpeg, blur, noise, bits;
+    std::uint64_t noise_seed = 1;
+};
+
+// Attack `model` with `kind` ("prune", "finetune", "fineprune", "distill", "transform"),
+// writing the attacked model to `out` unless it is empty, and score it: the JSON of
+// `nnmark attack --json` without the run's own fields (model path, dataset, seconds).
+// Accuracy is measured on data.evaluation before and after; with a key, the attacked
+// model (behind the transformation, for "transform") is verified at o.alpha and judged.
+nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,
+                                const attack_options& o, const watermark_key* key, const std::string& out = {});
+
+}  // namespace nnmark::cli

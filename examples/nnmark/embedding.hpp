@@ -1,0 +1,53 @@
+// Watermark embedding as the tool runs it (Zhang et al., ASIACCS 2018, Algorithm 1):
+// make the key, train from scratch with its triggers mixed in, measure how well it took.
+// `nnmark embed` prints the outcome; `nnmark reproduce` embeds one model per trigger kind.
+#pragma once
+
+#include "cli.hpp"
+#include "training_options.hpp"
+
+#include "nnmark/watermark/key.hpp"
+#include "nnmark/watermark/trigger_set.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace nnmark::cli {
+
+// The watermark flags of `nnmark embed`.
+struct watermark_options {
+    std::string trigger = "content";
+    std::string labels = "target";
+    int target = -1;  // -1: the dataset's default
+    int source = -1;
+    index_t count = 100;
+    index_t repeat = 10;
+    std::uint64_t key_seed = 0;  // 0: the training seed
+    std::string schedule = "constant";
+    double weight = 1.0;
+    std::string unrelated_data;  // empty: datasets/<source dataset>/
+
+    // --trigger, --count, --repeat, --unrelated-data: what `nnmark reproduce` also takes.
+    void add_common_to(CLI::App& app);
+    // Every flag, for `nnmark embed`.
+    void add_to(CLI::App& app);
+    trigger_recipe recipe_for(const std::string& dataset_name, std::uint64_t training_seed) const;
+};
+
+struct embedded_watermark {
+    sequential<float> model;
+    watermark_key key;
+    training_outcome outcome;
+    double trigger_accuracy = 0;      // on the key's triggers
+    double trigger_accuracy_new = 0;  // on new triggers made the same way from test images
+    index_t new_triggers = 0;
+};
+
+// Writes the key to `key_out` first (its commitment can be published before training),
+// then trains (resuming from `<out>.checkpoint` when training.resume is set), writes the
+// model to `out` and removes the checkpoint.
+embedded_watermark embed_watermark(const watermark_options& watermark, const training_options& training,
+                                   const dataset_options& data_options, const training_data& data,
+                                   const std::string& out, const std::string& key_out);
+
+}  // namespace nnmark::cli

@@ -1,0 +1,399 @@
+// nnmark reproduce: the paper's experiments (Zhang et al., ASIACCS 2018, Tables 1-5) and
+// the later removal attacks, run end to end by one command:
+//
+//   1. train a clean model and three independent reference models (seeds s, s+1..s+3);
+//   2. embed one watermark per trigger kind (content, unrelated, noise; seed s, so each
+//      watermarked model is compared with the clean model of the same seed: Table 2);
+//   3. calibrate each key's null rate on the reference models, and verify the key against
+//      its own model and against models that never saw it (the clean one, the other two
+//      watermarked ones): none of those took part in the calibration;
+//   4. magnitude pruning at 10..90% without retraining (Tables 3-4), per layer and global;
+//   5. every attack of attacks/: fine-tuning FTAL on half of the test set (Table 5),
+//      FTLL, RTLL, RTAL, fine-pruning, distillation and query transformations, each with
+//      the WRT verdict (attacks/verdict.hpp);
+//   6. write report.md, results.json and the figures (reproduce_report.cpp).
+//
+// Every step writes its result to <out>/steps/<step>.json when it finishes, and the models
+// and keys it makes to <out>/models/: a second run with the same settings reuses them
+// (and resumes a training interrupted mid-way from its checkpoint), so an interrupted
+// reproduce loses at most one epoch.
+#include "attacking.hpp"
+#include "embedding.hpp"
+#include "paper_figures.hpp"
+#include "reproduce_report.hpp"
+
+#include "nnmark/attacks/attacker_data.hpp"
+#include "nnmark/core/atomic_file.hpp"
+#include "nnmark/core/parallel.hpp"
+#include "nnmark/data/load.hpp"
+#include "nnmark/model/model_file.hpp"
+#include "nnmark/watermark/mosaic.hpp"
+#include "nnmark/watermark/verify.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <numeric>
+
+namespace nnmark::cli {
+
+namespace reproduce_detail {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> trigger_kinds = {"content", "unrelated", "noise"};
+constexpr int reference_model_count = 3;
+
+struct reproduce_options {
+    dataset_options data;
+    training_options training;
+    watermark_options watermark;
+    std::string out = "report";
+    int attack_epochs = 10;
+    double alpha = 1e-6;
+    bool json = false;
+};
+
+// What the results depend on. A report directory keeps the settings of its first run;
+// a later run must match them to reuse its steps.
+nlohmann::json settings_of(const reproduce_options& o) {
+    const training_recipe& r = o.training.recipe;
+    return {{"dataset", o.data.name},
+            {"architecture", o.training.architecture_for(o.data.name)},
+            {"epochs", r.epochs},
+            {"batch", r.batch},
+            {"optimizer", r.optimizer},
+            {"lr", r.learning_rate},
+            {"momentum", r.momentum},
+            {"weight_decay", r.weight_decay},
+            {"schedule", r.schedule},
+            {"seed", r.seed},
+            {"trigger_count", o.watermark.count},
+            {"trigger_repeat", o.watermark.repeat},
+            {"attack_epochs", o.attack_epochs},
+            {"alpha", o.alpha}};
+}
+
+nlohmann::json read_json(const fs::path& path) {
+    std::ifstream in(path);
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw format_error("'" + path.string() + "': not a JSON document from an earlier reproduce run (" + e.what() +
+                           "); delete it to redo that step");
+    }
+}
+
+void write_json(const fs::path& path, const nlohmann::json& value) { write_file_atomically(path, value.dump(2) + "\n"); }
+
+// Refuses a report directory made with other settings: mixing them would give tables
+// whose rows come from different experiments.
+void check_settings(const fs::path& dir, const nlohmann::json& settings) {
+    const fs::path file = dir / "settings.json";
+    if (!fs::exists(file)) {
+        fs::create_directories(dir);
+        write_json(file, settings);
+        return;
+    }
+    const nlohmann::json earlier = read_json(file);
+    for (const auto& [name, value] : settings.items())
+        if (earlier.value(name, nlohmann::json()) != value)
+            throw argument_error("report directory '" + dir.string() + "' holds a run with " + name + " = " +
+                                 earlier.value(name, nlohmann::json()).dump() + ", this one asks for " + value.dump() +
+                                 ": pass another --out, or delete the directory to start over");
+}
+
+// Runs the steps in order, numbering them on the terminal, and stores each result.
+class step_runner {
+public:
+    step_runner(fs::path dir, int total, bool quiet) : dir_(std::move(dir)), total_(total), quiet_(quiet) {
+        fs::create_directories(dir_ / "steps");
+    }
+
+    // The result of step `name`: the stored one when an earlier run finished it and every
+    // file in `outputs` is still there, otherwise what `work` returns (then stored).
+    nlohmann::json run(const std::string& name, const std::string& what, const std::vector<fs::path>& outputs,
+                       const std::function<nlohmann::json()>& work) {
+        ++done_;
+        const fs::path stored = dir_ / "steps" / (name + ".json");
+        const bool reusable = fs::exists(stored) && std::ranges::all_of(outputs, [](const fs::path& f) { return fs::exists(f); });
+        if (reusable) {
+            say(what + ": done by an earlier run, reusing " + stored.string());
+            return read_json(stored);
+        }
+        say(what);
+        const auto start = std::chrono::steady_clock::now();
+        nlohmann::json result = work();
+        result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        write_json(stored, result);
+        return result;
+    }
+
+    // A step that is cheap enough to redo every time (it stores nothing).
+    void announce(const std::string& what) {
+        ++done_;
+        say(what);
+    }
+
+private:
+    void say(const std::string& text) const {
+        if (!quiet_) std::fprintf(stderr, "[reproduce %d/%d] %s\n", done_, total_, text.c_str());
+    }
+
+    fs::path dir_;
+    int total_, done_ = 0;
+    bool quiet_;
+};
+
+// One attack of the report: the `nnmark attack` kind and flags it stands for.
+struct attack_spec {
+    std::string id, kind, flags;
+    std::function<void(attack_options&)> configure;
+};
+
+std::vector<attack_spec> attack_specs() {
+    std::vector<attack_spec> specs;
+    for (const std::string mode : {"ftal", "ftll", "rtll", "rtal"})  // ftal first: the paper's Table 5
+        specs.push_back({"finetune-" + mode, "finetune", "--mode " + mode, [mode](attack_options& o) { o.mode = mode; }});
+    specs.push_back({"fineprune", "fineprune", "--rate 0.5", [](attack_options& o) { o.rate = 0.5; }});
+    specs.push_back({"distill", "distill", "", [](attack_options&) {}});
+    specs.push_back({"distill-soft", "distill", "--soft --temperature 2", [](attack_options& o) {
+                         o.soft = true;
+                         o.temperature = 2;
+                     }});
+    specs.push_back({"transform-jpeg", "transform", "--jpeg 50", [](attack_options& o) { o.jpeg = 50; }});
+    specs.push_back({"transform-blur", "transform", "--blur 1", [](attack_options& o) { o.blur = 1; }});
+    specs.push_back({"transform-noise", "transform", "--noise 0.1", [](attack_options& o) { o.noise = 0.1; }});
+    specs.push_back({"transform-bits", "transform", "--bits 2", [](attack_options& o) { o.bits = 2; }});
+    return specs;
+}
+
+const std::vector<double> pruning_rates = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+
+class reproduction {
+public:
+    explicit reproduction(const reproduce_options& o)
+        : o_(o),
+          dir_(o.out),
+          steps_(dir_, 1 + reference_model_count + static_cast<int>(trigger_kinds.size()) * (3 + int(attack_specs().size())),
+                 o.training.quiet) {}
+
+    nlohmann::json run() {
+        check_settings(dir_, settings_of(o_));
+        fs::create_directories(dir_ / "models");
+        fs::create_directories(dir_ / "figures");
+        data_ = load_training_data(o_.data);
+
+        nlohmann::json models = nlohmann::json::object();
+        models["clean"] = train_clean("clean", o_.training.recipe.seed);
+        for (int r = 1; r <= reference_model_count; ++r)
+            models[reference_name(r)] = train_clean(reference_name(r), o_.training.recipe.seed + r);
+        for (const auto& kind : trigger_kinds) models[kind] = embed(kind);
+
+        nlohmann::json kinds = nlohmann::json::array();
+        for (const auto& kind : trigger_kinds) kinds.push_back(examine(kind, models[kind]));
+        return assemble(models, kinds);
+    }
+
+private:
+    static std::string reference_name(int r) { return "reference-" + std::to_string(r); }
+    fs::path model_path(const std::string& name) const { return dir_ / "models" / (name + ".safetensors"); }
+    fs::path key_path(const std::string& kind) const { return dir_ / "models" / (kind + ".key"); }
+
+    training_options training_with_seed(std::uint64_t seed) const {
+        training_options t = o_.training;
+        t.recipe.seed = seed;
+        t.resume = true;  // a checkpoint left by an interrupted run is continued
+        return t;
+    }
+
+    nlohmann::json train_clean(const std::string& name, std::uint64_t seed) {
+        const fs::path out = model_path(name);
+        return steps_.run("model-" + name, "train " + name + " model (seed " + std::to_string(seed) + ")", {out}, [&] {
+            const training_options t = training_with_seed(seed);
+            auto [model, outcome] = train_network(t, o_.data, data_, out.string());
+            save_model(model, out);
+            fs::remove(out.string() + ".checkpoint");
+            nlohmann::json j = describe(outcome, t);
+            j["model"] = out.string();
+            return j;
+        });
+    }
+
+    nlohmann::json embed(const std::string& kind) {
+        const fs::path out = model_path(kind), key = key_path(kind);
+        return steps_.run("model-" + kind, "embed the " + kind + " watermark", {out, key}, [&] {
+            const training_options t = training_with_seed(o_.training.recipe.seed);
+            watermark_options w = o_.watermark;
+            w.trigger = kind;
+            const embedded_watermark e = embed_watermark(w, t, o_.data, data_, out.string(), key.string());
+            nlohmann::json j = describe(e.outcome, t);
+            j["trigger_accuracy"] = e.trigger_accuracy;
+            j["trigger_accuracy_new"] = e.trigger_accuracy_new;
+            j["new_triggers"] = e.new_triggers;
+            j["model"] = out.string();
+            j["key"] = key.string();
+            j["commitment"] = e.key.commitment();
+            return j;
+        });
+    }
+
+    // Calibration, verification, pruning and the attacks of one watermark.
+    nlohmann::json examine(const std::string& kind, const nlohmann::json& embedded) {
+        steps_.announce("calibrate the " + kind + " key on the reference models, verify it");
+        watermark_key key = load_key(key_path(kind));
+        std::vector<std::string> references;
+        for (int r = 1; r <= reference_model_count; ++r) references.push_back(model_path(reference_name(r)).string());
+        key.calibration = calibrate_from_files(key, references);
+        save_key(key, key_path(kind));
+        write_mosaic_png(first_triggers(key, 20), dir_ / "figures" / ("triggers-" + kind + ".png"), 10, 2);
+
+        nlohmann::json result = {{"kind", kind},
+                                 {"test_accuracy", embedded["test_accuracy"]},
+                                 {"trigger_accuracy", embedded["trigger_accuracy"]},
+                                 {"trigger_accuracy_new", embedded["trigger_accuracy_new"]},
+                                 {"new_triggers", embedded["new_triggers"]},
+                                 {"commitment", key.commitment()},
+                                 {"calibration",
+                                  {{"models", key.calibration->models},
+                                   {"queries", key.calibration->queries},
+                                   {"matches", key.calibration->matches},
+                                   {"confidence", key.calibration->confidence},
+                                   {"null_rate", key.calibration->null_rate}}},
+                                 {"mosaic", "figures/triggers-" + kind + ".png"}};
+        result["verification"] = verify_file(model_path(kind), key);
+        nlohmann::json independent = nlohmann::json::array();
+        for (const std::string& other : independent_models(kind)) {
+            nlohmann::json v = verify_file(model_path(other), key);
+            v["model"] = other;
+            independent.push_back(v);
+        }
+        result["independent_models"] = independent;
+        result["pruning"] = prune(kind, key);
+        result["attacks"] = attack(kind, key);
+        return result;
+    }
+
+    nlohmann::json verify_file(const fs::path& model, const watermark_key& key) const {
+        return verification_json(verify_model(load_model<float>(model), key, o_.alpha), key.commitment());
+    }
+
+    // Models that never saw `kind`'s key and were not used to calibrate it.
+    static std::vector<std::string> independent_models(const std::string& kind) {
+        std::vector<std::string> names = {"clean"};
+        for (const auto& other : trigger_kinds)
+            if (other != kind) names.push_back(other);
+        return names;
+    }
+
+    static dataset first_triggers(const watermark_key& key, index_t count) {
+        std::vector<index_t> first(static_cast<std::size_t>(std::min(count, key.triggers.size())));
+        std::iota(first.begin(), first.end(), index_t{0});
+        return key.triggers.subset(first);
+    }
+
+    attack_options base_attack_options() const {
+        attack_options a;
+        a.data = o_.data;
+        a.alpha = o_.alpha;
+        a.quiet = o_.training.quiet;
+        a.finetuning.epochs = o_.attack_epochs;
+        a.distillation.epochs = o_.attack_epochs;
+        return a;
+    }
+
+    // Tables 3-4: the smallest weights zeroed, no retraining; accuracy on the whole test set.
+    nlohmann::json prune(const std::string& kind, const watermark_key& key) {
+        return steps_.run("prune-" + kind, "prune the " + kind + " model at 10..90% (per layer and global)", {}, [&] {
+            const attack_data whole_test{dataset{}, data_.test};
+            nlohmann::json rows = nlohmann::json::array();
+            for (const std::string scope : {"layer", "global"})
+                for (const double rate : pruning_rates) {
+                    attack_options a = base_attack_options();
+                    a.rate = rate;
+                    a.scope = scope;
+                    nlohmann::json row = attack_and_score("prune", load_model<float>(model_path(kind)), whole_test, a, &key);
+                    row["rate"] = rate;
+                    row["scope"] = scope;
+                    rows.push_back(row);
+                }
+            return nlohmann::json{{"rows", rows}};
+        })["rows"];
+    }
+
+    // Every other attack, the attacker holding the first half of the test set (Table 5's split).
+    nlohmann::json attack(const std::string& kind, const watermark_key& key) {
+        const attack_data split = make_attack_data(dataset{}, data_.test, attacker_split{});
+        nlohmann::json results = nlohmann::json::array();
+        for (const attack_spec& spec : attack_specs()) {
+            const std::string flags = spec.flags.empty() ? "" : " " + spec.flags;
+            nlohmann::json r = steps_.run(spec.id + "-" + kind, "attack the " + kind + " model: " + spec.kind + flags, {}, [&] {
+                attack_options a = base_attack_options();
+                spec.configure(a);
+                return attack_and_score(spec.kind, load_model<float>(model_path(kind)), split, a, &key);
+            });
+            r["id"] = spec.id;
+            r["attack"] = spec.kind;
+            r["flags"] = spec.flags;
+            results.push_back(r);
+        }
+        return results;
+    }
+
+    nlohmann::json assemble(const nlohmann::json& models, const nlohmann::json& kinds) const {
+        double seconds = 0;
+        const fs::path steps = dir_ / "steps";
+        for (const auto& entry : fs::directory_iterator(steps)) seconds += read_json(entry.path()).value("seconds", 0.0);
+        return {{"dataset", o_.data.name},
+                {"settings", settings_of(o_)},
+                {"threads", thread_count()},
+                {"step_seconds", seconds},
+                {"models", models},
+                {"triggers", kinds},
+                {"paper", paper_figures(o_.data.name)}};
+    }
+
+    const reproduce_options& o_;
+    fs::path dir_;
+    step_runner steps_;
+    training_data data_;
+};
+
+int run_reproduce(const reproduce_options& o) {
+    const auto start = std::chrono::steady_clock::now();
+    const nlohmann::json results = reproduction(o).run();
+    write_json(fs::path(o.out) / "results.json", results);
+    write_report(results, o.out);
+    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60;
+    if (o.json) print_json(results);
+    else
+        std::printf("report: %s (results.json, figures/) after %.1f minutes\n",
+                    (fs::path(o.out) / "report.md").string().c_str(), minutes);
+    return success;
+}
+
+}  // namespace reproduce_detail
+
+command add_reproduce_command(CLI::App& parent) {
+    using namespace reproduce_detail;
+    auto o = std::make_shared<reproduce_options>();
+    CLI::App* app = parent.add_subcommand(
+        "reproduce", "Run the paper's experiments (Tables 1-5) and every removal attack; write a report");
+    o->data.add_to(*app, true, {"mnist", "cifar10"});  // the paper's datasets
+    o->training.add_to(*app, false);                   // reproduce always resumes
+    o->watermark.add_common_to(*app);
+    app->add_option("--out", o->out, "Report directory (reused and resumed when it holds an earlier run)")
+        ->capture_default_str();
+    app->add_option("--attack-epochs", o->attack_epochs, "Training epochs of fine-tuning, fine-pruning and distillation")
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
+    app->add_option("--alpha", o->alpha, "Significance level of verification")
+        ->check(CLI::Range(1e-300, 0.5))
+        ->capture_default_str();
+    app->add_flag("--json", o->json, "Print results.json on stdout at the end");
+    return {app, [o] { return run_reproduce(*o); }};
+}
+
+}  // namespace nnmark::cli

@@ -1,0 +1,237 @@
+// report.md and the pruning figure of `nnmark reproduce`, from results.json.
+#include "reproduce_report.hpp"
+
+#include "nnmark/core/atomic_file.hpp"
+#include "nnmark/report/line_chart.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace nnmark::cli {
+
+namespace report_detail {
+
+using nlohmann::json;
+
+// "99.47" from 0.9947.
+std::string percent(double fraction) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", 100 * fraction);
+    return text;
+}
+
+// "5.3e-165", or the exact power of ten where the double underflowed to 0.
+std::string p_value(const json& verification) {
+    const double p = verification["p_value"].get<double>();
+    char text[48];
+    if (p > 0) std::snprintf(text, sizeof text, "%.2g", p);
+    else std::snprintf(text, sizeof text, "1e%.0f", std::floor(verification["log10_p_value"].get<double>()));
+    return text;
+}
+
+// A measured accuracy with the paper's beside it when the paper has one: "99.40 (99.46)".
+std::string with_paper(double measured, const json& paper) {
+    return paper.is_number() ? percent(measured) + " (" + percent(paper.get<double>()) + ")" : percent(measured);
+}
+
+// The paper's figures for one trigger kind, or null when the dataset has none.
+json paper_kind(const json& results, const std::string& kind) {
+    const json& paper = results["paper"];
+    return paper.is_object() ? paper["triggers"][kind] : json();
+}
+
+json paper_value(const json& node, const std::string& field) { return node.is_object() ? node.value(field, json()) : json(); }
+
+// "present, p = 5.3e-165" / "not detected, p = 0.27".
+std::string detection(const json& verification) {
+    return (verification["verdict"] == "watermark-present" ? "present, p = " : "not detected, p = ") +
+           p_value(verification);
+}
+
+void models_section(std::ostringstream& md, const json& results) {
+    md << "## Models\n\n| model | seed | test accuracy | training | images/s |\n|---|---|---|---|---|\n";
+    // clean and the references first (the object's keys are sorted), then the watermarked models.
+    std::vector<std::string> names;
+    for (const auto& [name, m] : results["models"].items())
+        if (name == "clean" || name.starts_with("reference")) names.push_back(name);
+    for (const json& k : results["triggers"]) names.push_back(k["kind"]);
+    for (const std::string& name : names) {
+        const json& m = results["models"][name];
+        md << "| " << name << " | " << m["recipe"]["seed"] << " | " << percent(m["test_accuracy"].get<double>()) << "% | "
+           << static_cast<long long>(m["seconds"].get<double>()) << " s | "
+           << static_cast<long long>(m["images_per_second"].get<double>()) << " |\n";
+    }
+    md << "\nreference-1..3 only calibrate the keys' null rates. The watermarked models share the clean model's "
+          "seed, so each differs from it by the watermark alone (Table 2).\n\n";
+}
+
+void tables_1_2(std::ostringstream& md, const json& results) {
+    const json& clean = results["models"]["clean"];
+    const double clean_accuracy = clean["test_accuracy"].get<double>();
+    const json& paper = results["paper"];
+    md << "## Tables 1 and 2: test accuracy and trigger accuracy\n\n"
+          "Measured, with the paper's figure in parentheses.\n\n"
+          "| model | test accuracy | vs clean | key's triggers | new triggers |\n|---|---|---|---|---|\n"
+       << "| clean | " << with_paper(clean_accuracy, paper.is_object() ? paper["clean_test_accuracy"] : json())
+       << " | | | |\n";
+    for (const json& k : results["triggers"]) {
+        const json p = paper_kind(results, k["kind"]);
+        char delta[16];
+        std::snprintf(delta, sizeof delta, "%+.2f", 100 * (k["test_accuracy"].get<double>() - clean_accuracy));
+        md << "| " << k["kind"].get<std::string>() << " | " << with_paper(k["test_accuracy"], paper_value(p, "test_accuracy"))
+           << " | " << delta << " | " << with_paper(k["trigger_accuracy"], paper_value(p, "trigger_accuracy")) << " | "
+           << with_paper(k["trigger_accuracy_new"], paper_value(p, "trigger_accuracy_new")) << " of "
+           << k["new_triggers"] << " |\n";
+    }
+    md << "\n";
+}
+
+void verification_section(std::ostringstream& md, const json& results) {
+    md << "## Verification (exact binomial test, alpha = " << results["settings"]["alpha"].get<double>() << ")\n\n"
+          "The null rate is the 99% Clopper-Pearson upper bound of how often the three reference models answer "
+          "the key's triggers with its labels. The independent models never saw the key and took no part in "
+          "calibrating it: the watermark must not be found in them.\n\n"
+          "| key | null rate | own model | independent models |\n|---|---|---|---|\n";
+    for (const json& k : results["triggers"]) {
+        const json& v = k["verification"];
+        md << "| " << k["kind"].get<std::string>() << " | " << k["calibration"]["null_rate"].get<double>() << " ("
+           << k["calibration"]["matches"] << "/" << k["calibration"]["queries"] << ") | " << v["matches"] << "/"
+           << v["queries"] << ", " << detection(v) << " |";
+        for (const json& other : k["independent_models"])
+            md << " " << other["model"].get<std::string>() << ": " << other["matches"] << "/" << other["queries"] << ", "
+               << detection(other) << ";";
+        md << " |\n";
+    }
+    md << "\n";
+}
+
+// One pruning cell: "99.31 / 100.00 (99.29 / 100.00) survived".
+std::string pruning_cell(const json& row, const json& paper_row) {
+    std::string cell = percent(row["test_accuracy"]) + " / " + percent(row["trigger_accuracy"]);
+    if (paper_row.is_array()) cell += " (" + percent(paper_row[0]) + " / " + percent(paper_row[1]) + ")";
+    return cell + " " + row["attack_verdict"].get<std::string>();
+}
+
+void pruning_table(std::ostringstream& md, const json& results, const std::string& scope) {
+    md << "| pruned |";
+    for (const json& k : results["triggers"]) md << " " << k["kind"].get<std::string>() << " |";
+    md << "\n|---|---|---|---|\n";
+    const json& first_rows = results["triggers"][0]["pruning"];
+    for (std::size_t i = 0; i < first_rows.size(); ++i) {
+        if (first_rows[i]["scope"] != scope) continue;
+        const double rate = first_rows[i]["rate"];
+        md << "| " << static_cast<int>(std::lround(100 * rate)) << "% |";
+        for (const json& k : results["triggers"]) {
+            const json pruning = paper_value(paper_kind(results, k["kind"]), "pruning");
+            const std::string rate_key = std::to_string(std::lround(100 * rate));
+            const json paper_row = scope == "layer" && pruning.is_object() ? pruning.value(rate_key, json()) : json();
+            md << " " << pruning_cell(k["pruning"][i], paper_row) << " |";
+        }
+        md << "\n";
+    }
+    md << "\n";
+}
+
+void pruning_section(std::ostringstream& md, const json& results) {
+    md << "## Tables 3 and 4: magnitude pruning, no retraining\n\n"
+          "Test accuracy (whole test set) / trigger accuracy (the key's triggers), in %, the paper's in parentheses "
+          "where it gives one, then the verdict. Per layer: the smallest weights of every layer are zeroed.\n\n";
+    pruning_table(md, results, "layer");
+    md << "![test and trigger accuracy against the pruning rate](figures/pruning.png)\n\n"
+          "Global: the smallest weights of the whole model.\n\n";
+    pruning_table(md, results, "global");
+}
+
+void attacks_section(std::ostringstream& md, const json& results) {
+    md << "## Table 5 and the other removal attacks\n\n"
+          "The attacker holds the first half of the test set (without the owner's training data); accuracy is "
+          "measured on the second half. finetune --mode ftal is the paper's Table 5; its figures are in "
+          "parentheses. Each cell: test accuracy (original) / trigger accuracy, p-value, verdict. Each row is "
+          "`nnmark attack KIND FLAGS --model M --key K` with --epochs " << results["settings"]["attack_epochs"]
+       << " where the attack trains.\n\n| attack |";
+    for (const json& k : results["triggers"]) md << " " << k["kind"].get<std::string>() << " |";
+    md << "\n|---|---|---|---|\n";
+    const json& first = results["triggers"][0]["attacks"];
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        md << "| " << first[i]["attack"].get<std::string>() << " " << first[i]["flags"].get<std::string>() << " |";
+        for (const json& k : results["triggers"]) {
+            const json& a = k["attacks"][i];
+            md << " " << percent(a["test_accuracy"]) << " (" << percent(a["original_test_accuracy"]) << ") / "
+               << percent(a["trigger_accuracy"]);
+            const json table5 = paper_value(paper_kind(results, k["kind"]), "finetune");
+            if (a["id"] == "finetune-ftal" && table5.is_array())
+                md << " (paper " << percent(table5[0]) << " / " << percent(table5[1]) << ")";
+            md << ", p = " << p_value(a) << ", **" << a["attack_verdict"].get<std::string>() << "** |";
+        }
+        md << "\n";
+    }
+    md << "\nVerdicts as in the Watermark Robustness Toolbox (Lukas et al., IEEE S&P 2022): *removed* when "
+          "verification no longer finds the watermark while test accuracy stays within 5 points of the original; "
+          "*destroyed-model* when the attack costs more than 5 points; otherwise *survived*.\n\n";
+}
+
+void mosaics_section(std::ostringstream& md, const json& results) {
+    md << "## Trigger sets\n\nThe first 20 triggers of each key.\n\n";
+    for (const json& k : results["triggers"])
+        md << "**" << k["kind"].get<std::string>() << "** (commitment `" << k["commitment"].get<std::string>()
+           << "`)\n\n![" << k["kind"].get<std::string>() << " triggers](" << k["mosaic"].get<std::string>() << ")\n\n";
+}
+
+std::string markdown(const json& results) {
+    const json& s = results["settings"];
+    std::ostringstream md;
+    md << "# Zhang et al. (ASIACCS 2018) reproduced by nnmark: " << results["dataset"].get<std::string>() << "\n\n"
+       << "Architecture " << s["architecture"].get<std::string>() << ", " << s["epochs"] << (s["epochs"] == 1 ? " epoch" : " epochs") << " (the paper: 50), "
+       << s["optimizer"].get<std::string>() << " lr " << s["lr"] << " " << s["schedule"].get<std::string>() << ", batch "
+       << s["batch"] << ", seed " << s["seed"] << "; " << s["trigger_count"] << " triggers per key, each seen "
+       << s["trigger_repeat"] << " times per epoch. " << results["threads"] << " threads; the steps took "
+       << static_cast<long long>(results["step_seconds"].get<double>() / 60 + 0.5)
+       << " minutes. All figures are measured by this run; the paper's are in parentheses.\n\n";
+    models_section(md, results);
+    tables_1_2(md, results);
+    verification_section(md, results);
+    pruning_section(md, results);
+    attacks_section(md, results);
+    mosaics_section(md, results);
+    return md.str();
+}
+
+// Panel `field` ("test_accuracy" or "trigger_accuracy") of the per-layer pruning figure.
+line_chart pruning_panel(const json& results, const std::string& field, const std::string& title) {
+    line_chart chart;
+    chart.title = title;
+    chart.x_label = "PRUNED WEIGHTS (%)";
+    chart.y_label = "ACCURACY (%)";
+    chart.x_min = 0;
+    chart.x_max = 100;
+    chart.y_min = 0;
+    chart.y_max = 100;
+    chart.x_tick = 10;
+    chart.y_tick = 20;
+    for (const json& k : results["triggers"]) {
+        chart_series series{k["kind"].get<std::string>(), {}, {}};
+        for (const json& row : k["pruning"])
+            if (row["scope"] == "layer") {
+                series.x.push_back(100 * row["rate"].get<double>());
+                series.y.push_back(100 * row[field].get<double>());
+            }
+        chart.series.push_back(series);
+    }
+    return chart;
+}
+
+}  // namespace report_detail
+
+void write_report(const nlohmann::json& results, const std::filesystem::path& dir) {
+    using namespace report_detail;
+    const line_chart panels[] = {pruning_panel(results, "test_accuracy", "TEST ACCURACY"),
+                                 pruning_panel(results, "trigger_accuracy", "TRIGGER ACCURACY")};
+    std::filesystem::create_directories(dir / "figures");
+    write_charts_png(panels, dir / "figures" / "pruning.png");
+    write_file_atomically(dir / "report.md", markdown(results));
+}
+
+}  // namespace nnmark::cli

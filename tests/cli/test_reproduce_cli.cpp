@@ -1,0 +1,127 @@
+// nnmark reproduce end to end on the CIFAR-10 path, with generated CIFAR-format files, a
+// small network and one epoch per training: every table of the report is filled, every
+// attack judged, the figures written; a second run reuses the stored steps and gives
+// the same results, a run with other settings is refused, and a model deleted between
+// runs is trained again to the same weights (same seed, same threads).
+#include "../support/files.hpp"
+#include "../support/tiny_data.hpp"
+#include "cli_runner.hpp"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+using namespace nnmark;
+using namespace nnmark::testing;
+
+namespace reproduce_cli_test {
+
+bool is_png(const std::filesystem::path& file) {
+    const std::string bytes = slurp(file);
+    return bytes.size() > 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
+}
+
+}  // namespace reproduce_cli_test
+using namespace reproduce_cli_test;
+
+TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format files") {
+    temp_dir dir;
+    // 10 images per class: enough automobiles (class 1) for 6 content and noise triggers.
+    const auto cifar = write_synthetic_cifar10(dir.path / "cifar", 100, 40, 3);
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 100, 4);  // unrelated triggers: digit 1
+    const auto report = dir.path / "report";
+    const std::string settings = "reproduce --dataset cifar10 --data " + cifar.string() + " --unrelated-data " +
+                                mnist.string() + " --arch " +
+                                write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
+                                " --epochs 1 --batch 16 --count 6 --repeat 2 --out " + report.string();
+    const std::string command = settings + " --attack-epochs 1";
+
+    const auto first = nnmark_tool(command + " --json", dir);
+    REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+    const auto results = nlohmann::json::parse(first.out);
+    CHECK(results == nlohmann::json::parse(slurp(report / "results.json")));
+    CHECK(first.err.find("[reproduce 1/") != std::string::npos);  // progress on the terminal
+
+    {  // every table is filled
+        CHECK(results["dataset"] == "cifar10");
+        CHECK(results["settings"]["epochs"] == 1);
+        for (const std::string model : {"clean", "reference-1", "reference-2", "reference-3", "content", "unrelated", "noise"}) {
+            CAPTURE(model);
+            CHECK(std::filesystem::exists(report / "models" / (model + ".safetensors")));
+            CHECK(results["models"][model]["test_accuracy"].get<double>() >= 0);
+        }
+        REQUIRE(results["triggers"].size() == 3);
+        const std::set<std::string> verdicts = {"removed", "survived", "destroyed-model"};
+        for (const auto& k : results["triggers"]) {
+            const std::string kind = k["kind"];
+            CAPTURE(kind);
+            CHECK(k["verification"]["queries"] == 6);
+            CHECK(k["calibration"]["queries"] == 3 * 6);  // three reference models
+            CHECK(k["independent_models"].size() == 3);   // clean and the two other watermarks
+            REQUIRE(k["pruning"].size() == 18);           // 10..90%, per layer and global
+            CHECK(k["pruning"][0]["rate"].get<double>() == doctest::Approx(0.1));
+            CHECK(k["pruning"][8]["rate"].get<double>() == doctest::Approx(0.9));
+            CHECK(k["pruning"][8]["scope"] == "layer");
+            CHECK(k["pruning"][9]["scope"] == "global");
+            CHECK(k["pruning"][8]["parameters"]["pruned"].get<double>() >=
+                  0.89 * k["pruning"][8]["parameters"]["weights"].get<double>());
+            CHECK(k["pruning"][0]["evaluation_images"] == 40);  // pruning: the whole test set
+            REQUIRE(k["attacks"].size() == 11);
+            CHECK(k["attacks"][0]["id"] == "finetune-ftal");
+            CHECK(k["attacks"][0]["evaluation_images"] == 20);  // the others: its second half
+            CHECK(k["attacks"][0]["attacker_images"] == 20);
+            for (const auto& a : k["attacks"]) CHECK(verdicts.contains(a["attack_verdict"].get<std::string>()));
+            for (const auto& row : k["pruning"]) CHECK(verdicts.contains(row["attack_verdict"].get<std::string>()));
+            CHECK(is_png(report / "figures" / ("triggers-" + kind + ".png")));
+        }
+        // The paper's figures beside the measured ones, as fractions.
+        CHECK(results["paper"]["triggers"]["content"]["test_accuracy"].get<double>() == doctest::Approx(0.7841));
+        CHECK(is_png(report / "figures" / "pruning.png"));
+        const std::string md = slurp(report / "report.md");
+        for (const std::string heading : {"# Zhang et al. (ASIACCS 2018) reproduced by nnmark: cifar10", "## Tables 1 and 2",
+                                          "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.png",
+                                          "(78.41)", "finetune --mode ftal", "transform --jpeg 50"})
+            CHECK_MESSAGE(md.find(heading) != std::string::npos, heading);
+    }
+
+    {  // a second run reuses every step and gives the same results
+        const auto again = nnmark_tool(command + " --json", dir);
+        REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+        CHECK(again.err.find("done by an earlier run") != std::string::npos);
+        CHECK(again.err.find("train clean model (seed 1)\n") == std::string::npos);
+        CHECK(nlohmann::json::parse(again.out) == results);
+    }
+
+    {  // a model lost between runs is trained again to the same weights
+        std::filesystem::remove(report / "models" / "noise.safetensors");
+        const auto again = nnmark_tool(command + " --json", dir);
+        REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+        CHECK(again.err.find("embed the noise watermark\n") != std::string::npos);
+        // Everything but the time the retraining took is the same.
+        const auto without_timing = [](nlohmann::json r) {
+            for (const std::string field : {"seconds", "images_per_second", "history"}) r["models"]["noise"].erase(field);
+            r.erase("step_seconds");
+            return r;
+        };
+        CHECK(without_timing(nlohmann::json::parse(again.out)) == without_timing(results));
+    }
+
+    {  // other settings in the same directory are refused
+        const auto other = nnmark_tool(settings + " --attack-epochs 2", dir);
+        CHECK(other.exit_code == 2);
+        CHECK(other.one_line_error());
+        CHECK(other.err.find("attack_epochs") != std::string::npos);
+    }
+}
+
+TEST_CASE("cli: reproduce refuses a dataset the paper did not use") {
+    temp_dir dir;
+    const auto r = nnmark_tool("reproduce --dataset fashion-mnist --data " + dir.path.string() + " --out " +
+                                   (dir.path / "report").string(),
+                               dir);
+    CHECK(r.exit_code == 2);
+    CHECK(r.one_line_error());
+    CHECK(r.err.find("fashion-mnist not in {mnist,cifar10}") != std::string::npos);
+}

@@ -1,6 +1,6 @@
 // The report of `nnmark reproduce`: report.md (the paper's tables with the measured
 // numbers beside the printed ones) and figures/pruning.png (test and trigger accuracy
-// against the pruning rate, one curve per trigger kind), both made from results.json
+// against the global pruning rate, one curve per trigger kind), both made from results.json
 // alone, so the report can be redrawn from the results of any run.
 #pragma once
 

@@ -35,7 +35,7 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
     const std::string settings = "reproduce --dataset cifar10 --data " + cifar.string() + " --unrelated-data " +
                                 mnist.string() + " --arch " +
                                 write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
-                                " --epochs 1 --batch 16 --count 6 --repeat 2 --out " + report.string();
+                                " --epochs 1 --batch 16 --count 6 --repeat 2 --alpha 0.01 --out " + report.string();
     const std::string command = settings + " --attack-epochs 1";
 
     const auto first = nnmark_tool(command + " --json", dir);
@@ -84,6 +84,15 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
                                           "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.png",
                                           "(78.41)", "finetune --mode ftal", "transform --jpeg 50"})
             CHECK_MESSAGE(md.find(heading) != std::string::npos, heading);
+        // Each model found to carry a key it never saw is spelled out below the table. (Six
+        // triggers at alpha 0.01: one epoch of training on random images is enough for that.)
+        std::size_t found_falsely = 0, paragraphs = 0;
+        for (const auto& k : results["triggers"])
+            for (const auto& other : k["independent_models"]) found_falsely += other["verdict"] == "watermark-present";
+        for (auto at = md.find("**False detection**"); at != std::string::npos; at = md.find("**False detection**", at + 1))
+            ++paragraphs;
+        CHECK(found_falsely > 0);
+        CHECK(paragraphs == found_falsely);
     }
 
     {  // a second run reuses every step and gives the same results

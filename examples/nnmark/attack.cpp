@@ -166,11 +166,12 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
 }  // namespace
 
 nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,
-                                const attack_options& o, const watermark_key* key, const std::string& out) {
+                                const attack_options& o, const watermark_key* key, const std::string& out,
+                                std::optional<double> original_accuracy) {
     if (!(data.evaluation.item_shape() == model.input_item()))
         throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
                           data.evaluation.name + " has images " + data.evaluation.item_shape().str());
-    const double original_accuracy = evaluate(model, data.evaluation).accuracy();
+    if (!original_accuracy) original_accuracy = evaluate(model, data.evaluation).accuracy();
     const attacked_service attacked = run_kind(kind, std::move(model), data, o);
     const double accuracy = accuracy_of(attacked, data.evaluation);
     if (!out.empty()) save_model(attacked.model, out);
@@ -178,7 +179,7 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
     nlohmann::json report = {{"parameters", attacked.parameters},
                              {"evaluation_data", data.evaluation.name},
                              {"evaluation_images", data.evaluation.size()},
-                             {"original_test_accuracy", original_accuracy},
+                             {"original_test_accuracy", *original_accuracy},
                              {"test_accuracy", accuracy}};
     if (trains(kind)) {
         report["attacker_data"] = data.attacker.name;
@@ -189,7 +190,7 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
         const verification_result r = verify_service(attacked, *key, o.alpha);
         warn_if_uncalibrated(r);
         report.update(verification_json(r, key->commitment()));
-        report["attack_verdict"] = to_string(judge_attack(original_accuracy, accuracy, r.watermark_present));
+        report["attack_verdict"] = to_string(judge_attack(*original_accuracy, accuracy, r.watermark_present));
     }
     return report;
 }

@@ -43,7 +43,10 @@ struct attack_options {
 // `nnmark attack --json` without the run's own fields (model path, dataset, seconds).
 // Accuracy is measured on data.evaluation before and after; with a key, the attacked
 // model (behind the transformation, for "transform") is verified at o.alpha and judged.
+// A caller attacking the same model many times passes its accuracy on data.evaluation
+// as `original_accuracy`, so it is measured once.
 nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,
-                                const attack_options& o, const watermark_key* key, const std::string& out = {});
+                                const attack_options& o, const watermark_key* key, const std::string& out = {},
+                                std::optional<double> original_accuracy = std::nullopt);
 
 }  // namespace nnmark::cli

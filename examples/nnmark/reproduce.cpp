@@ -308,13 +308,14 @@ private:
     nlohmann::json prune(const std::string& kind, const watermark_key& key) {
         return steps_.run("prune-" + kind, "prune the " + kind + " model at 10..90% (per layer and global)", {}, [&] {
             const attack_data whole_test{dataset{}, data_.test};
+            const double original = evaluate(load_model<float>(model_path(kind)), data_.test).accuracy();
             nlohmann::json rows = nlohmann::json::array();
             for (const std::string scope : {"layer", "global"})
                 for (const double rate : pruning_rates) {
                     attack_options a = base_attack_options();
                     a.rate = rate;
                     a.scope = scope;
-                    nlohmann::json row = attack_and_score("prune", load_model<float>(model_path(kind)), whole_test, a, &key);
+                    nlohmann::json row = attack_and_score("prune", load_model<float>(model_path(kind)), whole_test, a, &key, {}, original);
                     row["rate"] = rate;
                     row["scope"] = scope;
                     rows.push_back(row);
@@ -326,13 +327,14 @@ private:
     // Every other attack, the attacker holding the first half of the test set (Table 5's split).
     nlohmann::json attack(const std::string& kind, const watermark_key& key) {
         const attack_data split = make_attack_data(dataset{}, data_.test, attacker_split{});
+        const double original = evaluate(load_model<float>(model_path(kind)), split.evaluation).accuracy();
         nlohmann::json results = nlohmann::json::array();
         for (const attack_spec& spec : attack_specs()) {
             const std::string flags = spec.flags.empty() ? "" : " " + spec.flags;
             nlohmann::json r = steps_.run(spec.id + "-" + kind, "attack the " + kind + " model: " + spec.kind + flags, {}, [&] {
                 attack_options a = base_attack_options();
                 spec.configure(a);
-                return attack_and_score(spec.kind, load_model<float>(model_path(kind)), split, a, &key);
+                return attack_and_score(spec.kind, load_model<float>(model_path(kind)), split, a, &key, {}, original);
             });
             r["id"] = spec.id;
             r["attack"] = spec.kind;

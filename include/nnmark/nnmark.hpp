@@ -30,6 +30,8 @@
 #include "nnmark/core/stb.hpp"
 #include "nnmark/core/tensor.hpp"
 #include "nnmark/core/workspace.hpp"
+#include "nnmark/kernels/conv_nhwc.hpp"
+#include "nnmark/kernels/dot_gemm.hpp"
 #include "nnmark/kernels/gemm.hpp"
 #include "nnmark/kernels/im2col.hpp"
 #include "nnmark/layers/batchnorm.hpp"

@@ -1,3 +1,4 @@
+#include "nnmark/kernels/dot_gemm.hpp"
 #include "nnmark/kernels/gemm.hpp"
 
 #include "../support/threads.hpp"
@@ -42,9 +43,13 @@ struct gemm_case {
 // Runs gemm and gemm_reference on the same inputs and checks every element of C
 // against a forward error bound that grows with k, and that the padding between the
 // rows of C is untouched. With beta == 0, C starts as NaN and must end without any.
+// The kernel under test: gemm, or dot_gemm (only for A * B^T: trans_a false, trans_b true).
+enum class kernel { packed, dots };
+
 template <class T>
-void check_against_reference(const gemm_case& g, std::mt19937& rng) {
+void check_against_reference(const gemm_case& g, std::mt19937& rng, kernel under_test = kernel::packed) {
     CAPTURE(g.str());
+    REQUIRE((under_test == kernel::packed || (!g.trans_a && g.trans_b)));
     const stored<T> a(g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, 3, rng);
     const stored<T> b(g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, 5, rng);
     stored<T> c(g.m, g.n, 2, rng);
@@ -58,7 +63,10 @@ void check_against_reference(const gemm_case& g, std::mt19937& rng) {
 
     const T alpha = static_cast<T>(g.alpha), beta = static_cast<T>(g.beta);
     std::vector<T> fast = c.data, reference = c.data;
-    gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta, fast.data(), c.ld);
+    if (under_test == kernel::dots)
+        dot_gemm(g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta, fast.data(), c.ld);
+    else
+        gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta, fast.data(), c.ld);
     gemm_reference(g.trans_a, g.trans_b, g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta,
                    reference.data(), c.ld);
 
@@ -120,6 +128,24 @@ void check_odd_sizes() {
                     }
 }
 
+// dot_gemm on the same odd sizes, plus rows longer than many registers.
+template <class T>
+void check_dot_products() {
+    std::mt19937 rng(31);
+    const index_t sizes[] = {1, 7, 33, 130};
+    int variant = 0;
+    for (const index_t m : sizes)
+        for (const index_t n : sizes)
+            for (const index_t k : {index_t(1), index_t(7), index_t(33), index_t(130), index_t(1001)}) {
+                gemm_case g = scalings[variant++ % 4];
+                g.trans_b = true;
+                g.m = m;
+                g.n = n;
+                g.k = k;
+                check_against_reference<T>(g, rng, kernel::dots);
+            }
+}
+
 // Sizes that cross the blocking: several K blocks (beta applied once), several
 // column blocks, the packed-A path (many column tiles), many row blocks.
 template <class T>
@@ -155,6 +181,35 @@ TEST_CASE("gemm: float matches the reference on odd sizes, all transposes, alpha
 TEST_CASE("gemm: double matches the reference on odd sizes, all transposes, alpha and beta") {
     check_odd_sizes<double>();
     check_blocking_edges<double>();
+}
+
+TEST_CASE("dot_gemm: float and double match the reference on odd sizes, alpha and beta") {
+    check_dot_products<float>();
+    check_dot_products<double>();
+}
+
+TEST_CASE("dot_gemm: a row alone gives bit-for-bit its row of the whole product, on 1 and 2 threads") {
+    testing::thread_count_guard guard;
+    std::mt19937 rng(8);
+    // Large enough that the whole product is split over two threads.
+    const index_t m = 150, n = 450, k = 1003;
+    REQUIRE(static_cast<long long>(m) * n * k >= 2 * detail::packed_gemm::fmas_per_thread);
+    const stored<float> a(m, k, 0, rng), b(n, k, 0, rng);
+    auto product = [&](index_t rows, const float* a_rows) {
+        std::vector<float> c(static_cast<std::size_t>(rows * n), 0.25f);
+        dot_gemm(rows, n, k, 1.0f, a_rows, k, b.data.data(), k, 1.0f, c.data(), n);
+        return c;
+    };
+    set_threads(1);
+    const auto whole = product(m, a.data.data());
+    for (index_t i : {index_t(0), index_t(3), m - 1}) {
+        const auto row = product(1, a.data.data() + i * k);
+        CHECK(std::equal(row.begin(), row.end(), whole.begin() + i * n));
+    }
+#if defined(_OPENMP)
+    set_threads(2);
+    CHECK(whole == product(m, a.data.data()));
+#endif
 }
 
 TEST_CASE("gemm: k == 0 scales C by beta, and beta == 0 clears NaN") {

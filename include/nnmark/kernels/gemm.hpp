@@ -68,10 +68,10 @@ struct lanes {
     using type = T;
     static constexpr index_t width = 1;
     static constexpr index_t registers = 16;
-    static type load(const T* p) { return *p; }
     static type load_unaligned(const T* p) { return *p; }
     static void store_unaligned(T* p, type v) { *p = v; }
     static type fma(type x, type y, type z) { return x * y + z; }
+    static T sum(type v) { return v; }
 };
 #else
 template <class T>
@@ -80,10 +80,16 @@ struct lanes {
     static constexpr index_t width = static_cast<index_t>(type::size);
     // AVX-512 has 32 vector registers, AVX2 and SSE have 16.
     static constexpr index_t registers = width * static_cast<index_t>(sizeof(T)) >= 64 ? 32 : 16;
-    static type load(const T* p) { return type::load_aligned(p); }
     static type load_unaligned(const T* p) { return type::load_unaligned(p); }
     static void store_unaligned(T* p, type v) { v.store_unaligned(p); }
     static type fma(type x, type y, type z) { return xsimd::fma(x, y, z); }
+    static T sum(type v) {  // lane by lane, in order (xsimd's hadd warns under GCC 12 for AVX-512 doubles)
+        alignas(64) T values[width];
+        v.store_aligned(values);
+        T total = T(0);
+        for (index_t i = 0; i < width; ++i) total += values[i];
+        return total;
+    }
 };
 #endif
 
@@ -182,35 +188,57 @@ void pack_b(const operand<T>& b, index_t kc, index_t cols, T* out) {
         pack_panel<nr>(b.at(0, j), b.row_step, b.col_step, kc, std::min(nr, cols - j), out + j * kc);
 }
 
-// Where the microkernel reads A: a packed panel (element (r, p) at a[p * MR + r]), or
-// the caller's row-major op(A) in place (element (r, p) at a[r * lda + p]), which
-// saves transposing A into panels when the panel would be used only a few times.
+// Where the microkernel reads an operand: from a packed panel (A: element (r, p) at
+// a[p * MR + r]; B: element (p, v) at b[p * NR + v]), or in place from the caller's
+// memory (A: a[r * lda + p]; B: b[p * ldb + v]). In place saves packing a panel that
+// would be used only a few times: a row-major op(A) in skinny products, and the
+// channel-last images that kernels/conv_nhwc.hpp multiplies without unrolling.
 enum class a_layout { packed, in_place };
+enum class b_layout { packed, in_place };
 
-// c[rows x cols] = alpha * (A panel * B panel) + beta * c, beta == 0 never reading c:
-// `rows` rows of A times the first `vectors` registers of an NR-column B panel.
-// Full tiles use rows = MR, vectors = 2; the narrower instances serve the edges of
-// C, so a 128-row or 200-column C does not pay for the zero padding of its last tile.
-template <class T, a_layout layout, index_t rows, index_t vectors>
-struct microkernel {
+// The operands of one tile product: acc[r][v] = sum over p of A(r, p) * B(p, v), with
+// p running over `segments` runs of `length` steps. Run s starts at
+// a + s * a_segment_step and b + s * b_segment_step, so a sum that is not one
+// contiguous walk (a convolution window: k image rows) still stays in registers.
+// A plain GEMM tile is one run.
+template <class T>
+struct tile_walk {
+    const T* a;
+    index_t lda;  // in-place A: elements between rows
+    const T* b;
+    index_t ldb;  // in-place B: elements between steps of p
+    index_t length;
+    index_t segments = 1;
+    index_t a_segment_step = 0;
+    index_t b_segment_step = 0;
+};
+
+// The register tile itself: `rows` rows of A times `vectors` registers of B, summed
+// over the walk. Full tiles use rows = MR, vectors = 2; narrower instances serve the
+// edges, so a 128-row or 200-column C does not pay for the zero padding of its last
+// tile. The finished accumulators go to `sink.store`, which decides where they land
+// (scaled into row-major C here; transposed into image planes for convolutions).
+template <class T, a_layout a_at, b_layout b_at, index_t rows, index_t vectors, class Sink>
+void tile_kernel(const tile_walk<T>& walk, const Sink& sink, index_t cols) {
     using simd = lanes<T>;
     using vec = typename simd::type;
-    static constexpr index_t w = simd::width;
-    static constexpr index_t width = vectors * w;
-
-    static void run(index_t kc, const T* a, index_t lda, const T* b_panel, T alpha, T beta, T* c, index_t ldc,
-                    index_t cols) {
-        const index_t a_row_step = layout == a_layout::packed ? 1 : lda;
-        constexpr index_t a_p_step = layout == a_layout::packed ? tile<T>::mr : 1;
-        vec acc[rows][vectors];
+    constexpr index_t w = simd::width;
+    const index_t a_row_step = a_at == a_layout::packed ? 1 : walk.lda;
+    constexpr index_t a_p_step = a_at == a_layout::packed ? tile<T>::mr : 1;
+    const index_t b_p_step = b_at == b_layout::packed ? tile<T>::nr : walk.ldb;
+    vec acc[rows][vectors];
 #pragma GCC unroll 32
-        for (index_t r = 0; r < rows; ++r)
+    for (index_t r = 0; r < rows; ++r)
 #pragma GCC unroll 4
-            for (index_t v = 0; v < vectors; ++v) acc[r][v] = vec(T(0));
-        for (index_t p = 0; p < kc; ++p, a += a_p_step, b_panel += tile<T>::nr) {
+        for (index_t v = 0; v < vectors; ++v) acc[r][v] = vec(T(0));
+    for (index_t s = 0; s < walk.segments; ++s) {
+        const T* a = walk.a + s * walk.a_segment_step;
+        const T* b_row = walk.b + s * walk.b_segment_step;
+        for (index_t p = 0; p < walk.length; ++p, a += a_p_step, b_row += b_p_step) {
             vec b[vectors];
 #pragma GCC unroll 4
-            for (index_t v = 0; v < vectors; ++v) b[v] = simd::load(b_panel + v * w);
+            for (index_t v = 0; v < vectors; ++v)
+                b[v] = simd::load_unaligned(b_row + v * w);  // as fast as an aligned load on aligned data
 #pragma GCC unroll 32
             for (index_t r = 0; r < rows; ++r) {
                 const vec a_r(a[r * a_row_step]);
@@ -218,48 +246,63 @@ struct microkernel {
                 for (index_t v = 0; v < vectors; ++v) acc[r][v] = simd::fma(a_r, b[v], acc[r][v]);
             }
         }
-        if (cols == width) {
-            write(acc, alpha, beta, c, ldc);
-            return;
-        }
+    }
+    sink.template store<rows, vectors>(acc, cols);
+}
+
+// Where a GEMM tile lands: c[rows x cols] = alpha * acc + beta * c, beta == 0 never
+// reading c.
+template <class T>
+struct scaled_store {
+    T alpha, beta;
+    T* c;
+    index_t ldc;
+
+    template <index_t rows, index_t vectors>
+    void store(const typename lanes<T>::type (&acc)[rows][vectors], index_t cols) const {
+        constexpr index_t width = vectors * lanes<T>::width;
+        if (cols == width) return write<rows, vectors>(acc, c, ldc);
         // A tile cut by the right edge of C goes through a full-width copy, so its
         // elements are computed by the same instructions as in a full tile.
         alignas(buffer_alignment) T edge[rows * width] = {};
         if (beta != T(0))
             for (index_t r = 0; r < rows; ++r) std::copy_n(c + r * ldc, cols, edge + r * width);
-        write(acc, alpha, beta, edge, width);
+        write<rows, vectors>(acc, edge, width);
         for (index_t r = 0; r < rows; ++r) std::copy_n(edge + r * width, cols, c + r * ldc);
     }
 
-    static void write(const vec (&acc)[rows][vectors], T alpha, T beta, T* c, index_t ldc) {
+    template <index_t rows, index_t vectors>
+    void write(const typename lanes<T>::type (&acc)[rows][vectors], T* out_c, index_t out_ldc) const {
+        using simd = lanes<T>;
+        using vec = typename simd::type;
         const vec alpha_v(alpha), beta_v(beta);
 #pragma GCC unroll 32
         for (index_t r = 0; r < rows; ++r)
 #pragma GCC unroll 4
             for (index_t v = 0; v < vectors; ++v) {
-                T* out = c + r * ldc + v * w;
+                T* out = out_c + r * out_ldc + v * simd::width;
                 const vec scaled = acc[r][v] * alpha_v;
                 simd::store_unaligned(out, beta == T(0) ? scaled : simd::fma(beta_v, simd::load_unaligned(out), scaled));
             }
     }
 };
 
-template <class T>
-using kernel_fn = void (*)(index_t kc, const T* a, index_t lda, const T* b_panel, T alpha, T beta, T* c,
-                           index_t ldc, index_t cols);
+template <class T, class Sink>
+using kernel_fn = void (*)(const tile_walk<T>& walk, const Sink& sink, index_t cols);
 
 // Every (rows, vectors) instance, one vector wide first: table[(vectors - 1) * MR + rows - 1].
-template <class T, a_layout layout, index_t... r>
+template <class T, a_layout a_at, b_layout b_at, class Sink, index_t... r>
 constexpr auto kernel_table(std::integer_sequence<index_t, r...>) {
     static_assert(tile<T>::vectors == 2, "the table lists one- and two-register instances");
-    return std::array<kernel_fn<T>, 2 * sizeof...(r)>{microkernel<T, layout, r + 1, 1>::run...,
-                                                       microkernel<T, layout, r + 1, 2>::run...};
+    return std::array<kernel_fn<T, Sink>, 2 * sizeof...(r)>{tile_kernel<T, a_at, b_at, r + 1, 1, Sink>...,
+                                                             tile_kernel<T, a_at, b_at, r + 1, 2, Sink>...};
 }
 
-// The microkernel for a tile of `rows` x `cols` elements inside C (rows <= MR, cols <= NR).
-template <class T, a_layout layout>
-kernel_fn<T> kernel_for(index_t rows, index_t cols) {
-    static constexpr auto table = kernel_table<T, layout>(std::make_integer_sequence<index_t, tile<T>::mr>{});
+// The tile kernel for `rows` x `cols` elements (rows <= MR, cols <= NR).
+template <class T, a_layout a_at, b_layout b_at, class Sink>
+kernel_fn<T, Sink> kernel_for(index_t rows, index_t cols) {
+    static constexpr auto table =
+        kernel_table<T, a_at, b_at, Sink>(std::make_integer_sequence<index_t, tile<T>::mr>{});
     const index_t vectors = cols > lanes<T>::width ? 2 : 1;
     return table[static_cast<std::size_t>((vectors - 1) * tile<T>::mr + rows - 1)];
 }
@@ -275,8 +318,9 @@ void multiply_block(index_t mc, index_t nc, index_t kc, const T* a, index_t lda,
         const T* a_rows = layout == a_layout::packed ? a + i * kc : a + i * lda;
         for (index_t j = 0; j < nc; j += nr) {
             const index_t cols = std::min(nr, nc - j);
-            kernel_for<T, layout>(rows, cols)(kc, a_rows, lda, b_packed + j * kc, alpha, beta, c + i * ldc + j, ldc,
-                                              cols);
+            const tile_walk<T> walk{a_rows, lda, b_packed + j * kc, 0, kc};
+            const scaled_store<T> sink{alpha, beta, c + i * ldc + j, ldc};
+            kernel_for<T, layout, b_layout::packed, scaled_store<T>>(rows, cols)(walk, sink, cols);
         }
     }
 }

@@ -5,13 +5,14 @@
 // layout, weight-decayed) and "bias" [out] (not decayed).
 //
 // Whole-batch GEMMs, with G = dL/dy [N x out]:
-//   forward   Y   = X W^T + b      (one sample: y^T = W x^T + b, see infer_one)
+//   forward   Y   = X W^T + b      (dot products of rows, kernels/dot_gemm.hpp)
 //   backward  dX  = G W          WRITTEN into dx (when ctx.input_grad)
 //             dW += G^T X,  db += column sums of G    ADDED (when ctx.param_grads)
 // The column sums run over the batch in order, so gradients are deterministic.
 #pragma once
 
 #include "nnmark/core/error.hpp"
+#include "nnmark/kernels/dot_gemm.hpp"
 #include "nnmark/kernels/gemm.hpp"
 #include "nnmark/layers/initializers.hpp"
 #include "nnmark/layers/layer.hpp"
@@ -74,8 +75,9 @@ public:
         const index_t batch = x.batch();
         y.resize(shape{batch, out_});
         for (index_t n = 0; n < batch; ++n) std::copy(bias_.begin(), bias_.end(), y.item(n).begin());
-        if (batch == 1) return infer_one(x.data(), y.data());
-        gemm(false, true, batch, out_, in_, T(1), x.data(), in_, weight_.data(), in_, T(1), y.data(), out_);
+        // y += x W^T, each element a dot product of two rows read in place (dot_gemm.hpp):
+        // no copy of W per call, and a sample alone gets bit-for-bit its row of a batch.
+        dot_gemm(batch, out_, in_, T(1), x.data(), in_, weight_.data(), in_, T(1), y.data(), out_);
     }
 
     void backward(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
@@ -97,14 +99,6 @@ public:
     }
 
 private:
-    // y += W x for one sample, as y^T = W x^T: for one row, y and x are the same
-    // vectors in either orientation, and W is then gemm's row-major left operand, read
-    // in place, where x W^T would pack (transpose) all of W on every call, the bulk of
-    // batch-1 inference. Every element is the same sum in the same order either way.
-    void infer_one(const T* x, T* y) const {
-        gemm(false, false, out_, 1, in_, T(1), weight_.data(), in_, x, 1, T(1), y, 1);
-    }
-
     index_t out_;
     index_t in_ = 0;
     std::span<T> weight_, bias_, weight_grad_, bias_grad_;

@@ -33,17 +33,18 @@ public:
     using value_type = T;
 
     tensor() = default;
-    explicit tensor(const shape& s, T fill = T(0)) : shape_(s), data_(static_cast<std::size_t>(s.count()), fill) {}
+    explicit tensor(const shape& s, T fill = T(0))
+        : shape_(s), count_(s.count()), data_(static_cast<std::size_t>(count_), fill) {}
 
     const nnmark::shape& shape() const { return shape_; }
-    index_t size() const { return static_cast<index_t>(data_.size()); }
-    bool empty() const { return data_.empty(); }
+    index_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
     index_t batch() const { return shape_.rank() ? shape_[0] : 1; }
 
     T* data() { return data_.data(); }
     const T* data() const { return data_.data(); }
-    std::span<T> span() { return {data_.data(), data_.size()}; }
-    std::span<const T> span() const { return {data_.data(), data_.size()}; }
+    std::span<T> span() { return {data_.data(), static_cast<std::size_t>(count_)}; }
+    std::span<const T> span() const { return {data_.data(), static_cast<std::size_t>(count_)}; }
 
     T& operator[](index_t i) { return data_[static_cast<std::size_t>(i)]; }
     const T& operator[](index_t i) const { return data_[static_cast<std::size_t>(i)]; }
@@ -62,11 +63,14 @@ public:
         return {data_.data() + n * k, static_cast<std::size_t>(k)};
     }
 
-    // Give the tensor a new shape; contents are unspecified afterwards. Reuses the
-    // allocation when it is large enough.
+    // Give the tensor a new shape; contents are unspecified afterwards. The storage only
+    // grows: a buffer that serves layers of different sizes in turn (the ping-pong
+    // buffers of inference and backward) neither reallocates nor zero-fills the part it
+    // grows back into, which std::vector::resize would do on every growth.
     void resize(const nnmark::shape& s) {
         shape_ = s;
-        data_.resize(static_cast<std::size_t>(s.count()));
+        count_ = s.count();
+        if (data_.size() < static_cast<std::size_t>(count_)) data_.resize(static_cast<std::size_t>(count_));
     }
 
     // Same elements, another shape of the same count (flatten, unflatten).
@@ -76,7 +80,7 @@ public:
         shape_ = s;
     }
 
-    void fill(T value) { std::fill(data_.begin(), data_.end(), value); }
+    void fill(T value) { std::fill_n(data_.begin(), count_, value); }
 
 private:
     std::size_t offset(index_t n, index_t c, index_t h, index_t w) const {
@@ -84,7 +88,8 @@ private:
     }
 
     nnmark::shape shape_;
-    aligned_vector<T> data_;
+    index_t count_ = 0;       // elements of shape_, the tensor's size
+    aligned_vector<T> data_;  // at least count_ elements
 };
 
 // Throws shape_error naming `where` unless `t` has exactly shape `expected`.

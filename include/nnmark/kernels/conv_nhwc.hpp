@@ -105,15 +105,15 @@ void transpose_8x8(const T* src, index_t src_step, T* dst, index_t dst_step) {
 // then the ragged edges element by element.
 template <class T>
 void transpose(const T* src, index_t src_step, index_t rows, index_t cols, T* dst, index_t dst_step) {
-    index_t i0 = 0;
-    for (; i0 + 8 <= rows; i0 += 8) {
-        index_t j0 = 0;
-        for (; j0 + 8 <= cols; j0 += 8) transpose_8x8(src + i0 * src_step + j0, src_step, dst + j0 * dst_step + i0, dst_step);
-        for (index_t j = j0; j < cols; ++j)
-            for (index_t i = i0; i < i0 + 8; ++i) dst[j * dst_step + i] = src[i * src_step + j];
-    }
-    for (index_t i = i0; i < rows; ++i)
-        for (index_t j = 0; j < cols; ++j) dst[j * dst_step + i] = src[i * src_step + j];
+    const index_t block_rows = rows / 8 * 8, block_cols = cols / 8 * 8;
+    for (index_t i = 0; i < block_rows; i += 8)
+        for (index_t j = 0; j < block_cols; j += 8)
+            transpose_8x8(src + i * src_step + j, src_step, dst + j * dst_step + i, dst_step);
+    auto move = [&](index_t i, index_t j) { dst[j * dst_step + i] = src[i * src_step + j]; };
+    for (index_t i = 0; i < block_rows; ++i)
+        for (index_t j = block_cols; j < cols; ++j) move(i, j);
+    for (index_t i = block_rows; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) move(i, j);
 }
 
 }  // namespace detail
@@ -193,6 +193,9 @@ namespace detail::packed_gemm {
 
 // Where a convolution tile lands: acc[r][v] is pixel r, channel v * lanes + lane of the
 // tile, written to out[channel * plane + r] (channel-first) plus the channel's bias.
+// The tile goes through a small buffer and is written transposed, eight pixels at a
+// time by register transposes; the pixels past the last multiple of eight, and tiles
+// cut by the last channel, element by element.
 template <class T>
 struct plane_store {
     const T* bias;  // the tile's first channel's bias, or nullptr
@@ -201,15 +204,23 @@ struct plane_store {
 
     template <index_t rows, index_t vectors>
     void store(const typename lanes<T>::type (&acc)[rows][vectors], index_t cols) const {
-        constexpr index_t w = lanes<T>::width;
+        using simd = lanes<T>;
+        constexpr index_t w = simd::width;
         constexpr index_t width = vectors * w;
+        const bool whole = cols == width;  // every channel of the registers is real
         alignas(buffer_alignment) T values[rows * width];
         for (index_t r = 0; r < rows; ++r)
-            for (index_t v = 0; v < vectors; ++v) lanes<T>::store_unaligned(values + r * width + v * w, acc[r][v]);
+            for (index_t v = 0; v < vectors; ++v) {
+                const auto sum = bias && whole ? acc[r][v] + simd::load_unaligned(bias + v * w) : acc[r][v];
+                simd::store_unaligned(values + r * width + v * w, sum);
+            }
+        index_t r0 = 0;
+        if (whole)
+            for (; r0 + 8 <= rows; r0 += 8) nnmark::detail::transpose(values + r0 * width, width, 8, width, out + r0, plane);
         for (index_t o = 0; o < cols; ++o) {
-            const T offset = bias ? bias[o] : T(0);
+            const T offset = bias && !whole ? bias[o] : T(0);
             T* channel = out + o * plane;
-            for (index_t r = 0; r < rows; ++r) channel[r] = values[r * width + o] + offset;
+            for (index_t r = r0; r < rows; ++r) channel[r] = values[r * width + o] + offset;
         }
     }
 };

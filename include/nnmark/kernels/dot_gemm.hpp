@@ -31,6 +31,9 @@ using packed_gemm::lanes;
 inline constexpr index_t tile_cols = 4;
 inline constexpr index_t max_tile_rows = 4;
 
+// Multiply-adds per thread below which a second thread costs more than it saves.
+inline constexpr long long fmas_per_thread = 1LL << 20;
+
 // C[rows x cols] of the tile at a (rows of A) and b (rows of B), rows <= 4, cols <= 4.
 // The last tile of a row repeats B's last row where it runs out of rows rather than
 // varying the loop in the hot path; the repeats are not stored.
@@ -103,11 +106,13 @@ void dot_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
     namespace dp = detail::dot_products;
     if (m <= 0 || n <= 0) return;
     const long long work = static_cast<long long>(m) * n * k;
-    // Rows of C in strips of whole tiles, one per thread; the same threshold as gemm's.
+    // Rows of C in strips of whole tiles, one per thread. A batch of one is one strip,
+    // so batch-1 inference never waits for a second thread (see fmas_per_thread in
+    // gemm.hpp); a dense layer at batch 128 splits.
+    const index_t tiles = (m + dp::max_tile_rows - 1) / dp::max_tile_rows;
     const int threads = detail::packed_gemm::in_parallel_region()
                             ? 1
-                            : threads_for(work, detail::packed_gemm::fmas_per_thread);
-    const index_t tiles = (m + dp::max_tile_rows - 1) / dp::max_tile_rows;
+                            : static_cast<int>(std::min<index_t>(threads_for(work, dp::fmas_per_thread), tiles));
     for_each_chunk(tiles, threads, [&](int, index_t first, index_t last) {
         dp::multiply_rows(first * dp::max_tile_rows, std::min(m, last * dp::max_tile_rows), n, k, alpha, a, lda, b,
                           ldb, beta, c, ldc);

@@ -8,7 +8,9 @@
 //   forward   Y   = X W^T + b      (dot products of rows, kernels/dot_gemm.hpp)
 //   backward  dX  = G W          WRITTEN into dx (when ctx.input_grad)
 //             dW += G^T X,  db += column sums of G    ADDED (when ctx.param_grads)
-// The column sums run over the batch in order, so gradients are deterministic.
+// The column sums run over the batch in order, so gradients are deterministic; the
+// threads of backward split dX by samples and dW by output units, so every element is
+// the same sum whatever the thread count.
 #pragma once
 
 #include "nnmark/core/error.hpp"
@@ -85,12 +87,25 @@ public:
         expect_input(x, shape{in_}, kind());
         const index_t batch = x.batch();
         expect_shape(dy, shape{batch, out_}, "dense backward (gradient of the output)");
-        if (ctx.input_grad) {
-            dx.resize(x.shape());
-            gemm(false, false, batch, in_, out_, T(1), dy.data(), out_, weight_.data(), in_, T(0), dx.data(), in_);
-        }
+        if (ctx.input_grad) dx.resize(x.shape());
+        // Each thread takes a strip of dX (samples) and a strip of dW (output units):
+        // disjoint elements, each the sum gemm computes on one thread (gemm runs on the
+        // calling thread inside a parallel region, and its tiling is aligned to the strip).
+        const long long work = static_cast<long long>(batch) * in_ * out_;
+        const int parts = static_cast<int>(std::min<index_t>(threads_for(work, parallel_grain), std::min(batch, out_)));
+        for_each_chunk(parts, parts, [&](int part, index_t, index_t) {
+            if (ctx.input_grad) {
+                const index_t first = batch * part / parts, last = batch * (part + 1) / parts;
+                gemm(false, false, last - first, in_, out_, T(1), dy.data() + first * out_, out_, weight_.data(), in_,
+                     T(0), dx.data() + first * in_, in_);
+            }
+            if (ctx.param_grads) {
+                const index_t first = out_ * part / parts, last = out_ * (part + 1) / parts;
+                gemm(true, false, last - first, in_, batch, T(1), dy.data() + first, out_, x.data(), in_, T(1),
+                     weight_grad_.data() + first * in_, in_);
+            }
+        });
         if (!ctx.param_grads) return;
-        gemm(true, false, out_, in_, batch, T(1), dy.data(), out_, x.data(), in_, T(1), weight_grad_.data(), in_);
         for (index_t n = 0; n < batch; ++n) {
             const auto g = dy.item(n);
             for (index_t o = 0; o < out_; ++o)
@@ -99,6 +114,9 @@ public:
     }
 
 private:
+    // Multiply-adds of a backward pass below which one more thread costs more than it saves.
+    static constexpr long long parallel_grain = 1LL << 20;
+
     index_t out_;
     index_t in_ = 0;
     std::span<T> weight_, bias_, weight_grad_, bias_grad_;

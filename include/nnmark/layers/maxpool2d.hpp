@@ -118,6 +118,7 @@ private:
     // `count` outputs of 2x2 windows from two input rows. The sizes come in as
     // arguments: read from members, they would be reloaded after every store.
     static void pool_rows_2x2(const T* top, const T* bottom, index_t count, T* out) {
+#pragma omp simd simdlen(4)
         for (index_t j = 0; j < count; ++j) {
             T best = top[2 * j];
             best = takes_over(top[2 * j + 1], best) ? top[2 * j + 1] : best;
@@ -142,6 +143,7 @@ private:
     // The window_argmax scan, with g routed along: each value that takes over moves g
     // to its own position and clears the earlier ones. Selects only, so it vectorizes.
     static void unpool_rows_2x2(const T* top, const T* bottom, const T* g, index_t count, T* d_top, T* d_bottom) {
+#pragma omp simd simdlen(4)
         for (index_t j = 0; j < count; ++j) {
             T best = top[2 * j], at0 = g[j], at1 = T(0), at2 = T(0), at3 = T(0);
             const T v1 = top[2 * j + 1], v2 = bottom[2 * j], v3 = bottom[2 * j + 1];

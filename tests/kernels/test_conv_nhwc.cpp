@@ -86,6 +86,15 @@ void check_forward(const problem& p, rng& random) {
                                 bound.data());
     CHECK(within_rounding(fast, exact, bound));
 
+    // Through a ReLU: max(0, the same sums), as the relu layer computes it.
+    conv_forward_nhwc(image.data(), p.in_h, p.in_w, p.in_ch, p.k, packed.data(), p.out_ch, bias.data(), fast.data(),
+                      true);
+    std::vector<T> unclipped(outputs);
+    conv_forward_nhwc(image.data(), p.in_h, p.in_w, p.in_ch, p.k, packed.data(), p.out_ch, bias.data(), unclipped.data());
+    bool clipped = true;
+    for (std::size_t i = 0; i < outputs; ++i) clipped = clipped && fast[i] == (unclipped[i] > T(0) ? unclipped[i] : T(0));
+    CHECK(clipped);
+
     // Without a bias the same sums, nothing added.
     conv_forward_nhwc(image.data(), p.in_h, p.in_w, p.in_ch, p.k, packed.data(), p.out_ch, static_cast<const T*>(nullptr),
                       fast.data());

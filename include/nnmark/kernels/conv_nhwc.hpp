@@ -27,9 +27,10 @@
 //     conv_role::forward:        B[(ki*k + kj)*I + i][o] = weight[o][i][ki][kj]
 //     conv_role::input_gradient: B[(ki*k + kj)*O + o][i] = weight[o][i][k-1-ki][k-1-kj]
 //   conv_packed_size(columns, depth) is its size.
-// - conv_forward_nhwc(in, in_h, in_w, in_ch, k, packed, out_ch, bias or nullptr, out)
+// - conv_forward_nhwc(in, in_h, in_w, in_ch, k, packed, out_ch, bias or nullptr, out, relu)
 //   WRITES out [out_ch][out_h][out_w] (channel-first, as the layers pass tensors):
 //     out[o][oh][ow] = bias[o] + sum_{ki,kj,i} B[(ki*k + kj)*in_ch + i][o] * in[oh+ki][ow+kj][i]
+//   and, with relu, max(0, that) (v > 0 ? v : 0, as the relu layer), applied as it is stored.
 // - conv_weight_grad_nhwc(in, in_h, in_w, in_ch, k, grad [out_ch][out_h][out_w], out_ch, dw)
 //   ADDS dw[o][(ki*k + kj)*in_ch + i] += sum_{oh,ow} grad[o][oh][ow] * in[oh+ki][ow+kj][i]
 //   (dw is [out_ch][k*k*in_ch], the weights in window-major order).
@@ -192,7 +193,8 @@ struct window_geometry {
 namespace detail::packed_gemm {
 
 // Where a convolution tile lands: acc[r][v] is pixel r, channel v * lanes + lane of the
-// tile, written to out[channel * plane + r] (channel-first) plus the channel's bias.
+// tile, written to out[channel * plane + r] (channel-first) plus the channel's bias,
+// through a ReLU when `relu`.
 // The tile goes through a small buffer and is written transposed, eight pixels at a
 // time by register transposes; the pixels past the last multiple of eight, and tiles
 // cut by the last channel, element by element.
@@ -201,6 +203,7 @@ struct plane_store {
     const T* bias;  // the tile's first channel's bias, or nullptr
     T* out;
     index_t plane;
+    bool relu;
 
     template <index_t rows, index_t vectors>
     void store(const typename lanes<T>::type (&acc)[rows][vectors], index_t cols) const {
@@ -208,10 +211,12 @@ struct plane_store {
         constexpr index_t w = simd::width;
         constexpr index_t width = vectors * w;
         const bool whole = cols == width;  // every channel of the registers is real
+        // Whole tiles are finished (bias, ReLU) in registers; cut ones element by element.
         alignas(buffer_alignment) T values[rows * width];
         for (index_t r = 0; r < rows; ++r)
             for (index_t v = 0; v < vectors; ++v) {
-                const auto sum = bias && whole ? acc[r][v] + simd::load_unaligned(bias + v * w) : acc[r][v];
+                auto sum = bias && whole ? acc[r][v] + simd::load_unaligned(bias + v * w) : acc[r][v];
+                if (relu && whole) sum = simd::positive_part(sum);
                 simd::store_unaligned(values + r * width + v * w, sum);
             }
         index_t r0 = 0;
@@ -219,8 +224,12 @@ struct plane_store {
             for (; r0 + 8 <= rows; r0 += 8) nnmark::detail::transpose(values + r0 * width, width, 8, width, out + r0, plane);
         for (index_t o = 0; o < cols; ++o) {
             const T offset = bias && !whole ? bias[o] : T(0);
+            const bool cut = relu && !whole;
             T* channel = out + o * plane;
-            for (index_t r = r0; r < rows; ++r) channel[r] = values[r * width + o] + offset;
+            for (index_t r = r0; r < rows; ++r) {
+                const T value = values[r * width + o] + offset;
+                channel[r] = cut && !(value > T(0)) ? T(0) : value;
+            }
         }
     }
 };
@@ -229,7 +238,7 @@ struct plane_store {
 
 template <class T>
 void conv_forward_nhwc(const T* in, index_t in_h, index_t in_w, index_t in_ch, index_t k, const T* packed,
-                       index_t out_ch, const T* bias, T* out) {
+                       index_t out_ch, const T* bias, T* out, bool relu = false) {
     namespace pg = detail::packed_gemm;
     constexpr index_t mr = pg::tile<T>::mr;
     constexpr index_t nr = pg::tile<T>::nr;
@@ -241,7 +250,8 @@ void conv_forward_nhwc(const T* in, index_t in_h, index_t in_w, index_t in_ch, i
                 const index_t cols = std::min(nr, out_ch - o0);
                 const pg::tile_walk<T> walk{in + (oh * in_w + ow0) * in_ch, in_ch, packed + o0 * depth, 0, run, k,
                                             in_w * in_ch, run * nr};
-                const pg::plane_store<T> sink{bias ? bias + o0 : nullptr, out + o0 * plane + oh * out_w + ow0, plane};
+                const pg::plane_store<T> sink{bias ? bias + o0 : nullptr, out + o0 * plane + oh * out_w + ow0, plane,
+                                              relu};
                 pg::kernel_for<T, pg::a_layout::in_place, pg::b_layout::packed, pg::plane_store<T>>(rows, cols)(
                     walk, sink, cols);
             }

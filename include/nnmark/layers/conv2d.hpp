@@ -144,27 +144,15 @@ public:
     }
 
     void infer(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch) const override {
-        expect_input(x, input_item_, kind());
-        const index_t images = x.batch();
-        y.resize(output_item_.prepend(images));
-        const int blocks = blocks_for(images);
-        if (channel_last()) {
-            const index_t image_stride = detail::cache_line_padded<T>(padded_input_size());
-            T* padded = scratch.get(image_stride * blocks, 0).data();
-            T* packed = scratch.get(conv_packed_size<T>(out_channels_, patch_size()), 1).data();
-            pack_conv_weights(weight_.data(), out_channels_, in_channels_, kernel_, conv_role::forward, packed);
-            for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
-                for (index_t n = first; n < last; ++n)
-                    forward_image_channel_last(x.item(n).data(), y.item(n).data(), packed, padded + b * image_stride);
-            });
-            return;
-        }
-        const index_t column_stride = detail::cache_line_padded<T>(column_count());
-        T* columns = scratch.get(column_stride * blocks, 0).data();
-        for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
-            for (index_t n = first; n < last; ++n)
-                forward_image(x.item(n).data(), y.item(n).data(), columns + b * column_stride);
-        });
+        forward(x, y, scratch, false);
+    }
+
+    // The ReLU that follows a convolution in every network here is applied where each
+    // output is stored: in registers on the channel-last path, on the image's output
+    // while it is in cache when unrolled. Backward never reads the output.
+    bool infer_then_relu(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch) const override {
+        forward(x, y, scratch, true);
+        return true;
     }
 
     void backward(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
@@ -243,10 +231,43 @@ private:
                         padded);
     }
 
-    void forward_image_channel_last(const T* image, T* out, const T* packed, T* padded) const {
-        pad_input(image, padded);
-        conv_forward_nhwc(padded, padded_height(), padded_width(), in_channels_, kernel_, packed, out_channels_,
-                          bias_.data(), out);
+    // y = the convolution of x, through a ReLU when `relu`.
+    void forward(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch, bool relu) const {
+        expect_input(x, input_item_, kind());
+        const index_t images = x.batch();
+        y.resize(output_item_.prepend(images));
+        const int blocks = blocks_for(images);
+        if (channel_last()) {
+            const index_t image_stride = detail::cache_line_padded<T>(padded_input_size());
+            T* padded = scratch.get(image_stride * blocks, 0).data();
+            T* packed = scratch.get(conv_packed_size<T>(out_channels_, patch_size()), 1).data();
+            pack_conv_weights(weight_.data(), out_channels_, in_channels_, kernel_, conv_role::forward, packed);
+            for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
+                for (index_t n = first; n < last; ++n) {
+                    T* image = padded + b * image_stride;
+                    pad_input(x.item(n).data(), image);
+                    conv_forward_nhwc(image, padded_height(), padded_width(), in_channels_, kernel_, packed,
+                                      out_channels_, bias_.data(), y.item(n).data(), relu);
+                }
+            });
+            return;
+        }
+        const index_t column_stride = detail::cache_line_padded<T>(column_count());
+        T* columns = scratch.get(column_stride * blocks, 0).data();
+        for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
+            for (index_t n = first; n < last; ++n) {
+                forward_image(x.item(n).data(), y.item(n).data(), columns + b * column_stride);
+                if (relu) apply_relu(y.item(n));
+            }
+        });
+    }
+
+    // v > 0 ? v : 0, as the relu layer computes it.
+    static void apply_relu(std::span<T> values) {
+        T* v = values.data();
+        const auto count = static_cast<index_t>(values.size());
+#pragma omp simd
+        for (index_t i = 0; i < count; ++i) v[i] = v[i] > T(0) ? v[i] : T(0);
     }
 
     // Per image: dweight (window-major, [Cout][k*k*Cin]) and dbias into the block's

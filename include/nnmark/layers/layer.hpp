@@ -13,6 +13,9 @@
 //   may update non-trainable state (batch-norm running statistics).
 // - backward() ADDS dL/dparams into the bound gradient slice (the trainer zeroes it
 //   between steps) and, when asked, WRITES dL/dx.
+// One optional fusion: infer_then_relu() lets a layer apply the ReLU layer that follows
+// it while storing its output (conv2d does); tests/model/test_sequential_fusion.cpp
+// checks that the model's outputs and gradients stay bit-identical.
 #pragma once
 
 #include "nnmark/core/error.hpp"
@@ -77,6 +80,16 @@ public:
 
     // Evaluation-mode forward pass.
     virtual void infer(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch) const = 0;
+
+    // Forward pass followed by a ReLU, in one pass over the output: y = max(0, f(x)).
+    // The model calls it for a layer followed by a ReLU layer, in evaluation and in
+    // training, so a layer may return true only if its training forward pass is its
+    // evaluation one and its backward pass does not read its own output (the ReLU's
+    // output then stands in for it). The default returns false without touching y, and
+    // the model runs the ReLU layer itself.
+    virtual bool infer_then_relu(const tensor<T>& /*x*/, tensor<T>& /*y*/, workspace<T>& /*scratch*/) const {
+        return false;
+    }
 
     // Training-mode forward pass; by default the same as infer().
     virtual void forward_train(const tensor<T>& x, tensor<T>& y, tensor<T>& /*cache*/, train_context<T>& ctx) {

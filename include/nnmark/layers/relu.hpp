@@ -1,7 +1,7 @@
 // relu: y = max(x, 0), elementwise, any shape.
 //
-// Backward writes dx = dy where x > 0 and 0 elsewhere (the subgradient 0 at x = 0,
-// as PyTorch). No parameters, no cache.
+// Backward writes dx = dy where y > 0 (exactly where x > 0) and 0 elsewhere (the
+// subgradient 0 at x = 0, as PyTorch). No parameters, no cache.
 //
 // Large tensors are split into one contiguous chunk per thread; each element is
 // computed alone, so the split cannot change a result.
@@ -35,16 +35,18 @@ public:
         });
     }
 
-    void backward(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
+    // Reads the output, not the input: y > 0 exactly where x > 0, and a layer that
+    // applies the ReLU itself (layer::infer_then_relu) leaves no x to read.
+    void backward(const tensor<T>&, const tensor<T>& y, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
                   backward_context<T>& ctx) override {
         if (!ctx.input_grad) return;
-        dx.resize(x.shape());
-        for_each_element_chunk(x.size(), [&](index_t first, index_t last) {
-            const T* in = x.data();
+        dx.resize(y.shape());
+        for_each_element_chunk(y.size(), [&](index_t first, index_t last) {
+            const T* out_y = y.data();
             const T* g = dy.data();
             T* out = dx.data();
 #pragma omp simd
-            for (index_t i = first; i < last; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+            for (index_t i = first; i < last; ++i) out[i] = out_y[i] > T(0) ? g[i] : T(0);
         });
     }
 

@@ -119,8 +119,21 @@ public:
             return;
         }
         const tensor<T>* current = &x;
+        // Outputs alternate between the two buffers; the last layer writes `out`.
+        auto output_of = [&](std::size_t layer) -> tensor<T>& {
+            if (layer + 1 == layers_.size()) return out;
+            return current == &buffers.ping ? buffers.pong : buffers.ping;
+        };
         for (std::size_t i = 0; i < layers_.size(); ++i) {
-            tensor<T>& next = i + 1 == layers_.size() ? out : (i % 2 == 0 ? buffers.ping : buffers.pong);
+            if (relu_follows(i)) {  // the layer may apply the ReLU itself, writing its output
+                tensor<T>& relu_out = output_of(i + 1);
+                if (layers_[i]->infer_then_relu(*current, relu_out, buffers.scratch)) {
+                    current = &relu_out;
+                    ++i;
+                    continue;
+                }
+            }
+            tensor<T>& next = output_of(i);
             layers_[i]->infer(*current, next, buffers.scratch);
             current = &next;
         }
@@ -142,6 +155,14 @@ public:
         trace.activations[0].resize(x.shape());
         std::copy(x.data(), x.data() + x.size(), trace.activations[0].data());
         for (std::size_t i = 0; i < layers_.size(); ++i) {
+            // A layer that applies the following ReLU itself writes the ReLU's output
+            // directly; its own output is then never stored (nothing reads it: see
+            // layer::infer_then_relu and relu's backward, which reads its output).
+            if (relu_follows(i) && layers_[i]->infer_then_relu(trace.activations[i], trace.activations[i + 2],
+                                                                trace.scratch)) {
+                ++i;
+                continue;
+            }
             rng layer_random = random.derive(i);
             train_context<T> ctx{trace.scratch, layer_random};
             layers_[i]->forward_train(trace.activations[i], trace.activations[i + 1], trace.caches[i], ctx);
@@ -166,6 +187,9 @@ public:
     }
 
 private:
+    // Whether layer i is followed by a ReLU layer that it may apply itself.
+    bool relu_follows(std::size_t i) const { return i + 1 < layers_.size() && layers_[i + 1]->kind() == "relu"; }
+
     void expect_batch(const tensor<T>& x) const {
         if (x.shape().rank() != input_item_.rank() + 1 || !(x.shape().drop_front() == input_item_))
             throw shape_error("model input: expected [N] + " + input_item_.str() + ", got " + x.shape().str());

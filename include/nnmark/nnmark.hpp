@@ -34,6 +34,7 @@
 #include "nnmark/kernels/dot_gemm.hpp"
 #include "nnmark/kernels/gemm.hpp"
 #include "nnmark/kernels/im2col.hpp"
+#include "nnmark/kernels/positive_part.hpp"
 #include "nnmark/layers/batchnorm.hpp"
 #include "nnmark/layers/conv2d.hpp"
 #include "nnmark/layers/dense.hpp"

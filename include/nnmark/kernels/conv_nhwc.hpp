@@ -43,6 +43,7 @@
 
 #include "nnmark/core/shape.hpp"
 #include "nnmark/kernels/gemm.hpp"
+#include "nnmark/kernels/positive_part.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -228,7 +229,7 @@ struct plane_store {
             T* channel = out + o * plane;
             for (index_t r = r0; r < rows; ++r) {
                 const T value = values[r * width + o] + offset;
-                channel[r] = cut && !(value > T(0)) ? T(0) : value;
+                channel[r] = cut ? positive_part(value) : value;
             }
         }
     }

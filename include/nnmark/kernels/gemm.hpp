@@ -30,6 +30,7 @@
 
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/core/shape.hpp"
+#include "nnmark/kernels/positive_part.hpp"
 
 #include <xsimd/xsimd.hpp>
 
@@ -72,7 +73,7 @@ struct lanes {
     static void store_unaligned(T* p, type v) { *p = v; }
     static type fma(type x, type y, type z) { return x * y + z; }
     static T sum(type v) { return v; }
-    static type positive_part(type v) { return v > T(0) ? v : T(0); }
+    static type positive_part(type v) { return nnmark::positive_part(v); }
 };
 #else
 template <class T>
@@ -84,7 +85,7 @@ struct lanes {
     static type load_unaligned(const T* p) { return type::load_unaligned(p); }
     static void store_unaligned(T* p, type v) { v.store_unaligned(p); }
     static type fma(type x, type y, type z) { return xsimd::fma(x, y, z); }
-    // v > 0 ? v : 0 per lane (0 for NaN and -0, as the relu layer).
+    // nnmark::positive_part lane by lane.
     static type positive_part(type v) { return xsimd::select(v > type(T(0)), v, type(T(0))); }
     static T sum(type v) {  // lane by lane, in order (xsimd's hadd warns under GCC 12 for AVX-512 doubles)
         alignas(64) T values[width];

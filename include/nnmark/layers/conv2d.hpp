@@ -48,6 +48,7 @@
 #include "nnmark/kernels/conv_nhwc.hpp"
 #include "nnmark/kernels/gemm.hpp"
 #include "nnmark/kernels/im2col.hpp"
+#include "nnmark/kernels/positive_part.hpp"
 #include "nnmark/layers/initializers.hpp"
 #include "nnmark/layers/layer.hpp"
 
@@ -222,8 +223,10 @@ private:
     }
     // The output gradient, bordered so that the valid correlation with the flipped
     // weights gives the input gradient at exactly the input's positions.
+    index_t bordered_height() const { return height_ + kernel_ - 1; }
+    index_t bordered_width() const { return width_ + kernel_ - 1; }
     index_t bordered_grad_size() const {
-        return channel_last_size<T>(height_ + kernel_ - 1, width_ + kernel_ - 1, out_channels_);
+        return channel_last_size<T>(bordered_height(), bordered_width(), out_channels_);
     }
 
     void pad_input(const T* image, T* padded) const {
@@ -262,12 +265,11 @@ private:
         });
     }
 
-    // v > 0 ? v : 0, as the relu layer computes it.
     static void apply_relu(std::span<T> values) {
         T* v = values.data();
         const auto count = static_cast<index_t>(values.size());
 #pragma omp simd
-        for (index_t i = 0; i < count; ++i) v[i] = v[i] > T(0) ? v[i] : T(0);
+        for (index_t i = 0; i < count; ++i) v[i] = positive_part(v[i]);
     }
 
     // Per image: dweight (window-major, [Cout][k*k*Cin]) and dbias into the block's
@@ -303,8 +305,8 @@ private:
                 if (ctx.input_grad) {
                     T* grad_image = bordered + b * grad_stride;
                     to_channel_last(grad_out, out_channels_, out_h_, out_w_, kernel_ - 1 - pad_top_,
-                                    kernel_ - 1 - pad_left_, height_ + kernel_ - 1, width_ + kernel_ - 1, grad_image);
-                    conv_forward_nhwc(grad_image, height_ + kernel_ - 1, width_ + kernel_ - 1, out_channels_, kernel_,
+                                    kernel_ - 1 - pad_left_, bordered_height(), bordered_width(), grad_image);
+                    conv_forward_nhwc(grad_image, bordered_height(), bordered_width(), out_channels_, kernel_,
                                       flipped, in_channels_, static_cast<const T*>(nullptr), dx.item(n).data());
                 }
             }

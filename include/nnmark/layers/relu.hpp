@@ -8,6 +8,7 @@
 #pragma once
 
 #include "nnmark/core/parallel.hpp"
+#include "nnmark/kernels/positive_part.hpp"
 #include "nnmark/layers/layer.hpp"
 
 namespace nnmark {
@@ -31,7 +32,7 @@ public:
             const T* in = x.data();
             T* out = y.data();
 #pragma omp simd
-            for (index_t i = first; i < last; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
+            for (index_t i = first; i < last; ++i) out[i] = positive_part(in[i]);
         });
     }
 

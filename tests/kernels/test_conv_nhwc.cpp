@@ -2,6 +2,8 @@
 
 #include "nnmark/core/rng.hpp"
 
+#include "../support/rounding.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,35 +11,9 @@
 #include <vector>
 
 using namespace nnmark;
+using namespace nnmark::testing;
 
 namespace {
-
-template <class T>
-std::vector<T> normal_values(index_t count, rng& random) {
-    std::vector<T> v(static_cast<std::size_t>(count));
-    for (auto& x : v) x = static_cast<T>(random.normal());
-    return v;
-}
-
-template <class T>
-std::vector<double> as_double(const std::vector<T>& v) {
-    return {v.begin(), v.end()};
-}
-
-std::vector<double> magnitudes(std::vector<double> v) {
-    for (auto& x : v) x = std::abs(x);
-    return v;
-}
-
-// fast[i] == exact[i] up to float (or double) rounding of a sum whose terms add up to
-// bound[i] in magnitude.
-template <class T>
-bool within_rounding(const std::vector<T>& fast, const std::vector<double>& exact, const std::vector<double>& bound) {
-    const double eps = std::is_same_v<T, float> ? 1e-5 : 1e-13;
-    for (std::size_t i = 0; i < fast.size(); ++i)
-        if (!(std::abs(static_cast<double>(fast[i]) - exact[i]) <= eps * (bound[i] + 1))) return false;
-    return true;
-}
 
 // One valid stride-1 convolution: a channel-last input [in_h][in_w][in_ch] and a
 // k x k kernel to out_ch channels.

@@ -172,9 +172,11 @@ TEST_CASE("conv2d: numerical gradient") {
         {3, 3, 2, padding::valid, shape{2, 9, 7}},
         {2, 5, 3, padding::same, shape{3, 4, 4}},   // kernel wider than the padded image steps
         {5, 1, 1, padding::valid, shape{4, 3, 3}},  // 1x1 convolution
-        // Windows of 32 values or more at stride 1: the channel-last lowering.
+        // Windows of 32 values or more at stride 1: the channel-last lowering; 3x3 ones
+        // by Winograd's small tile (under 12 outputs a side) and large tile.
         {3, 3, 1, padding::valid, shape{5, 6, 5}},
         {2, 3, 1, padding::same, shape{4, 5, 4}},
+        {2, 3, 1, padding::same, shape{4, 13, 12}},
         {2, 2, 1, padding::same, shape{9, 4, 3}},  // even kernel, asymmetric padding
     };
     for (const config& c : configs) {

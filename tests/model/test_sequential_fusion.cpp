@@ -1,5 +1,6 @@
-// A layer followed by a ReLU may apply the ReLU itself (layer::infer_then_relu): the
-// model's results must be those of the layers run one by one, bit for bit.
+// A layer followed by a ReLU may apply the ReLU itself (layer::infer_then_relu), and a
+// layer after a ReLU may run the ReLU's backward itself (layer::backward_through_relu):
+// the model's results must be those of the layers run one by one, bit for bit.
 #include "nnmark/layers/conv2d.hpp"
 #include "nnmark/layers/dense.hpp"
 #include "nnmark/layers/flatten.hpp"
@@ -36,6 +37,22 @@ sequential<float> mixed_network() {
     net.emplace<dense>(4);
     // Random biases too, so that the ReLU cuts sums that include them.
     rng random(3);
+    for (float& p : net.parameters()) p = static_cast<float>(0.3 * random.normal());
+    return net;
+}
+
+// The other backward paths through a ReLU: a strided convolution (unrolled) and a
+// pooling with overlapping 3x3 windows (the general path, not the 2x2 one).
+sequential<float> strided_network() {
+    sequential<float> net(shape{3, 13, 12});
+    net.emplace<conv2d>(6, 3);
+    net.emplace<relu>();
+    net.emplace<conv2d>(5, 3, 2);
+    net.emplace<relu>();
+    net.emplace<maxpool2d>(3, 1);
+    net.emplace<flatten>();
+    net.emplace<dense>(3);
+    rng random(5);
     for (float& p : net.parameters()) p = static_cast<float>(0.3 * random.normal());
     return net;
 }
@@ -90,28 +107,30 @@ TEST_CASE("sequential: a layer applying the following ReLU itself gives the laye
 }
 
 TEST_CASE("sequential: gradients with fused ReLUs equal those of the layers run one by one") {
-    sequential<float> net = mixed_network();
-    const auto x = random_tensor<float>(net.input_item().prepend(3), 6);
-    const auto grad_logits = random_tensor<float>(net.output_item().prepend(3), 7);
+    for (auto* build : {&mixed_network, &strided_network}) {
+        sequential<float> net = build();
+        const auto x = random_tensor<float>(net.input_item().prepend(3), 6);
+        const auto grad_logits = random_tensor<float>(net.output_item().prepend(3), 7);
 
-    training_trace<float> trace;
-    rng masks(1);
-    net.forward_train(x, trace, masks);
-    net.zero_gradients();
-    net.backward(trace, grad_logits);
-    const std::vector<float> fused(net.gradients().begin(), net.gradients().end());
+        training_trace<float> trace;
+        rng masks(1);
+        net.forward_train(x, trace, masks);
+        net.zero_gradients();
+        net.backward(trace, grad_logits);
+        const std::vector<float> fused(net.gradients().begin(), net.gradients().end());
 
-    // By hand: every activation stored, every layer's own backward.
-    const auto activations = layer_by_layer(net, x);
-    net.zero_gradients();
-    tensor<float> grad = grad_logits, grad_in, cache;
-    workspace<float> scratch;
-    for (int i = net.size() - 1; i >= 0; --i) {
-        backward_context<float> ctx{scratch, i > 0, true};
-        net.at(i).backward(activations[static_cast<std::size_t>(i)], activations[static_cast<std::size_t>(i) + 1], grad,
-                           grad_in, cache, ctx);
-        std::swap(grad, grad_in);
+        // By hand: every activation stored, every layer's own backward.
+        const auto activations = layer_by_layer(net, x);
+        net.zero_gradients();
+        tensor<float> grad = grad_logits, grad_in, cache;
+        workspace<float> scratch;
+        for (int i = net.size() - 1; i >= 0; --i) {
+            backward_context<float> ctx{scratch, i > 0, true};
+            const auto at = static_cast<std::size_t>(i);
+            net.at(i).backward(activations[at], activations[at + 1], grad, grad_in, cache, ctx);
+            std::swap(grad, grad_in);
+        }
+        const std::vector<float> by_hand(net.gradients().begin(), net.gradients().end());
+        CHECK(fused == by_hand);
     }
-    const std::vector<float> by_hand(net.gradients().begin(), net.gradients().end());
-    CHECK(fused == by_hand);
 }

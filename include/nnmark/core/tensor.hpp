@@ -73,6 +73,14 @@ public:
         if (data_.size() < static_cast<std::size_t>(count_)) data_.resize(static_cast<std::size_t>(count_));
     }
 
+    // Becomes a copy of `other` in its own storage, which only grows (see resize):
+    // unlike assignment, which gives the storage other's size, so that a later resize
+    // back up zero-fills the difference, every time.
+    void assign(const tensor& other) {
+        resize(other.shape());
+        std::copy(other.data(), other.data() + other.size(), data());
+    }
+
     // Same elements, another shape of the same count (flatten, unflatten).
     void reshape(const nnmark::shape& s) {
         if (s.count() != shape_.count())

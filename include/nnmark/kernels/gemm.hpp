@@ -194,10 +194,12 @@ void pack_b(const operand<T>& b, index_t kc, index_t cols, T* out) {
 
 // Where the microkernel reads an operand: from a packed panel (A: element (r, p) at
 // a[p * MR + r]; B: element (p, v) at b[p * NR + v]), or in place from the caller's
-// memory (A: a[r * lda + p]; B: b[p * ldb + v]). In place saves packing a panel that
-// would be used only a few times: a row-major op(A) in skinny products, and the
-// channel-last images that kernels/conv_nhwc.hpp multiplies without unrolling.
-enum class a_layout { packed, in_place };
+// memory (A: a[r * lda + p]; B: b[p * ldb + v]), or, for A, in place from its
+// transpose (a[p * lda + r]). In place saves packing a panel that would be used only
+// a few times: a row-major op(A) in skinny products, the channel-last images that
+// kernels/conv_nhwc.hpp multiplies without unrolling, and the transformed tiles of
+// kernels/winograd.hpp's weight gradient, summed over tiles (the rows of both).
+enum class a_layout { packed, in_place, transposed_in_place };
 enum class b_layout { packed, in_place };
 
 // The operands of one tile product: acc[r][v] = sum over p of A(r, p) * B(p, v), with
@@ -208,7 +210,7 @@ enum class b_layout { packed, in_place };
 template <class T>
 struct tile_walk {
     const T* a;
-    index_t lda;  // in-place A: elements between rows
+    index_t lda;  // in-place A: elements between rows (transposed: between steps of p)
     const T* b;
     index_t ldb;  // in-place B: elements between steps of p
     index_t length;
@@ -227,8 +229,8 @@ void tile_kernel(const tile_walk<T>& walk, const Sink& sink, index_t cols) {
     using simd = lanes<T>;
     using vec = typename simd::type;
     constexpr index_t w = simd::width;
-    const index_t a_row_step = a_at == a_layout::packed ? 1 : walk.lda;
-    constexpr index_t a_p_step = a_at == a_layout::packed ? tile<T>::mr : 1;
+    const index_t a_row_step = a_at == a_layout::in_place ? walk.lda : 1;
+    const index_t a_p_step = a_at == a_layout::packed ? tile<T>::mr : a_at == a_layout::in_place ? 1 : walk.lda;
     const index_t b_p_step = b_at == b_layout::packed ? tile<T>::nr : walk.ldb;
     vec acc[rows][vectors];
 #pragma GCC unroll 32

@@ -13,9 +13,11 @@
 //   may update non-trainable state (batch-norm running statistics).
 // - backward() ADDS dL/dparams into the bound gradient slice (the trainer zeroes it
 //   between steps) and, when asked, WRITES dL/dx.
-// One optional fusion: infer_then_relu() lets a layer apply the ReLU layer that follows
-// it while storing its output (conv2d does); tests/model/test_sequential_fusion.cpp
-// checks that the model's outputs and gradients stay bit-identical.
+// Two optional fusions: infer_then_relu() lets a layer apply the ReLU layer that follows
+// it while storing its output (conv2d does), and backward_through_relu() the backward of
+// the ReLU layer before it while its input gradient is in cache (conv2d and maxpool2d
+// do); tests/model/test_sequential_fusion.cpp checks that the model's outputs and
+// gradients stay bit-identical.
 #pragma once
 
 #include "nnmark/core/error.hpp"
@@ -100,6 +102,16 @@ public:
     // ctx.input_grad) and add dL/dparams into the bound gradients (when ctx.param_grads).
     virtual void backward(const tensor<T>& x, const tensor<T>& y, const tensor<T>& dy, tensor<T>& dx,
                           const tensor<T>& cache, backward_context<T>& ctx) = 0;
+
+    // backward(), then the backward of the ReLU layer whose output x is: dx becomes
+    // dL/d(the ReLU's input), relu_gradient(x, dL/dx) elementwise. The model calls it,
+    // with ctx.input_grad, for a layer that follows a ReLU layer; a layer that returns
+    // true saves the ReLU layer a pass over memory. The default returns false without
+    // doing anything, and the model runs backward() and the ReLU layer's backward.
+    virtual bool backward_through_relu(const tensor<T>& /*x*/, const tensor<T>& /*y*/, const tensor<T>& /*dy*/,
+                                       tensor<T>& /*dx*/, const tensor<T>& /*cache*/, backward_context<T>& /*ctx*/) {
+        return false;
+    }
 };
 
 // Throws shape_error unless a batch matches the shape the layer was configured with.

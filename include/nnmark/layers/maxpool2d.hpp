@@ -19,6 +19,7 @@
 #pragma once
 
 #include "nnmark/core/parallel.hpp"
+#include "nnmark/kernels/positive_part.hpp"
 #include "nnmark/layers/layer.hpp"
 
 #include <algorithm>
@@ -73,7 +74,21 @@ public:
 
     void backward(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx, const tensor<T>&,
                   backward_context<T>& ctx) override {
-        if (!ctx.input_grad) return;
+        if (ctx.input_grad) unpool(x, dy, dx, false);
+    }
+
+    // The ReLU before the pool: its backward passes the gradient where the pool's input
+    // x (its output) is positive; only the window maxima receive a gradient, so only
+    // their signs matter.
+    bool backward_through_relu(const tensor<T>& x, const tensor<T>&, const tensor<T>& dy, tensor<T>& dx,
+                               const tensor<T>&, backward_context<T>&) override {
+        unpool(x, dy, dx, true);
+        return true;
+    }
+
+private:
+    // dx = dy routed to the window maxima, through the ReLU before the pool when `relu`.
+    void unpool(const tensor<T>& x, const tensor<T>& dy, tensor<T>& dx, bool relu) const {
         expect_input(x, in_, kind());
         expect_shape(dy, out_.prepend(x.batch()), "maxpool2d backward (dL/dy)");
         dx.resize(x.shape());
@@ -83,14 +98,14 @@ public:
             const T* in = x.data() + p * in_plane();
             const T* g = dy.data() + p * out_plane();
             T* out = dx.data() + p * in_plane();
-            if (is_2x2()) return unpool_plane_2x2(in, g, out);
+            if (is_2x2()) return relu ? unpool_plane_2x2<true>(in, g, out) : unpool_plane_2x2<false>(in, g, out);
             std::fill(out, out + in_plane(), T(0));
             for (index_t i = 0; i < out_[1]; ++i)
                 for (index_t j = 0; j < out_[2]; ++j) out[window_argmax(in, i, j)] += g[i * out_[2] + j];
+            if (relu)
+                for (index_t i = 0; i < in_plane(); ++i) out[i] = relu_gradient(in[i], out[i]);
         });
     }
-
-private:
     index_t in_plane() const { return in_[1] * in_[2]; }
     index_t out_plane() const { return out_[1] * out_[2]; }
 
@@ -130,18 +145,22 @@ private:
 
     // dx of one plane for 2x2 windows: each window's four inputs are written (g at the
     // argmax, 0 elsewhere), so only the row and column no window covers need zeroing.
+    template <bool relu>
     void unpool_plane_2x2(const T* in, const T* g, T* out) const {
         const index_t width = in_[2];
         for (index_t i = 0; i < out_[1]; ++i) {
             const index_t top = 2 * i * width;
-            unpool_rows_2x2(in + top, in + top + width, g + i * out_[2], out_[2], out + top, out + top + width);
+            unpool_rows_2x2<relu>(in + top, in + top + width, g + i * out_[2], out_[2], out + top, out + top + width);
             if (width % 2 != 0) out[top + width - 1] = out[top + 2 * width - 1] = T(0);
         }
         std::fill(out + 2 * out_[1] * width, out + in_plane(), T(0));
     }
 
     // The window_argmax scan, with g routed along: each value that takes over moves g
-    // to its own position and clears the earlier ones. Selects only, so it vectorizes.
+    // to its own position and clears the earlier ones. Then, through the ReLU before
+    // the pool when `relu`: the winner's sign decides (the others hold 0 either way).
+    // Selects only, so it vectorizes.
+    template <bool relu>
     static void unpool_rows_2x2(const T* top, const T* bottom, const T* g, index_t count, T* d_top, T* d_bottom) {
 #pragma omp simd simdlen(4)
         for (index_t j = 0; j < count; ++j) {
@@ -157,10 +176,17 @@ private:
             at1 = take2 ? T(0) : at1;
             at0 = take2 ? T(0) : at0;
             const bool take3 = takes_over(v3, best);
+            best = take3 ? v3 : best;
             at3 = take3 ? g[j] : at3;
             at2 = take3 ? T(0) : at2;
             at1 = take3 ? T(0) : at1;
             at0 = take3 ? T(0) : at0;
+            if constexpr (relu) {
+                at0 = relu_gradient(best, at0);
+                at1 = relu_gradient(best, at1);
+                at2 = relu_gradient(best, at2);
+                at3 = relu_gradient(best, at3);
+            }
             d_top[2 * j] = at0;
             d_top[2 * j + 1] = at1;
             d_bottom[2 * j] = at2;

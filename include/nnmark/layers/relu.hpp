@@ -47,7 +47,7 @@ public:
             const T* g = dy.data();
             T* out = dx.data();
 #pragma omp simd
-            for (index_t i = first; i < last; ++i) out[i] = out_y[i] > T(0) ? g[i] : T(0);
+            for (index_t i = first; i < last; ++i) out[i] = relu_gradient(out_y[i], g[i]);
         });
     }
 

@@ -115,7 +115,7 @@ public:
     void infer(const tensor<T>& x, tensor<T>& out, inference_buffers<T>& buffers) const {
         expect_batch(x);
         if (layers_.empty()) {
-            out = x;
+            out.assign(x);
             return;
         }
         const tensor<T>* current = &x;
@@ -152,8 +152,7 @@ public:
         expect_batch(x);
         trace.activations.resize(layers_.size() + 1);
         trace.caches.resize(layers_.size());
-        trace.activations[0].resize(x.shape());
-        std::copy(x.data(), x.data() + x.size(), trace.activations[0].data());
+        trace.activations[0].assign(x);
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             // A layer that applies the following ReLU itself writes the ReLU's output
             // directly; its own output is then never stored (nothing reads it: see
@@ -176,19 +175,29 @@ public:
         if (trace.activations.size() != layers_.size() + 1)
             throw error("sequential::backward: called without a matching forward_train");
         expect_shape(grad_logits, trace.activations.back().shape(), "sequential::backward (gradient of the logits)");
-        trace.grad_out = grad_logits;
+        trace.grad_out.assign(grad_logits);
         for (std::size_t j = layers_.size(); j-- > 0;) {
             backward_context<T> ctx{trace.scratch, needs_input_grad(j), !frozen_[j]};
-            layers_[j]->backward(trace.activations[j], trace.activations[j + 1], trace.grad_out, trace.grad_in,
-                                 trace.caches[j], ctx);
+            // A layer after a ReLU may do the ReLU's backward too (layer::backward_through_relu);
+            // its input is the ReLU's output, stored whether or not the ReLU ran fused.
+            const bool through_relu = ctx.input_grad && relu_precedes(j) &&
+                                      layers_[j]->backward_through_relu(trace.activations[j], trace.activations[j + 1],
+                                                                        trace.grad_out, trace.grad_in, trace.caches[j],
+                                                                        ctx);
+            if (!through_relu)
+                layers_[j]->backward(trace.activations[j], trace.activations[j + 1], trace.grad_out, trace.grad_in,
+                                     trace.caches[j], ctx);
             if (!ctx.input_grad) break;  // no earlier layer takes gradients (all frozen or parameter-free)
             std::swap(trace.grad_in, trace.grad_out);
+            if (through_relu) --j;  // the ReLU's backward is done
         }
     }
 
 private:
     // Whether layer i is followed by a ReLU layer that it may apply itself.
     bool relu_follows(std::size_t i) const { return i + 1 < layers_.size() && layers_[i + 1]->kind() == "relu"; }
+    // Whether layer j's input is the output of a ReLU layer.
+    bool relu_precedes(std::size_t j) const { return j > 0 && layers_[j - 1]->kind() == "relu"; }
 
     void expect_batch(const tensor<T>& x) const {
         if (x.shape().rank() != input_item_.rank() + 1 || !(x.shape().drop_front() == input_item_))

@@ -108,7 +108,9 @@ struct options {
 
 // Forward-pass FLOPs of one image: 2 x the multiply-adds of the conv2d layers (every
 // weight meets every output position once) and of the dense layers (every weight
-// once). The other layers do O(size) work and are not counted, as is customary.
+// once). The other layers do O(size) work and are not counted, as is customary. The
+// count is the direct definition's: Winograd's 3x3 convolutions (kernels/winograd.hpp)
+// do fewer multiply-adds, so GFLOP/s here are effective figures.
 double forward_flops_per_image(const sequential<float>& net) {
     tensor<float> x(net.input_item().prepend(1)), y;
     workspace<float> scratch;

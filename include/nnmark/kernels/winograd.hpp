@@ -47,6 +47,15 @@
 //   relu, scratch) WRITES out [out_ch][out_h][out_w] (channel-first), the convolution
 //   conv_forward_nhwc computes for k = 3, up to rounding, through a ReLU when `relu`.
 //   `scratch` holds winograd_scratch_size(tile, out_h, out_w, in_ch, out_ch) elements.
+// - The weight gradient, dL/dg = G^T [ (A dy A^T) .* (B^T d B) ] G per tile (the forward
+//   identity transposed), summed over tiles and images before the outer transform:
+//   winograd_weight_grad(tile, in, grad, out_h, out_w, in_ch, out_ch, w, scratch) ADDS
+//   W[xi][i][o] += sum over the image's tiles of (B^T d B)[xi][i] (A dy A^T)[xi][o], with
+//   `in` as above and grad the output gradient channel-last over whole tiles,
+//   [tile.covered(out_h)][tile.covered(out_w)][out_ch], zero past the image; w holds
+//   winograd_weight_grad_size elements. Then
+//   winograd_add_weight_grad(tile, w, in_ch, out_ch, dw) ADDS G^T W[.][i][o] G to
+//   dw[o][(ki*3 + kj)*in_ch + i] (conv_nhwc.hpp's window-major layout), in double.
 // Each output is summed in one fixed order, whatever the thread count: callers split
 // work by images only. conv_forward_nhwc_reference is the definition the tests
 // (tests/kernels/test_winograd.cpp) compare with, on odd sizes, for both tiles.

@@ -13,12 +13,22 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 using namespace nnmark;
 using testing::random_tensor;
 
 namespace {
+
+// Every parameter, biases too, drawn from normal(0, 0.3) so that the ReLUs cut sums that
+// include the biases.
+sequential<float> with_random_parameters(sequential<float> net, std::uint64_t seed) {
+    rng random(seed);
+    for (float& p : net.parameters()) p = static_cast<float>(0.3 * random.normal());
+    return net;
+}
 
 // Both convolution lowerings followed by ReLUs (a window of 18 values unrolls, one of 45
 // goes channel-last, with 33 channels: a tile cut by the last channel), a dense layer
@@ -35,10 +45,7 @@ sequential<float> mixed_network() {
     net.emplace<dense>(7);
     net.emplace<relu>();
     net.emplace<dense>(4);
-    // Random biases too, so that the ReLU cuts sums that include them.
-    rng random(3);
-    for (float& p : net.parameters()) p = static_cast<float>(0.3 * random.normal());
-    return net;
+    return with_random_parameters(std::move(net), 3);
 }
 
 // The other backward paths through a ReLU: a strided convolution (unrolled) and a
@@ -52,18 +59,14 @@ sequential<float> strided_network() {
     net.emplace<maxpool2d>(3, 1);
     net.emplace<flatten>();
     net.emplace<dense>(3);
-    rng random(5);
-    for (float& p : net.parameters()) p = static_cast<float>(0.3 * random.normal());
-    return net;
+    return with_random_parameters(std::move(net), 5);
 }
 
 sequential<float> ending_in_relu() {
     sequential<float> net(shape{4, 6, 6});
     net.emplace<conv2d>(40, 3);
     net.emplace<relu>();
-    rng random(4);
-    for (float& p : net.parameters()) p = static_cast<float>(0.3 * random.normal());
-    return net;
+    return with_random_parameters(std::move(net), 4);
 }
 
 // The activations of every layer, each run by itself.

@@ -205,6 +205,27 @@ struct transforms<4> {
     }
 };
 
+// X -> C X C^T for one tile, C the [out x in] matrix that `column` applies to `in`
+// values (one of the transforms above): first to each column of X, read by load(i, j),
+// then to each row of the result, whose elements go to store(i, j, value). Every
+// transform of the scheme, inputs, outputs, weights and both of the weight gradient's,
+// is this with its own C, loads and stores.
+template <class Value, index_t in, index_t out, class Column, class Load, class Store>
+void transform_both_sides(Column column, Load load, Store store) {
+    Value columns[in][out];  // columns[j]: C times column j of X
+    for (index_t j = 0; j < in; ++j) {
+        Value x[in];
+        for (index_t i = 0; i < in; ++i) x[i] = load(i, j);
+        column(x, columns[j]);
+    }
+    for (index_t i = 0; i < out; ++i) {
+        Value x[in], y[out];
+        for (index_t j = 0; j < in; ++j) x[j] = columns[j][i];
+        column(x, y);
+        for (index_t j = 0; j < out; ++j) store(i, j, y[j]);
+    }
+}
+
 // The tiles of an image, in row-major order, are transformed and multiplied in bands
 // of this many MR-row GEMM tiles, so that a band has no short GEMM tile but the
 // image's last.
@@ -282,19 +303,10 @@ void transform_input(const T* in, index_t in_w, index_t in_ch, const band_geomet
         const T* tile = in + m * (row * in_w + col) * in_ch;
         T* out = v + t * in_ch;
         for_channel_groups<T>(in_ch, [&](index_t c, auto access) {
-            using value = decltype(access.load(tile));
-            value columns[n][n];  // columns[j][i]: row i of column j, transformed
-            for (index_t j = 0; j < n; ++j) {
-                value d[n];
-                for (index_t i = 0; i < n; ++i) d[i] = access.load(tile + (i * in_w + j) * in_ch + c);
-                transforms<m>::template input_column<T>(d, columns[j]);
-            }
-            for (index_t i = 0; i < n; ++i) {
-                value d[n], transformed[n];
-                for (index_t j = 0; j < n; ++j) d[j] = columns[j][i];
-                transforms<m>::template input_column<T>(d, transformed);
-                for (index_t j = 0; j < n; ++j) access.store(out + (i * n + j) * xi_stride + c, transformed[j]);
-            }
+            transform_both_sides<decltype(access.load(tile)), n, n>(
+                [](const auto& x, auto& y) { transforms<m>::template input_column<T>(x, y); },
+                [&](index_t i, index_t j) { return access.load(tile + (i * in_w + j) * in_ch + c); },
+                [&](index_t i, index_t j, auto v) { access.store(out + (i * n + j) * xi_stride + c, v); });
         });
     }
 }
@@ -324,22 +336,14 @@ void transform_output(const T* product, index_t out_ch, const band_geometry<T, m
         T* out = staged + m * (row * row_stride + col * out_ch);
         for_channel_groups<T>(out_ch, [&](index_t c, auto access) {
             using value = decltype(access.load(tile));
-            value columns[n][m];  // columns[j][i]: output row i of column j
-            for (index_t j = 0; j < n; ++j) {
-                value x[n];
-                for (index_t i = 0; i < n; ++i) x[i] = access.load(tile + (i * n + j) * xi_stride + c);
-                transforms<m>::template output_column<T>(x, columns[j]);
-            }
             const value offset = bias ? access.load(bias + c) : value(T(0));
-            for (index_t i = 0; i < m; ++i) {
-                value x[n], y[m];
-                for (index_t j = 0; j < n; ++j) x[j] = columns[j][i];
-                transforms<m>::template output_column<T>(x, y);
-                for (index_t j = 0; j < m; ++j) {
-                    const value biased = y[j] + offset;
+            transform_both_sides<value, n, m>(
+                [](const auto& x, auto& y) { transforms<m>::template output_column<T>(x, y); },
+                [&](index_t i, index_t j) { return access.load(tile + (i * n + j) * xi_stride + c); },
+                [&](index_t i, index_t j, value v) {
+                    const value biased = v + offset;
                     access.store(out + i * row_stride + j * out_ch + c, relu ? access.relu(biased) : biased);
-                }
-            }
+                });
         });
     }
 }
@@ -371,21 +375,13 @@ void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* 
                 for (index_t t = 0; t < 9; ++t) taps[t][c] = window[c * col_step + t * tap_step];
             for (index_t c = valid; c < nr; ++c)
                 for (index_t t = 0; t < 9; ++t) taps[t][c] = T(0);
-            for (index_t lane0 = 0; lane0 < nr; lane0 += width) {
-                vec columns[3][n];  // G g, column by column
-                for (index_t j = 0; j < 3; ++j) {
-                    const vec g[3] = {simd::load_unaligned(taps[j] + lane0), simd::load_unaligned(taps[3 + j] + lane0),
-                                      simd::load_unaligned(taps[6 + j] + lane0)};
-                    transforms<m>::template weight_column<T>(g, columns[j]);
-                }
-                for (index_t i = 0; i < n; ++i) {
-                    const vec g[3] = {columns[0][i], columns[1][i], columns[2][i]};
-                    vec transformed[n];
-                    transforms<m>::template weight_column<T>(g, transformed);
-                    for (index_t j = 0; j < n; ++j)
-                        simd::store_unaligned(panel + (i * n + j) * position_stride + row * nr + lane0, transformed[j]);
-                }
-            }
+            for (index_t lane0 = 0; lane0 < nr; lane0 += width)
+                transform_both_sides<vec, 3, n>(
+                    [](const auto& x, auto& y) { transforms<m>::template weight_column<T>(x, y); },
+                    [&](index_t i, index_t j) { return simd::load_unaligned(taps[i * 3 + j] + lane0); },
+                    [&](index_t i, index_t j, vec v) {
+                        simd::store_unaligned(panel + (i * n + j) * position_stride + row * nr + lane0, v);
+                    });
         }
     }
 }
@@ -425,19 +421,10 @@ void transform_gradient(const T* grad, index_t out_ch, const band_geometry<T, m>
         const T* tile = grad + m * (row * row_stride + col * out_ch);
         T* out = gh + t * out_ch;
         for_channel_groups<T>(out_ch, [&](index_t c, auto access) {
-            using value = decltype(access.load(tile));
-            value columns[m][n];  // columns[j][i]: row i of column j, transformed
-            for (index_t j = 0; j < m; ++j) {
-                value y[m];
-                for (index_t i = 0; i < m; ++i) y[i] = access.load(tile + i * row_stride + j * out_ch + c);
-                transforms<m>::template gradient_column<T>(y, columns[j]);
-            }
-            for (index_t i = 0; i < n; ++i) {
-                value y[m], transformed[n];
-                for (index_t j = 0; j < m; ++j) y[j] = columns[j][i];
-                transforms<m>::template gradient_column<T>(y, transformed);
-                for (index_t j = 0; j < n; ++j) access.store(out + (i * n + j) * xi_stride + c, transformed[j]);
-            }
+            transform_both_sides<decltype(access.load(tile)), m, n>(
+                [](const auto& x, auto& y) { transforms<m>::template gradient_column<T>(x, y); },
+                [&](index_t i, index_t j) { return access.load(tile + i * row_stride + j * out_ch + c); },
+                [&](index_t i, index_t j, auto v) { access.store(out + (i * n + j) * xi_stride + c, v); });
         });
     }
 }
@@ -486,19 +473,10 @@ void add_weight_grad(const T* w, index_t in_ch, index_t out_ch, T* dw) {
     for (index_t o = 0; o < out_ch; ++o)
         for (index_t i = 0; i < in_ch; ++i) {
             const T* x = w + i * out_ch + o;
-            double columns[n][3];  // columns[j]: G^T times column j of W
-            for (index_t j = 0; j < n; ++j) {
-                double column[n];
-                for (index_t r = 0; r < n; ++r) column[r] = double(x[(r * n + j) * position]);
-                transforms<m>::window_column(column, columns[j]);
-            }
-            for (index_t ki = 0; ki < 3; ++ki) {
-                double row[n], window_row[3];
-                for (index_t j = 0; j < n; ++j) row[j] = columns[j][ki];
-                transforms<m>::window_column(row, window_row);
-                for (index_t kj = 0; kj < 3; ++kj)
-                    dw[o * 9 * in_ch + (ki * 3 + kj) * in_ch + i] += static_cast<T>(window_row[kj]);
-            }
+            transform_both_sides<double, n, 3>(
+                [](const auto& column, auto& window) { transforms<m>::window_column(column, window); },
+                [&](index_t r, index_t j) { return double(x[(r * n + j) * position]); },
+                [&](index_t ki, index_t kj, double v) { dw[o * 9 * in_ch + (ki * 3 + kj) * in_ch + i] += static_cast<T>(v); });
         }
 }
 

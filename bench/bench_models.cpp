@@ -13,9 +13,9 @@
 // each at least one iteration. The result is the best window's images/s, because on a
 // shared machine the slow windows measure the neighbours; the mean over all windows is
 // printed too. torch_bench.py uses the same rule.
-//   train: what trainer::train_step does per step, on a ready float batch:
-//          forward_train, softmax cross-entropy and its gradient, zero the gradients,
-//          backward, one step of nnmark's default optimizer (SGD, Nesterov momentum
+//   train: what trainer::train_step does per step, on a ready float batch: the
+//          forward pass (data_parallel, the batch split among the threads), softmax
+//          cross-entropy and its gradient, the backward pass, one step of nnmark's default optimizer (SGD, Nesterov momentum
 //          0.9, weight decay 5e-4).
 //   infer: sequential::infer (evaluation mode: dropout is the identity).
 //
@@ -34,6 +34,7 @@
 #include "nnmark/data/load.hpp"
 #include "nnmark/layers/softmax_cross_entropy.hpp"
 #include "nnmark/model/paper_models.hpp"
+#include "nnmark/train/data_parallel.hpp"
 #include "nnmark/train/progress.hpp"
 #include "nnmark/train/recipe.hpp"
 #include "nnmark/train/trainer.hpp"
@@ -200,15 +201,14 @@ json speed_case(const options& o) {
     if (mode == "train") {
         const training_recipe recipe;
         auto optimizer = make_optimizer<float>(recipe);
-        training_trace<float> trace;
+        data_parallel<float> passes(net);
         tensor<float> grad_logits;
         rng masks(recipe.seed);
         t = measure(
             [&] {
-                const tensor<float>& logits = net.forward_train(images, trace, masks);
+                const tensor<float>& logits = passes.forward(images, masks);
                 softmax_cross_entropy(logits, labels, &grad_logits);
-                net.zero_gradients();
-                net.backward(trace, grad_logits);
+                passes.backward(grad_logits);
                 optimizer->step(net);
             },
             batch, seconds);

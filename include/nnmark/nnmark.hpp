@@ -7,7 +7,7 @@
 //   model    sequential, the paper's networks, safetensors model files
 //   optim    sgd, adam, learning-rate schedules (they step a sequential model)
 //   data     IDX and CIFAR-10 loaders, datasets, minibatches
-//   train    trainer, evaluation, progress, checkpoints
+//   train    trainer, data-parallel passes, evaluation, progress, checkpoints
 //   watermark  triggers (content, unrelated, noise), key and commitment, embedding
 //            schedule, verification statistics
 //   attacks  removal attacks on a watermark: magnitude pruning, fine-tuning (FTLL, FTAL,
@@ -61,6 +61,7 @@
 #include "nnmark/data/idx.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/train/checkpoint.hpp"
+#include "nnmark/train/data_parallel.hpp"
 #include "nnmark/train/evaluate.hpp"
 #include "nnmark/train/progress.hpp"
 #include "nnmark/train/recipe.hpp"

@@ -115,6 +115,26 @@ TEST_CASE("dropout: the same seed gives the same mask, the next step another") {
     CHECK(kept(trace_b.caches[0]) != first_step);
 }
 
+TEST_CASE("dropout: an item's mask depends on its place in the batch, not on how the batch is split") {
+    dropout<float> d(0.5);
+    d.configure(shape{40});
+    const tensor<float> x(shape{5, 40}, 1.f);
+    workspace<float> ws;
+    tensor<float> y, whole, part;
+    rng random(8);
+    train_context<float> all{ws, random};
+    d.forward_train(x, y, whole, all);
+    const std::vector<bool> whole_mask = kept(whole);
+    // Items 2..4 on their own, told that they start at item 2.
+    const tensor<float> tail(shape{3, 40}, 1.f);
+    train_context<float> from_two{ws, random, 2};
+    d.forward_train(tail, y, part, from_two);
+    CHECK(kept(part) == std::vector<bool>(whole_mask.begin() + 80, whole_mask.end()));
+    // Items get masks of their own.
+    CHECK(std::vector<bool>(whole_mask.begin(), whole_mask.begin() + 40) !=
+          std::vector<bool>(whole_mask.begin() + 40, whole_mask.begin() + 80));
+}
+
 TEST_CASE("dropout: numerical gradient (the reseeded rng gives the same mask every call)") {
     testing::check_layer_gradients([] { return std::make_unique<dropout<double>>(0.4); }, shape{3, 5, 5});
     testing::check_layer_gradients([] { return std::make_unique<dropout<double>>(0.2); }, shape{9});

@@ -16,7 +16,7 @@ namespace {
 training_recipe tiny_recipe(int epochs) {
     training_recipe r;
     r.epochs = epochs;
-    r.batch = 16;
+    r.batch = 32;  // two shards of 16 with two threads (train/data_parallel.hpp)
     r.learning_rate = 0.05;
     r.seed = 11;
     return r;
@@ -45,7 +45,7 @@ std::filesystem::path temp_path(const std::string& name) {
 }  // namespace
 
 TEST_CASE("trainer: same seed and thread count give bit-identical weights after 100 steps") {
-    const dataset data = testing::make_quadrant_dataset(400, 3);  // 25 steps per epoch of 16
+    const dataset data = testing::make_quadrant_dataset(800, 3);  // 25 steps per epoch of 32
     const training_recipe recipe = tiny_recipe(4);                 // 100 steps
     for (int threads : {1, 2}) {
         CAPTURE(threads);

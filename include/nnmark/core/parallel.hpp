@@ -57,8 +57,14 @@ inline int thread_count() {
 }
 
 // How many threads a region with `work` units of work should use: one thread per
-// `grain` units at least, so a small layer does not pay to wake threads.
+// `grain` units at least, so a small layer does not pay to wake threads. Inside a
+// parallel region the answer is 1: nnmark parallelizes at one level, and work called
+// from a region (a shard of data-parallel training, train/data_parallel.hpp) runs on
+// the thread that called it.
 inline int threads_for(long long work, long long grain) {
+#if defined(_OPENMP)
+    if (omp_in_parallel()) return 1;
+#endif
     const long long wanted = grain > 0 ? work / grain : work;
     return static_cast<int>(std::clamp<long long>(wanted, 1, thread_count()));
 }

@@ -110,9 +110,7 @@ void dot_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
     // so batch-1 inference never waits for a second thread (see fmas_per_thread in
     // gemm.hpp); a dense layer at batch 128 splits.
     const index_t tiles = (m + dp::max_tile_rows - 1) / dp::max_tile_rows;
-    const int threads = detail::packed_gemm::in_parallel_region()
-                            ? 1
-                            : static_cast<int>(std::min<index_t>(threads_for(work, dp::fmas_per_thread), tiles));
+    const int threads = static_cast<int>(std::min<index_t>(threads_for(work, dp::fmas_per_thread), tiles));
     for_each_chunk(tiles, threads, [&](int, index_t first, index_t last) {
         dp::multiply_rows(first * dp::max_tile_rows, std::min(m, last * dp::max_tile_rows), n, k, alpha, a, lda, b,
                           ldb, beta, c, ldc);

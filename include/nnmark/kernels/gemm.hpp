@@ -394,14 +394,6 @@ void scale(index_t m, index_t n, T beta, T* c, index_t ldc) {
 // thread even on an idle machine.
 inline constexpr long long fmas_per_thread = 1LL << 25;
 
-inline bool in_parallel_region() {
-#if defined(_OPENMP)
-    return omp_in_parallel() != 0;
-#else
-    return false;
-#endif
-}
-
 // Part `part` of `parts` of the product: a strip of whole tiles along the dimension
 // with more tiles, so that the tile grid, and with it every element's arithmetic, is
 // the one a single thread would use.
@@ -437,7 +429,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     const auto op_a = pg::operand<T>::of(a, lda, trans_a);
     const auto op_b = pg::operand<T>::of(b, ldb, trans_b);
     const long long work = static_cast<long long>(m) * n * k;
-    const int threads = pg::in_parallel_region() ? 1 : threads_for(work, pg::fmas_per_thread);
+    const int threads = threads_for(work, pg::fmas_per_thread);  // 1 inside a parallel region
     if (threads == 1) return pg::run_blocked(op_a, op_b, m, n, k, alpha, beta, c, ldc);
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads)

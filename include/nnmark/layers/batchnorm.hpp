@@ -85,6 +85,8 @@ public:
         std::fill_n(param(running_var), channels_, T(1));
     }
 
+    bool couples_batch_items() const override { return true; }  // the batch statistics
+
     void infer(const tensor<T>& x, tensor<T>& y, workspace<T>&) const override {
         expect_input(x, item_, kind());
         y.resize(x.shape());

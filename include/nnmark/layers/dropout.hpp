@@ -4,8 +4,10 @@
 //
 // Shapes: any item shape; output shape = input shape.
 // forward_train draws the mask from ctx.random. The model gives each layer its own
-// stream for each step, so the same seed gives the same masks. The mask (0 or
-// 1 / (1 - rate) per element) is stored in the cache tensor.
+// stream for each step, and the layer each item of the batch its own stream derived
+// from that (train_context::first_item), so the same seed gives the same masks however
+// data-parallel training splits the batch. The mask (0 or 1 / (1 - rate) per element)
+// is stored in the cache tensor.
 // Backward WRITES dx = dy * mask. No parameters.
 #pragma once
 
@@ -43,9 +45,10 @@ public:
         y.resize(x.shape());
         cache.resize(x.shape());
         const T keep_scale = static_cast<T>(1.0 / (1.0 - rate_));
-        // Serial on purpose: the rng is one sequential stream, so the mask does not
-        // depend on the thread count.
-        for (index_t i = 0; i < x.size(); ++i) cache[i] = ctx.random.uniform() < rate_ ? T(0) : keep_scale;
+        for (index_t n = 0; n < x.batch(); ++n) {
+            rng item_random = ctx.random.derive(static_cast<std::uint64_t>(ctx.first_item + n));
+            for (T& m : cache.item(n)) m = item_random.uniform() < rate_ ? T(0) : keep_scale;
+        }
         multiply(x, cache, y);
     }
 

@@ -51,6 +51,10 @@ template <class T>
 struct train_context {
     workspace<T>& scratch;
     rng& random;  // dropout masks; a derived stream per layer and step
+    // Position of x's first item in the whole training batch, which data-parallel
+    // training splits into shards: a layer that draws per item draws item i of x from
+    // random.derive(first_item + i), so its draws do not depend on the split.
+    index_t first_item = 0;
 };
 
 // What backward is asked to compute.
@@ -79,6 +83,11 @@ public:
     virtual void bind(std::span<T> /*params*/, std::span<T> /*grads*/) {}
     // Fill the bound parameters with their initial values (He, Glorot, ones, zeros).
     virtual void initialize(rng& /*random*/) {}
+
+    // Whether an item's output depends on the other items of the batch in training
+    // (batch normalization's statistics). Such a model is not split into shards for
+    // data-parallel training: shards would change what it computes.
+    virtual bool couples_batch_items() const { return false; }
 
     // Evaluation-mode forward pass.
     virtual void infer(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch) const = 0;

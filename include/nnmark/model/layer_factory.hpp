@@ -155,6 +155,15 @@ std::unique_ptr<layer<T>> make_layer(const std::string& kind, const layer_config
     throw argument_error("unknown layer kind \"" + kind + "\" (known: " + known + ")");
 }
 
+// A model with the layers of `model`, made afresh from their kinds and configs, and
+// zeroed parameters (the replicas of data-parallel training, train/data_parallel.hpp).
+template <class T>
+sequential<T> same_architecture(const sequential<T>& model) {
+    sequential<T> copy(model.input_item());
+    for (int i = 0; i < model.size(); ++i) copy.add(make_layer<T>(model.at(i).kind(), model.at(i).config()));
+    return copy;
+}
+
 // The model's input shape and layers as compact JSON (see the top of this file).
 template <class T>
 std::string architecture_json(const sequential<T>& model) {

@@ -15,6 +15,7 @@
 #include "nnmark/core/workspace.hpp"
 #include "nnmark/layers/layer.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -111,6 +112,12 @@ public:
     void set_frozen(int layer_index, bool frozen) { frozen_.at(static_cast<std::size_t>(layer_index)) = frozen; }
     bool is_frozen(int layer_index) const { return frozen_.at(static_cast<std::size_t>(layer_index)); }
 
+    // Whether an item's training output depends on the other items of its batch
+    // (layer::couples_batch_items), so that the batch may not be split.
+    bool couples_batch_items() const {
+        return std::ranges::any_of(layers_, [](const auto& l) { return l->couples_batch_items(); });
+    }
+
     // Evaluation-mode forward pass of a batch [N, input_item...] into logits.
     void infer(const tensor<T>& x, tensor<T>& out, inference_buffers<T>& buffers) const {
         expect_batch(x);
@@ -147,8 +154,10 @@ public:
     }
 
     // Training-mode forward pass; keeps every activation in `trace` for backward.
-    // Returns the logits (the last activation).
-    const tensor<T>& forward_train(const tensor<T>& x, training_trace<T>& trace, rng& random) {
+    // Returns the logits (the last activation). `first_item` is x's position in a
+    // larger batch that data-parallel training split (see train_context).
+    const tensor<T>& forward_train(const tensor<T>& x, training_trace<T>& trace, rng& random,
+                                   index_t first_item = 0) {
         expect_batch(x);
         trace.activations.resize(layers_.size() + 1);
         trace.caches.resize(layers_.size());
@@ -163,7 +172,7 @@ public:
                 continue;
             }
             rng layer_random = random.derive(i);
-            train_context<T> ctx{trace.scratch, layer_random};
+            train_context<T> ctx{trace.scratch, layer_random, first_item};
             layers_[i]->forward_train(trace.activations[i], trace.activations[i + 1], trace.caches[i], ctx);
         }
         random.next_u64();  // the next step gets different dropout masks
@@ -193,16 +202,17 @@ public:
         }
     }
 
+    // Throws shape_error unless x is a batch of this model's input items.
+    void expect_batch(const tensor<T>& x) const {
+        if (x.shape().rank() != input_item_.rank() + 1 || !(x.shape().drop_front() == input_item_))
+            throw shape_error("model input: expected [N] + " + input_item_.str() + ", got " + x.shape().str());
+    }
+
 private:
     // Whether layer i is followed by a ReLU layer that it may apply itself.
     bool relu_follows(std::size_t i) const { return i + 1 < layers_.size() && layers_[i + 1]->kind() == "relu"; }
     // Whether layer j's input is the output of a ReLU layer.
     bool relu_precedes(std::size_t j) const { return j > 0 && layers_[j - 1]->kind() == "relu"; }
-
-    void expect_batch(const tensor<T>& x) const {
-        if (x.shape().rank() != input_item_.rank() + 1 || !(x.shape().drop_front() == input_item_))
-            throw shape_error("model input: expected [N] + " + input_item_.str() + ", got " + x.shape().str());
-    }
 
     // Layer j needs to produce dL/dx only when some earlier layer has gradients to take.
     bool needs_input_grad(std::size_t j) const {

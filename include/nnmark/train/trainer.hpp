@@ -21,6 +21,7 @@
 #include "nnmark/model/sequential.hpp"
 #include "nnmark/optim/schedule.hpp"
 #include "nnmark/train/checkpoint.hpp"
+#include "nnmark/train/data_parallel.hpp"
 #include "nnmark/train/evaluate.hpp"
 #include "nnmark/train/progress.hpp"
 #include "nnmark/train/recipe.hpp"
@@ -59,7 +60,8 @@ struct extra_training_set {
 template <class T>
 class trainer {
 public:
-    trainer(sequential<T>& model, training_recipe recipe) : model_(model), recipe_(std::move(recipe)) {
+    trainer(sequential<T>& model, training_recipe recipe)
+        : model_(model), recipe_(std::move(recipe)), passes_(model) {
         recipe_.validate();
         optimizer_ = make_optimizer<T>(recipe_);
     }
@@ -158,11 +160,10 @@ private:
             extra_mask_[i] = extra ? T(1) : T(0);
             clean_mask_[i] = extra ? T(0) : T(1);
         }
-        const tensor<T>& logits = model_.forward_train(images_, trace_, masks);
+        const tensor<T>& logits = passes_.forward(images_, masks);
         if (soft_targets_) softmax_cross_entropy(logits, gather_soft_targets(batch), &grad_logits_, loss_weights_);
         else softmax_cross_entropy(logits, labels_, &grad_logits_, loss_weights_);
-        model_.zero_gradients();
-        model_.backward(trace_, grad_logits_);
+        passes_.backward(grad_logits_);
         optimizer_->step(model_);
         if (on_step_) on_step_();
 
@@ -231,7 +232,7 @@ private:
     int epochs_done_ = 0;
 
     // Reused from step to step: no allocation in the steady state.
-    training_trace<T> trace_;
+    data_parallel<T> passes_;  // forward and backward, the batch split among the threads
     tensor<T> images_, grad_logits_, targets_;
     std::vector<int> labels_;
     std::vector<T> loss_weights_, extra_mask_, clean_mask_;

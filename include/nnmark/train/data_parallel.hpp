@@ -124,12 +124,12 @@ private:
 
     // model gradients += each replica's, in shard order, in parallel over the buffer.
     void sum_replica_gradients() {
-        const std::span<T> total = model_.gradients();
-        const auto count = static_cast<index_t>(total.size());
+        T* total = model_.gradients().data();
+        const auto count = static_cast<index_t>(model_.gradients().size());
         for_each_chunk(count, threads_for(count, 1 << 16), [&](int, index_t first, index_t last) {
             for (int s = 1; s < shards_; ++s) {
-                const std::span<T> part = shard_model(s).gradients();
-                for (index_t i = first; i < last; ++i) total[static_cast<std::size_t>(i)] += part[static_cast<std::size_t>(i)];
+                const T* part = shard_model(s).gradients().data();
+                for (index_t i = first; i < last; ++i) total[i] += part[i];
             }
         });
     }
@@ -139,7 +139,7 @@ private:
     int shards_ = 0;
     std::vector<sequential<T>> replicas_;
     std::vector<shard_trace> shard_traces_;  // per shard
-    tensor<T> logits_;                // the whole batch's, gathered from the shards
+    tensor<T> logits_;                       // the whole batch's, gathered from the shards
 };
 
 }  // namespace nnmark

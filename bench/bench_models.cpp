@@ -15,8 +15,8 @@
 // printed too. torch_bench.py uses the same rule.
 //   train: what trainer::train_step does per step, on a ready float batch: the
 //          forward pass (data_parallel, the batch split among the threads), softmax
-//          cross-entropy and its gradient, the backward pass, one step of nnmark's default optimizer (SGD, Nesterov momentum
-//          0.9, weight decay 5e-4).
+//          cross-entropy and its gradient, the backward pass, one step of nnmark's
+//          default optimizer (SGD, Nesterov momentum 0.9, weight decay 5e-4).
 //   infer: sequential::infer (evaluation mode: dropout is the identity).
 //
 // FLOPs are counted from the model, not written down: the multiply-adds of the conv2d

@@ -15,9 +15,11 @@
 #     with the product on as many threads (bench_gemm, 'pk/core'), since the VM's
 #     speed drifts within seconds
 #   - training thread scaling 1 -> 2, per network and framework, from training
-#     windows at 1 and 2 threads taken in turns (3 rounds, the best of each thread
+#     windows at 1 and 2 threads taken in turns (5 rounds, the best of each thread
 #     count): the cases above run every one-thread case first, minutes before the
-#     two-thread ones, and a shared machine's speed drifts more than that over minutes
+#     two-thread ones, and a shared machine's speed drifts more than that over minutes;
+#     two threads are as fast as the slower of the two cores, and on the project's VM
+#     one core is at times half available, so 3 rounds gave 1.55-1.98x for the same code
 #   - peak resident memory of paper-mnist training with the full MNIST training set
 #     loaded (bench_models --mnist-rss; fetches datasets/mnist/ when missing)
 # Each case is timed as the best of 3 windows after a warm-up (5 s per case, 1.5 s
@@ -157,7 +159,7 @@ done
 # Thread scaling: for each network, training at 1 and 2 threads in turns, nnmark and
 # PyTorch (one process per measurement, so that OMP_NUM_THREADS takes effect).
 for net in paper-mnist paper-cifar10; do
-  for round in 1 2 3; do
+  for round in 1 2 3 4 5; do
     for threads in 1 2; do
       args=(--net "$net" --mode train --batch 128 --threads "$threads" --seconds "$seconds")
       run "scaling $net round $round threads $threads" "$threads" "$build/bench_models" "${args[@]}" --json

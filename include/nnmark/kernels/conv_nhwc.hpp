@@ -44,9 +44,9 @@
 #include "nnmark/core/shape.hpp"
 #include "nnmark/kernels/gemm.hpp"
 #include "nnmark/kernels/positive_part.hpp"
+#include "nnmark/kernels/transpose.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace nnmark {
 
@@ -61,64 +61,6 @@ template <class T>
 index_t channel_last_size(index_t height, index_t width, index_t channels) {
     return height * width * channels + channel_last_tail<T>;
 }
-
-namespace detail {
-
-// Eight values of T as one GCC/Clang vector, for the register transpose below.
-template <class T>
-struct eight;
-template <>
-struct eight<float> {
-    typedef float type __attribute__((vector_size(8 * sizeof(float))));
-};
-template <>
-struct eight<double> {
-    typedef double type __attribute__((vector_size(8 * sizeof(double))));
-};
-
-// dst[j * dst_step + i] = src[i * src_step + j] for i, j < 8. With AVX (8 floats per
-// register) the block goes through registers: three rounds of interleaving rows i and
-// i + 4 turn rows into columns (each round rotates the six bits of (row, column) left
-// by one, so three swap them), 3x faster than element by element as measured on the
-// paper's layer sizes. Without AVX the vectors would be split into scalar code, slower
-// than the plain loop, so the plain loop it is.
-template <class T>
-void transpose_8x8(const T* src, index_t src_step, T* dst, index_t dst_step) {
-#if defined(__AVX__)
-    using row = typename eight<T>::type;
-    row r[8];
-    for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + i * src_step, sizeof(row));
-    for (int round = 0; round < 3; ++round) {
-        row next[8];
-        for (int i = 0; i < 4; ++i) {
-            next[2 * i] = __builtin_shufflevector(r[i], r[i + 4], 0, 8, 1, 9, 2, 10, 3, 11);
-            next[2 * i + 1] = __builtin_shufflevector(r[i], r[i + 4], 4, 12, 5, 13, 6, 14, 7, 15);
-        }
-        std::copy_n(next, 8, r);
-    }
-    for (int j = 0; j < 8; ++j) std::memcpy(dst + j * dst_step, &r[j], sizeof(row));
-#else
-    for (index_t j = 0; j < 8; ++j)
-        for (index_t i = 0; i < 8; ++i) dst[j * dst_step + i] = src[i * src_step + j];
-#endif
-}
-
-// dst[j * dst_step + i] = src[i * src_step + j] for i < rows, j < cols: 8x8 blocks,
-// then the ragged edges element by element.
-template <class T>
-void transpose(const T* src, index_t src_step, index_t rows, index_t cols, T* dst, index_t dst_step) {
-    const index_t block_rows = rows / 8 * 8, block_cols = cols / 8 * 8;
-    for (index_t i = 0; i < block_rows; i += 8)
-        for (index_t j = 0; j < block_cols; j += 8)
-            transpose_8x8(src + i * src_step + j, src_step, dst + j * dst_step + i, dst_step);
-    auto move = [&](index_t i, index_t j) { dst[j * dst_step + i] = src[i * src_step + j]; };
-    for (index_t i = 0; i < block_rows; ++i)
-        for (index_t j = block_cols; j < cols; ++j) move(i, j);
-    for (index_t i = block_rows; i < rows; ++i)
-        for (index_t j = 0; j < cols; ++j) move(i, j);
-}
-
-}  // namespace detail
 
 template <class T>
 void to_channel_last(const T* src, index_t channels, index_t height, index_t width, index_t top, index_t left,

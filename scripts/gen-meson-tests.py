@@ -17,16 +17,22 @@ lines = [
     "  '-DNNMARK_EXAMPLES_DIR=\"@0@\"'.format(meson.project_build_root() / 'examples'),",
     "]",
 ]
-for room in sorted(p for p in tests.iterdir() if p.is_dir()):
-    sources = sorted(room.glob("test_*.cpp"))
-    if not sources:
-        continue
-    files = ", ".join(f"'{s.relative_to(tests)}'" for s in sources)
-    lines += [
-        f"test_{room.name} = executable('test_{room.name}', {files},",
-        "  dependencies : test_deps, cpp_args : test_defs, link_with : doctest_main,",
+
+
+def test_program(name, room, extra_defs=""):
+    files = ", ".join(f"'{s.relative_to(tests)}'" for s in sorted(room.glob("test_*.cpp")))
+    return [
+        f"test_{name} = executable('test_{name}', {files},",
+        f"  dependencies : test_deps, cpp_args : test_defs{extra_defs}, link_with : doctest_main,",
         "  override_options : ['unity=on', 'unity_size=1000'])",
-        f"test('{room.name}', test_{room.name}, env : ['OMP_NUM_THREADS=2'], timeout : 900,",
+        f"test('{name}', test_{name}, env : ['OMP_NUM_THREADS=2'], timeout : 900,",
         "  depends : [nnmark_tool, example_mnist, example_cifar10])",
     ]
+
+
+for room in sorted(p for p in tests.iterdir() if p.is_dir()):
+    if any(room.glob("test_*.cpp")):
+        lines += test_program(room.name, room)
+# The kernels room once more with the GEMM microkernel on one lane (as in CMake).
+lines += test_program("kernels_one_lane", tests / "kernels", " + ['-DNNMARK_GEMM_NO_SIMD']")
 (tests / "meson.build").write_text("\n".join(lines) + "\n")

@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <concepts>
 #include <cstring>
 #include <utility>
@@ -73,7 +74,10 @@ struct lanes {
     static constexpr index_t registers = 16;
     static type load_unaligned(const T* p) { return *p; }
     static void store_unaligned(T* p, type v) { *p = v; }
-    static type fma(type x, type y, type z) { return x * y + z; }
+    // Fused, as the SIMD lanes are on FMA hardware: a plain x * y + z would be fused
+    // by the compiler in some instances and not others (-ffp-contract), and a row of
+    // dot_gemm alone would no longer match its row of a batch bit for bit.
+    static type fma(type x, type y, type z) { return std::fma(x, y, z); }
     static T sum(type v) { return v; }
     static type positive_part(type v) { return nnmark::positive_part(v); }
 };

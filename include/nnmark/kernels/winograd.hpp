@@ -64,6 +64,7 @@
 #include "nnmark/kernels/conv_nhwc.hpp"
 #include "nnmark/kernels/gemm.hpp"
 #include "nnmark/kernels/positive_part.hpp"
+#include "nnmark/kernels/transpose.hpp"
 
 #include <algorithm>
 

@@ -32,13 +32,15 @@ bool registers_transpose() {
 
 }  // namespace transpose_tests
 
-TEST_CASE_TEMPLATE("transpose_registers: an n x n block of vectors becomes its transpose, n = 2 to 16", T, float,
-                   double) {
+TEST_CASE_TEMPLATE("transpose_registers: an n x n block of vectors becomes its transpose, up to one AVX-512 register",
+                   T, float, double) {
     using transpose_tests::registers_transpose;
     CHECK(registers_transpose<T, 2>());
     CHECK(registers_transpose<T, 4>());
     CHECK(registers_transpose<T, 8>());
-    CHECK(registers_transpose<T, 16>());
+    // 16 lanes only where they fit one 64-byte register, as the GEMM's blocks do
+    // (wider vectors are passed in memory, which GCC notes as an ABI change).
+    if constexpr (sizeof(T) * 16 <= 64) CHECK(registers_transpose<T, 16>());
 }
 
 TEST_CASE_TEMPLATE("transpose: matches its definition on odd sizes, with strides, leaving the rest of dst alone", T,

@@ -40,12 +40,52 @@ struct gemm_case {
     }
 };
 
-// Runs gemm and gemm_reference on the same inputs and checks every element of C
-// against a forward error bound that grows with k, and that the padding between the
-// rows of C is untouched. With beta == 0, C starts as NaN and must end without any.
 // The kernel under test: gemm, or dot_gemm (only for A * B^T: trans_a false, trans_b true).
 enum class kernel { packed, dots };
 
+// The exact-ish value of one element of alpha * op(A) op(B) + beta * C, summed in long
+// double (64-bit significand: its own rounding is negligible next to T's), and the sum of
+// the magnitudes of the terms, which bounds the rounding of any summation order.
+struct exact_element {
+    long double value = 0, magnitude = 0;
+};
+
+template <class T>
+exact_element exact_product(const gemm_case& g, const stored<T>& a, const stored<T>& b, T start, index_t i, index_t j) {
+    exact_element e;
+    for (index_t p = 0; p < g.k; ++p) {
+        const long double av = g.trans_a ? a.data[static_cast<std::size_t>(p * a.ld + i)]
+                                         : a.data[static_cast<std::size_t>(i * a.ld + p)];
+        const long double bv = g.trans_b ? b.data[static_cast<std::size_t>(j * b.ld + p)]
+                                         : b.data[static_cast<std::size_t>(p * b.ld + j)];
+        const long double term = static_cast<long double>(g.alpha) * av * bv;
+        e.value += term;
+        e.magnitude += std::abs(term);
+    }
+    if (g.beta != 0) {
+        const long double term = static_cast<long double>(g.beta) * start;
+        e.value += term;
+        e.magnitude += std::abs(term);
+    }
+    return e;
+}
+
+// The forward error bound of a float summation of k + 1 products, scaled by alpha
+// (Higham, Accuracy and Stability of Numerical Algorithms, 3.1): |computed - exact| <=
+// gamma_(k+2) * sum |terms| with gamma_n ~ n * u and u = epsilon / 2 the unit roundoff
+// (2^-24 for float). Any order of summation, with or without fused multiply-adds, stays
+// inside it; twice that leaves room for the alpha and beta roundings. A dropped or doubled
+// term of a typical element (|a b| ~ 1/4 for these draws against sum ~ k / 4) is about
+// 1 / (k u) times larger than this bound: it fails.
+template <class T>
+double rounding_bound(index_t k, long double magnitude) {
+    const double unit_roundoff = std::numeric_limits<T>::epsilon() / 2;
+    return 2.0 * static_cast<double>(k + 2) * unit_roundoff * static_cast<double>(magnitude);
+}
+
+// Runs gemm (or dot_gemm) and gemm_reference on the same inputs and checks every element
+// of C against the long-double value within rounding_bound, and that the padding between
+// the rows of C is untouched. With beta == 0, C starts as NaN and must end without any.
 template <class T>
 void check_against_reference(const gemm_case& g, std::mt19937& rng, kernel under_test = kernel::packed) {
     CAPTURE(g.str());
@@ -70,30 +110,29 @@ void check_against_reference(const gemm_case& g, std::mt19937& rng, kernel under
     gemm_reference(g.trans_a, g.trans_b, g.m, g.n, g.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta,
                    reference.data(), c.ld);
 
-    // |fast - exact| and |reference - exact| are each at most about k * eps * the
-    // sum of |terms|; every |term| is at most 1 here, so that sum is below
-    // |alpha| * k + |beta| * |c|.
-    const double eps = std::numeric_limits<T>::epsilon();
     int mismatches = 0;
     for (index_t i = 0; i < g.m; ++i) {
         for (index_t j = 0; j < c.ld; ++j) {
             const auto at = static_cast<std::size_t>(i * c.ld + j);
             if (j >= g.n) {
-                if (fast[at] != sentinel) ++mismatches;
+                if (fast[at] != sentinel || reference[at] != sentinel) ++mismatches;
                 continue;
             }
-            const double start = g.beta == 0 ? 0.0 : std::abs(static_cast<double>(c.data[at]));
-            const double magnitude = std::abs(g.alpha) * static_cast<double>(g.k) + std::abs(g.beta) * start;
-            const double tolerance = 2.0 * static_cast<double>(g.k + 2) * eps * (magnitude + 1.0);
-            const double got = fast[at], want = reference[at];
-            if (!(std::abs(got - want) <= tolerance)) {  // also catches NaN
+            const exact_element want = exact_product(g, a, b, c.data[at], i, j);
+            const double tolerance = rounding_bound<T>(g.k, want.magnitude);
+            const double exact = static_cast<double>(want.value);
+            const double got = fast[at], defined = reference[at];
+            // Written as !(<=) so that a NaN fails too.
+            if (!(std::abs(got - exact) <= tolerance) || !(std::abs(defined - exact) <= tolerance)) {
                 if (mismatches < 3) {
                     CAPTURE(i);
                     CAPTURE(j);
                     CAPTURE(got);
-                    CAPTURE(want);
+                    CAPTURE(defined);
+                    CAPTURE(exact);
                     CAPTURE(tolerance);
-                    CHECK(std::abs(got - want) <= tolerance);
+                    CHECK(std::abs(got - exact) <= tolerance);
+                    CHECK(std::abs(defined - exact) <= tolerance);
                 }
                 ++mismatches;
             }

@@ -5,7 +5,8 @@
 // with central differences (L(v + h) - L(v - h)) / 2h in double precision, with an
 // absolute plus relative tolerance. A point whose two one-sided differences disagree
 // sits on a kink (ReLU at 0, a max tie) and is skipped. The test also checks that
-// backward ADDS to the parameter gradients: two backward calls give twice one.
+// backward ADDS to the parameter gradients (two backward calls give twice one) and
+// WRITES dx (a NaN-filled dx ends as an empty one does).
 #pragma once
 
 #include "nnmark/core/rng.hpp"
@@ -16,6 +17,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,15 +100,20 @@ inline gradient_check_report check_layer_gradients(const std::function<std::uniq
     REQUIRE_MESSAGE(dx.shape() == x.shape(), name << ": dx shape " << dx.shape().str() << " vs x " << x.shape().str());
     const std::vector<double> analytic_params = b.grads;
 
-    // Backward must add into the parameter gradients, not overwrite them.
+    // Backward must add into the parameter gradients, not overwrite them, and must WRITE
+    // dx (layer.hpp): a dx buffer that already holds garbage (NaN) of the right shape ends
+    // equal to the one backward filled from empty, so no element is added to or skipped.
     loss();
-    tensor<double> dx_again;
+    tensor<double> dx_again(x.shape(), std::numeric_limits<double>::quiet_NaN());
     b.l->backward(x, y, weighting, dx_again, cache, bctx);
+    REQUIRE(dx_again.shape() == dx.shape());
     for (std::size_t i = 0; i < b.grads.size(); ++i)
         CHECK_MESSAGE(std::abs(b.grads[i] - 2 * analytic_params[i]) <= 1e-9 * (1 + std::abs(analytic_params[i])),
                       name << ": backward does not accumulate parameter gradient " << i);
     for (index_t i = 0; i < dx.size(); ++i)
-        CHECK_MESSAGE(dx_again[i] == doctest::Approx(dx[i]).epsilon(1e-12), name << ": dx changes between calls");
+        CHECK_MESSAGE(dx_again[i] == doctest::Approx(dx[i]).epsilon(1e-12),
+                      name << ": backward into a NaN-filled dx gives " << dx_again[i] << " at " << i << ", into an empty one "
+                           << dx[i] << " (backward must write dx, not add to it)");
 
     gradient_check_report report;
     auto compare = [&](double& value, double analytic, const std::string& what) {

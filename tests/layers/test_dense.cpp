@@ -150,18 +150,65 @@ TEST_CASE("dense: shape errors name the layer and the shapes") {
     CHECK_THROWS_AS(dense<float>(0), argument_error);
 }
 
-TEST_CASE("dense: with 2 threads, two runs give bit-identical outputs and gradients") {
+// Sizes whose backward splits over two parts (see dense::parallel_grain).
+constexpr index_t threaded_batch = 37, threaded_in = 300, threaded_out = 200;
+static_assert(static_cast<long long>(threaded_batch) * threaded_in * threaded_out >= 2 * dense<float>::parallel_grain);
+
+TEST_CASE("dense: the two-part backward equals its definition in double, and one thread bit for bit") {
     testing::thread_count_guard guard;
-    set_threads(2);
-    const auto x = random_tensor<float>(shape{37, 300}, 6);
-    auto run = [&] {
-        bound_dense<float> d(300, 70, 7);
+    const auto x = random_tensor<float>(shape{threaded_batch, threaded_in}, 6);
+    auto run = [&](int threads) {
+        set_threads(threads);
+        bound_dense<float> d(threaded_in, threaded_out, 7);
         return testing::forward_backward_twice(d, x, 8);
     };
-    const auto first = run(), second = run();
-    CHECK(std::equal(first.y.span().begin(), first.y.span().end(), second.y.span().begin(), second.y.span().end()));
-    CHECK(std::equal(first.dx.span().begin(), first.dx.span().end(), second.dx.span().begin(), second.dx.span().end()));
-    CHECK(first.grads == second.grads);
+    const auto two = run(2), one = run(1);
+    CHECK(std::equal(two.dx.span().begin(), two.dx.span().end(), one.dx.span().begin(), one.dx.span().end()));
+    CHECK(two.grads == one.grads);
+
+    // The definitions, in double: dX = G W, dW = 2 G^T X, db = 2 column sums of G (two
+    // backward calls add twice). A float sum of K terms may be off by ~K * 2^-24 * sum|terms|.
+    bound_dense<float> d(threaded_in, threaded_out, 7);
+    const auto g = random_tensor<float>(shape{threaded_batch, threaded_out}, 8);
+    const auto at = [](const auto& v, index_t i) { return static_cast<double>(v[static_cast<std::size_t>(i)]); };
+    std::vector<testing::reference_sum> dx, weight_grad, bias_grad;
+    for (index_t n = 0; n < threaded_batch; ++n)
+        for (index_t i = 0; i < threaded_in; ++i) {
+            testing::reference_sum s;
+            for (index_t o = 0; o < threaded_out; ++o) s.add(g[n * threaded_out + o] * at(d.params, o * threaded_in + i));
+            dx.push_back(s);
+        }
+    for (index_t o = 0; o < threaded_out; ++o)
+        for (index_t i = 0; i < threaded_in; ++i) {
+            testing::reference_sum s;
+            for (index_t n = 0; n < threaded_batch; ++n) s.add(2.0 * g[n * threaded_out + o] * x[n * threaded_in + i]);
+            weight_grad.push_back(s);
+        }
+    for (index_t o = 0; o < threaded_out; ++o) {
+        testing::reference_sum s;
+        for (index_t n = 0; n < threaded_batch; ++n) s.add(2.0 * g[n * threaded_out + o]);
+        bias_grad.push_back(s);
+    }
+    const double float_bound = 2.0 * (threaded_out + 2) * 0x1p-24;
+    CHECK(testing::close_to_reference(two.dx, dx, float_bound));
+    const auto weights = static_cast<std::size_t>(threaded_out * threaded_in);
+    tensor<float> grads_w(shape{threaded_out, threaded_in}), grads_b(shape{threaded_out});
+    std::copy(two.grads.begin(), two.grads.begin() + static_cast<std::ptrdiff_t>(weights), grads_w.data());
+    std::copy(two.grads.begin() + static_cast<std::ptrdiff_t>(weights), two.grads.end(), grads_b.data());
+    CHECK(testing::close_to_reference(grads_w, weight_grad, float_bound));
+    CHECK(testing::close_to_reference(grads_b, bias_grad, float_bound));
+}
+
+TEST_CASE("dense: numerical gradient of the two-part backward") {
+    testing::thread_count_guard guard;
+    set_threads(2);
+    testing::gradient_check_options options;
+    options.batch = threaded_batch;
+    options.max_points = 60;
+    const auto report = testing::check_layer_gradients([] { return std::make_unique<dense<double>>(threaded_out); },
+                                                       shape{threaded_in}, options);
+    CHECK(report.checked >= 3 * options.max_points);
+    CHECK(report.skipped_kinks == 0);
 }
 
 TEST_CASE("dense: initialize draws He-normal weights from the seed and zeroes biases") {

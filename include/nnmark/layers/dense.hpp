@@ -113,10 +113,11 @@ public:
         }
     }
 
-private:
     // Multiply-adds of a backward pass below which one more thread costs more than it saves.
+    // Public so that tests pick sizes that take the multi-part path.
     static constexpr long long parallel_grain = 1LL << 20;
 
+private:
     index_t out_;
     index_t in_ = 0;
     std::span<T> weight_, bias_, weight_grad_, bias_grad_;

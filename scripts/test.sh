@@ -16,7 +16,7 @@ esac
 
 bash scripts/install-deps.sh
 jobs="$(nproc)"
-passed=0; failed=0; failures=()
+passed=0; failed=0; skipped=0; failures=()
 start=$SECONDS
 
 # Meson must list every source file that CMake finds by globbing.
@@ -40,13 +40,15 @@ run_ctest() {
   count_results "$name" "$log" "$rc"
 }
 
-# count_results NAME LOG RC: adds the passed/failed tests of a ctest or meson log.
+# count_results NAME LOG RC: adds the passed/failed/skipped tests of a ctest or meson log
+# (a test program that exits 77 is "***Skipped" in ctest's log and "SKIP" in meson's).
 count_results() {
-  local name="$1" log="$2" rc="$3" p f
+  local name="$1" log="$2" rc="$3" p f s
   p=$(grep -cE '^ *[0-9]+/[0-9]+ (Test +#[0-9]+: .* Passed|.* OK )' "$log" || true)
   f=$(grep -cE '^ *[0-9]+/[0-9]+ (Test +#[0-9]+: .*(Failed|Exception|Timeout)|.* (FAIL|TIMEOUT|ERROR) )' "$log" || true)
+  s=$(grep -cE '^ *[0-9]+/[0-9]+ (Test +#[0-9]+: .*\*\*\*Skipped|.* SKIP )' "$log" || true)
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  passed=$((passed + p)); failed=$((failed + f))
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   [ "$f" -eq 0 ] || failures+=("$name")
 }
 
@@ -73,5 +75,5 @@ fi
 
 echo "== test.sh finished in $((SECONDS - start)) s"
 [ ${#failures[@]} -eq 0 ] || echo "failed in: ${failures[*]}"
-echo "suite: $passed passed, $failed failed"
+echo "suite: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

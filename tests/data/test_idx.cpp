@@ -1,6 +1,7 @@
 #include "nnmark/data/idx.hpp"
 
 #include "../support/files.hpp"
+#include "../support/skips.hpp"
 
 #include <doctest/doctest.h>
 
@@ -198,26 +199,25 @@ TEST_CASE("idx: missing directories and files say what is missing and how to get
 }
 
 // The training images (47 MB) are left out to keep the test fast; fetch.sh checks their SHA-256.
-TEST_CASE("idx: the real MNIST and Fashion-MNIST, when datasets/ holds them, have the published label counts") {
+TEST_CASE("idx: the real MNIST has the published label counts" * NNMARK_EXTERNAL_TEST) {
     const std::filesystem::path mnist = source_dir() / "datasets" / "mnist";
-    if (!std::filesystem::exists(mnist / "t10k-labels-idx1-ubyte")) {
-        MESSAGE("skipped: " << mnist.string() << " not present (run datasets/fetch.sh mnist)");
-    } else {
-        const dataset test = load_mnist(mnist, false);
-        CHECK(test.images.shape() == shape{10000, 1, 28, 28});
-        CHECK(test.label_counts() == std::vector<index_t>{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009});
-        dataset train;
-        train.labels = load_idx_labels(mnist / "train-labels-idx1-ubyte");
-        CHECK(train.label_counts() == std::vector<index_t>{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949});
-    }
+    if (!std::filesystem::exists(mnist / "t10k-labels-idx1-ubyte"))
+        return skip_test(mnist.string() + " not present (run datasets/fetch.sh mnist)");
+    const dataset test = load_mnist(mnist, false);
+    CHECK(test.images.shape() == shape{10000, 1, 28, 28});
+    CHECK(test.label_counts() == std::vector<index_t>{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009});
+    dataset train;
+    train.labels = load_idx_labels(mnist / "train-labels-idx1-ubyte");
+    CHECK(train.label_counts() == std::vector<index_t>{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949});
+}
+
+TEST_CASE("idx: the real Fashion-MNIST has the published label counts" * NNMARK_EXTERNAL_TEST) {
     const std::filesystem::path fashion = source_dir() / "datasets" / "fashion-mnist";
-    if (!std::filesystem::exists(fashion / "t10k-labels-idx1-ubyte")) {
-        MESSAGE("skipped: " << fashion.string() << " not present (run datasets/fetch.sh fashion-mnist)");
-    } else {
-        const dataset test = load_mnist(fashion, false);
-        CHECK(test.label_counts() == std::vector<index_t>(10, 1000));
-        dataset train;
-        train.labels = load_idx_labels(fashion / "train-labels-idx1-ubyte");
-        CHECK(train.label_counts() == std::vector<index_t>(10, 6000));
-    }
+    if (!std::filesystem::exists(fashion / "t10k-labels-idx1-ubyte"))
+        return skip_test(fashion.string() + " not present (run datasets/fetch.sh fashion-mnist)");
+    const dataset test = load_mnist(fashion, false);
+    CHECK(test.label_counts() == std::vector<index_t>(10, 1000));
+    dataset train;
+    train.labels = load_idx_labels(fashion / "train-labels-idx1-ubyte");
+    CHECK(train.label_counts() == std::vector<index_t>(10, 6000));
 }

@@ -1,7 +1,8 @@
 // The PyTorch oracle: whole models, forward and backward, against PyTorch 1.13.
 //
-// Optional by design: when /usr/bin/python3 cannot import torch the test says it was
-// skipped and passes. scripts/bench.sh installs torch (python3-torch).
+// Needs torch: when the python (NNMARK_PYTHON, default /usr/bin/python3, where Debian's
+// python3-torch installs) cannot import it, the tests skip (support/skips.hpp), which
+// CTest and Meson report as SKIP. .ci/run installs python3-torch, so CI runs them.
 #include "nnmark/layers/softmax_cross_entropy.hpp"
 #include "nnmark/model/layer_factory.hpp"
 #include "nnmark/model/model_file.hpp"
@@ -9,6 +10,7 @@
 #include "nnmark/model/safetensors.hpp"
 
 #include "../support/files.hpp"
+#include "../support/skips.hpp"
 
 #include <doctest/doctest.h>
 
@@ -21,7 +23,13 @@ using namespace nnmark::testing;
 
 namespace {
 
-bool torch_available() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
+// The python interpreter that runs the oracle script.
+std::string python() {
+    const char* chosen = std::getenv("NNMARK_PYTHON");
+    return chosen && *chosen ? chosen : "/usr/bin/python3";
+}
+
+bool torch_available() { return std::system((python() + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
 
 // max |a - b| / max(max |b|, floor): the error relative to the tensor's scale. The
 // floor matters for a gradient that is zero in exact arithmetic (a conv bias right
@@ -60,7 +68,7 @@ void compare_with_torch(const std::string& architecture, const temp_dir& dir) {
     batch_file.add_tensor<std::int64_t>("labels", {batch}, labels64);
     batch_file.write(dir / "batch.safetensors");
 
-    const std::string command = "/usr/bin/python3 " + (source_dir() / "tests/oracle/torch_oracle.py").string() + " " +
+    const std::string command = python() + " " + (source_dir() / "tests/oracle/torch_oracle.py").string() + " " +
                                 model_path.string() + " " + (dir / "batch.safetensors").string() + " " +
                                 (dir / "torch.safetensors").string();
     REQUIRE(std::system(command.c_str()) == 0);
@@ -101,18 +109,18 @@ std::string without_dropout(std::string architecture) {
 
 }  // namespace
 
-TEST_CASE("oracle: the paper's MNIST network matches PyTorch (logits, loss, every gradient)") {
+TEST_CASE("oracle: the paper's MNIST network matches PyTorch (logits, loss, every gradient)" * NNMARK_EXTERNAL_TEST) {
     if (!torch_available()) {
-        MESSAGE("skipped: /usr/bin/python3 cannot import torch (install python3-torch to run the oracle)");
+        skip_test(python() + " cannot import torch (install python3-torch, or set NNMARK_PYTHON)");
         return;
     }
     temp_dir dir;
     compare_with_torch(without_dropout(architecture_json(build_architecture<float>("paper-mnist"))), dir);
 }
 
-TEST_CASE("oracle: batch norm, same padding and strides match PyTorch") {
+TEST_CASE("oracle: batch norm, same padding and strides match PyTorch" * NNMARK_EXTERNAL_TEST) {
     if (!torch_available()) {
-        MESSAGE("skipped: /usr/bin/python3 cannot import torch (install python3-torch to run the oracle)");
+        skip_test(python() + " cannot import torch (install python3-torch, or set NNMARK_PYTHON)");
         return;
     }
     temp_dir dir;

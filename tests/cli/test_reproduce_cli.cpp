@@ -84,14 +84,14 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
                                           "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.png",
                                           "(78.41)", "finetune --mode ftal", "transform --jpeg 50"})
             CHECK_MESSAGE(md.find(heading) != std::string::npos, heading);
-        // Each model found to carry a key it never saw is spelled out below the table. (Six
-        // triggers at alpha 0.01: one epoch of training on random images is enough for that.)
+        // Each model found to carry a key it never saw is spelled out below the table: as
+        // many paragraphs as such verdicts in the results, none when there are none (no
+        // false accusation is the goal; this test only requires the report to be faithful).
         std::size_t found_falsely = 0, paragraphs = 0;
         for (const auto& k : results["triggers"])
             for (const auto& other : k["independent_models"]) found_falsely += other["verdict"] == "watermark-present";
         for (auto at = md.find("**False detection**"); at != std::string::npos; at = md.find("**False detection**", at + 1))
             ++paragraphs;
-        CHECK(found_falsely > 0);
         CHECK(paragraphs == found_falsely);
     }
 

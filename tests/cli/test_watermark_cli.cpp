@@ -39,11 +39,18 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     for (const char* field : {"queries", "matches", "trigger_accuracy", "null_rate", "p_value", "alpha"})
         CHECK_MESSAGE(verdict.contains(field), field);
 
-    // A model trained without the key does not.
-    const auto clean = dir.path / "clean.safetensors";
-    REQUIRE(nnmark_tool("train" + data + " --epochs 2 --batch 16 --lr 0.02 --seed 5 --quiet --out " + clean.string(), dir)
-                .exit_code == 0);
-    const auto c = nnmark_tool("calibrate --key " + key.string() + " --models " + clean.string() + " --json", dir);
+    // A model trained without the key does not, against a null calibrated on OTHER clean
+    // models: calibrated on the suspect itself, "not detected" could not fail.
+    auto train_clean = [&](const std::string& name, int seed) {
+        const auto path = dir.path / (name + ".safetensors");
+        REQUIRE(nnmark_tool("train" + data + " --epochs 2 --batch 16 --lr 0.02 --seed " + std::to_string(seed) +
+                                " --quiet --out " + path.string(),
+                            dir)
+                    .exit_code == 0);
+        return path;
+    };
+    const auto clean = train_clean("clean", 5), reference = train_clean("reference", 6);
+    const auto c = nnmark_tool("calibrate --key " + key.string() + " --models " + reference.string() + " --json", dir);
     REQUIRE_MESSAGE(c.exit_code == 0, c.err);
     CHECK(nlohmann::json::parse(c.out)["queries"] == 16);
     const auto n = nnmark_tool("verify --model " + clean.string() + " --key " + key.string() + " --json", dir);
@@ -102,8 +109,9 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
     CHECK(inspected["recipe"]["target"] == 0);
 
     const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --json", dir);
-    CHECK_MESSAGE((v.exit_code == 0 || v.exit_code == 1), v.err);
     const auto verdict = nlohmann::json::parse(v.out);
+    // Exit 0 means the watermark was found, 1 that it was not: the code matches the verdict.
+    CHECK_MESSAGE(v.exit_code == (verdict["verdict"] == "watermark-present" ? 0 : 1), v.err);
     CHECK(verdict["queries"] == 8);
     CHECK(verdict["trigger_accuracy"] == doctest::Approx(embedded["trigger_accuracy"].get<double>()));
 }

@@ -202,15 +202,22 @@ std::string with_first_value(std::string body, const std::string& text) {
 
 TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the numbers of verify --model") {
     // Trained models are not needed to check the protocol: a key is made from what a
-    // network answers, and its rotated twin never agrees with it (a model without the mark).
+    // network answers (on 14 of 16 triggers), and its rotated twin agrees with it nowhere,
+    // so it matches the 2 other triggers only (a model without the mark, at chance).
     temp_dir dir;
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 9);
     const std::string data = " --dataset mnist --data " + mnist.string();
     const auto marked = dir / "marked.safetensors", key = dir / "marked.key", clean = dir / "clean.safetensors";
     const sequential<float> net = small_mnist_net();
     save_model(net, marked);
-    save_model(rotated_classes(small_mnist_net()), clean);
-    save_key(key_answered_by(net, load_dataset("mnist", mnist, true)), key);
+    const sequential<float> twin = rotated_classes(small_mnist_net());
+    save_model(twin, clean);
+    // The twin agrees with the key on 2 of its 16 triggers, about the null rate (16 / 9):
+    // a suspect that matches at chance, not one built never to match.
+    watermark_key answered = key_answered_by(net, load_dataset("mnist", mnist, true));
+    const std::vector<int> twin_answers = predict_labels(twin, answered.triggers);
+    for (std::size_t i : {0, 1}) answered.triggers.labels[i] = twin_answers[i];
+    save_key(answered, key);
 
     const std::string remote_flags = " --rate 1000 --batch 8 --seed 3 --timeout 30" + data + " --json";
     for (const auto& [model, expected_exit] : {std::pair{marked, 0}, std::pair{clean, 1}}) {
@@ -226,7 +233,7 @@ TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the num
                                   "log10_p_value", "alpha", "verdict", "commitment"})
             CHECK_MESSAGE(r[field] == l[field],
                           field << ": " << r[field] << " through HTTP, " << l[field] << " in memory");
-        CHECK(r["matches"] == (expected_exit == 0 ? 16 : 0));
+        CHECK(r["matches"] == (expected_exit == 0 ? 14 : 2));
         CHECK(r["queries_sent"] == 32);  // 16 triggers among 16 decoys
         CHECK(r["requests"] == 4);
         CHECK(r["decoys"] == 16);

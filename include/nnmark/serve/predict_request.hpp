@@ -34,6 +34,7 @@
 #include "nnmark/core/stb.hpp"
 #include "nnmark/core/tensor.hpp"
 #include "nnmark/serve/base64.hpp"
+#include "nnmark/serve/png_bounds.hpp"
 
 #include <array>
 #include <climits>
@@ -198,6 +199,8 @@ inline void read_encoded_instance(const json& instance, const shape& item, const
     if (w != width || h != height)
         throw format_error(where + ".b64: expected a " + std::to_string(width) + "x" + std::to_string(height) +
                            " image, found " + std::to_string(w) + "x" + std::to_string(h));
+    // stb inflates a PNG's whole pixel stream before checking its size: bound it first.
+    if (is_png(file)) check_png_bounds(file, where + ".b64");
     const std::unique_ptr<unsigned char, void (*)(void*)> pixels(
         stbi_load_from_memory(bytes, size, &w, &h, &stored, static_cast<int>(channels)), stbi_image_free);
     if (!pixels || w != width || h != height)

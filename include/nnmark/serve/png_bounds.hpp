@@ -120,7 +120,7 @@ public:
 
 private:
     std::uint64_t limit_;
-    const std::string& where_;
+    std::string where_;  // a copy: the inflater must not outlive a caller's string
     z_stream z_{};
     std::array<unsigned char, 16384> scratch_{};
     bool ended_ = false;

@@ -43,36 +43,82 @@ index_t expected_pad_before(index_t extent, index_t kernel, index_t stride, padd
     return total / 2;
 }
 
-// The direct definition of the convolution, in double, output by output.
-template <class T>
-std::vector<testing::reference_sum> direct_convolution(const tensor<T>& x, const std::vector<T>& params,
-                                                       index_t out_channels, index_t kernel, index_t stride,
-                                                       padding pad, const shape& out_item) {
-    const index_t channels = x.shape()[1], height = x.shape()[2], width = x.shape()[3];
-    const index_t out_h = out_item[1], out_w = out_item[2];
+// Calls tap(n, o, oh, ow, c, i, j, ih, iw) for every product of the convolution's
+// definition (conv2d.hpp): output (n, o, oh, ow) meets weight (o, c, i, j) at input pixel
+// (ih, iw), taps that fall on the zero padding left out.
+template <class Tap>
+void for_each_tap(const shape& input, index_t out_channels, index_t kernel, index_t stride, padding pad,
+                  const shape& out_item, Tap&& tap) {
+    const index_t channels = input[1], height = input[2], width = input[3];
     const index_t top = expected_pad_before(height, kernel, stride, pad);
     const index_t left = expected_pad_before(width, kernel, stride, pad);
-    auto weight = [&](index_t o, index_t c, index_t i, index_t j) {
-        return static_cast<double>(params[static_cast<std::size_t>(((o * channels + c) * kernel + i) * kernel + j)]);
-    };
-    const std::size_t bias_offset = static_cast<std::size_t>(out_channels * channels * kernel * kernel);
-    std::vector<testing::reference_sum> r;
-    for (index_t n = 0; n < x.batch(); ++n)
+    for (index_t n = 0; n < input[0]; ++n)
         for (index_t o = 0; o < out_channels; ++o)
-            for (index_t oh = 0; oh < out_h; ++oh)
-                for (index_t ow = 0; ow < out_w; ++ow) {
-                    testing::reference_sum sum;
-                    sum.add(static_cast<double>(params[bias_offset + static_cast<std::size_t>(o)]));
+            for (index_t oh = 0; oh < out_item[1]; ++oh)
+                for (index_t ow = 0; ow < out_item[2]; ++ow)
                     for (index_t c = 0; c < channels; ++c)
                         for (index_t i = 0; i < kernel; ++i)
                             for (index_t j = 0; j < kernel; ++j) {
                                 const index_t ih = oh * stride + i - top, iw = ow * stride + j - left;
                                 if (ih < 0 || ih >= height || iw < 0 || iw >= width) continue;
-                                sum.add(weight(o, c, i, j) * static_cast<double>(x.at(n, c, ih, iw)));
+                                tap(n, o, oh, ow, c, i, j, ih, iw);
                             }
-                    r.push_back(sum);
-                }
+}
+
+// Index of (a, b, c, d) in a row-major [*, B, C, D] array.
+index_t flat(const shape& s, index_t a, index_t b, index_t c, index_t d) {
+    return ((a * s[1] + b) * s[2] + c) * s[3] + d;
+}
+
+template <class T>
+double as_double(const std::vector<T>& values, index_t i) {
+    return static_cast<double>(values[static_cast<std::size_t>(i)]);
+}
+
+// The direct definition of the convolution, in double, output by output.
+template <class T>
+std::vector<testing::reference_sum> direct_convolution(const tensor<T>& x, const std::vector<T>& params,
+                                                       index_t out_channels, index_t kernel, index_t stride,
+                                                       padding pad, const shape& out_item) {
+    const shape weight{out_channels, x.shape()[1], kernel, kernel}, y = out_item.prepend(x.batch());
+    const index_t pixels = out_item[1] * out_item[2];
+    std::vector<testing::reference_sum> r(static_cast<std::size_t>(y.count()));
+    for (index_t i = 0; i < y.count(); ++i)
+        r[static_cast<std::size_t>(i)].add(as_double(params, weight.count() + i / pixels % out_channels));  // bias
+    for_each_tap(x.shape(), out_channels, kernel, stride, pad, out_item,
+                 [&](index_t n, index_t o, index_t oh, index_t ow, index_t c, index_t i, index_t j, index_t ih,
+                     index_t iw) {
+                     r[static_cast<std::size_t>(flat(y, n, o, oh, ow))].add(
+                         as_double(params, flat(weight, o, c, i, j)) * static_cast<double>(x.at(n, c, ih, iw)));
+                 });
     return r;
+}
+
+// dL/dx, dL/dweight and dL/dbias of L = sum(y * g), by their definitions in double: dx
+// sums g * weight, dweight g * x over the taps that meet there, dbias sums g. Parameter
+// gradients are counted `passes` times, as that many backward calls add them up.
+struct gradient_definition {
+    std::vector<testing::reference_sum> dx, weight, bias;
+};
+
+template <class T>
+gradient_definition conv_gradients(const tensor<T>& x, const tensor<T>& g, const std::vector<T>& params,
+                                   index_t out_channels, index_t kernel, index_t stride, padding pad, double passes) {
+    const shape weight{out_channels, x.shape()[1], kernel, kernel};
+    gradient_definition d{std::vector<testing::reference_sum>(static_cast<std::size_t>(x.size())),
+                          std::vector<testing::reference_sum>(static_cast<std::size_t>(weight.count())),
+                          std::vector<testing::reference_sum>(static_cast<std::size_t>(out_channels))};
+    for (index_t i = 0; i < g.size(); ++i)
+        d.bias[static_cast<std::size_t>(i / (g.shape()[2] * g.shape()[3]) % out_channels)].add(passes * g[i]);
+    for_each_tap(x.shape(), out_channels, kernel, stride, pad, g.shape().drop_front(),
+                 [&](index_t n, index_t o, index_t oh, index_t ow, index_t c, index_t i, index_t j, index_t ih,
+                     index_t iw) {
+                     const double grad = g.at(n, o, oh, ow), input = x.at(n, c, ih, iw);
+                     d.dx[static_cast<std::size_t>(flat(x.shape(), n, c, ih, iw))].add(
+                         grad * as_double(params, flat(weight, o, c, i, j)));
+                     d.weight[static_cast<std::size_t>(flat(weight, o, c, i, j))].add(passes * grad * input);
+                 });
+    return d;
 }
 
 }  // namespace
@@ -205,7 +251,7 @@ TEST_CASE("conv2d: shape errors name the layer and the shapes") {
     CHECK(contains(too_big, "kernel 5"));
     CHECK(contains(too_big, "[3, 4, 9]"));
     CHECK(contains(too_big, "height 4"));
-    CHECK_NOTHROW(conv2d<float>(4, 5, 1, padding::same).configure(shape{3, 4, 9}));
+    CHECK(conv2d<float>(4, 5, 1, padding::same).configure(shape{3, 4, 9}) == shape{4, 4, 9});
 
     bound_conv<float> conv(2, 3, 1, padding::valid, shape{3, 5, 5}, 1);
     workspace<float> scratch;
@@ -229,22 +275,101 @@ TEST_CASE("conv2d: shape errors name the layer and the shapes") {
     CHECK_THROWS_AS(conv2d<float>(4, 3, 0), argument_error);
 }
 
-TEST_CASE("conv2d: with 2 threads, two runs give bit-identical outputs and gradients") {
+// Sizes whose forward and backward passes split the images over two blocks (see
+// conv2d::parallel_grain), one per lowering, each with an odd number of images (unequal
+// blocks).
+struct threaded_config {
+    const char* lowering;
+    index_t out_channels, kernel, stride;
+    padding pad;
+    shape item;
+    index_t images;
+};
+const threaded_config threaded_configs[] = {
+    {"channel-last, Winograd", 16, 3, 1, padding::same, shape{8, 16, 15}, 5},
+    {"channel-last, direct", 8, 5, 1, padding::same, shape{4, 12, 11}, 7},
+    {"im2col", 16, 3, 2, padding::same, shape{3, 32, 31}, 5},
+};
+
+TEST_CASE("conv2d: the two-block backward equals one thread's blocks added in order, and its definition in double") {
     testing::thread_count_guard guard;
-    const shape item{8, 16, 15};
-    const auto x = random_tensor<float>(item.prepend(5), 21);  // 5 images: unequal blocks
-    auto run = [&](int threads) {
-        set_threads(threads);
-        bound_conv<float> conv(16, 3, 1, padding::same, item, 22);
-        return testing::forward_backward_twice(conv, x, 23);
-    };
-    const auto first = run(2), second = run(2), serial = run(1);
-    CHECK(std::equal(first.y.span().begin(), first.y.span().end(), second.y.span().begin()));
-    CHECK(std::equal(first.dx.span().begin(), first.dx.span().end(), second.dx.span().begin()));
-    CHECK(first.grads == second.grads);
-    // One thread sums the images in another grouping: equal up to rounding.
-    for (std::size_t i = 0; i < first.grads.size(); ++i)
-        CHECK_MESSAGE(first.grads[i] == doctest::Approx(serial.grads[i]).epsilon(1e-4).scale(10), "grad " << i);
+    for (const threaded_config& c : threaded_configs) {
+        CAPTURE(c.lowering);
+        const auto x = random_tensor<float>(c.item.prepend(c.images), 21);
+        auto layer = [&] {
+            return std::make_unique<bound_conv<float>>(c.out_channels, c.kernel, c.stride, c.pad, c.item, 22);
+        };
+        auto run = [&](int threads) {
+            set_threads(threads);
+            const auto conv = layer();
+            const long long weights = static_cast<long long>(conv->params.size()) - c.out_channels;
+            REQUIRE(c.images * weights * conv->output_item.drop_front().count() >= 2 * conv2d<float>::parallel_grain);
+            return testing::forward_backward_twice(*conv, x, 23);
+        };
+        const auto two = run(2), one = run(1);
+        // Each image's output and input gradient are computed by one thread alone, by the
+        // same operations whichever thread it is.
+        CHECK(std::equal(two.y.span().begin(), two.y.span().end(), one.y.span().begin(), one.y.span().end()));
+        CHECK(std::equal(two.dx.span().begin(), two.dx.span().end(), one.dx.span().begin(), one.dx.span().end()));
+
+        // The parameter gradients: block b (images [N b / 2, N (b + 1) / 2)) sums its own
+        // partial as one thread does for its images alone; two backward calls add the
+        // partials in block order: ((p0 + p1) + p0) + p1, bit for bit.
+        const auto g = random_tensor<float>(layer()->output_item.prepend(c.images), 23);
+        auto one_thread_partial = [&](index_t first, index_t last) {
+            set_threads(1);
+            const auto conv = layer();
+            tensor<float> xs(c.item.prepend(last - first)), gs(conv->output_item.prepend(last - first)), y, dx, cache;
+            std::copy_n(x.item(first).data(), xs.size(), xs.data());
+            std::copy_n(g.item(first).data(), gs.size(), gs.data());
+            workspace<float> scratch;
+            backward_context<float> ctx{scratch};
+            conv->layer.infer(xs, y, scratch);
+            conv->layer.backward(xs, y, gs, dx, cache, ctx);
+            return conv->grads;
+        };
+        const auto p0 = one_thread_partial(0, c.images / 2), p1 = one_thread_partial(c.images / 2, c.images);
+        std::vector<float> in_block_order(p0.size());
+        for (std::size_t i = 0; i < p0.size(); ++i) {
+            float sum = p0[i] + p1[i];
+            sum += p0[i];
+            in_block_order[i] = sum + p1[i];
+        }
+        CHECK(two.grads == in_block_order);
+
+        // Both against the definitions, in double: a float sum of K products may be off by
+        // 2 (K + 2) 2^-24 sum|terms| (see test_gemm); dx sums Cout k^2 products, dweight
+        // and dbias 2 N Ho Wo (two backward calls).
+        const auto conv = layer();
+        const auto want = conv_gradients(x, g, conv->params, c.out_channels, c.kernel, c.stride, c.pad, 2);
+        auto float_bound = [](index_t terms) { return 2.0 * static_cast<double>(terms + 2) * 0x1p-24; };
+        const index_t parameter_terms = 2 * c.images * conv->output_item.drop_front().count();
+        const auto weights = static_cast<std::ptrdiff_t>(want.weight.size());
+        for (const auto* result : {&two, &one}) {
+            CHECK(testing::close_to_reference(result->dx, want.dx, float_bound(c.out_channels * c.kernel * c.kernel)));
+            tensor<float> dweight(shape{weights}), dbias(shape{c.out_channels});
+            std::copy(result->grads.begin(), result->grads.begin() + weights, dweight.data());
+            std::copy(result->grads.begin() + weights, result->grads.end(), dbias.data());
+            CHECK(testing::close_to_reference(dweight, want.weight, float_bound(parameter_terms)));
+            CHECK(testing::close_to_reference(dbias, want.bias, float_bound(parameter_terms)));
+        }
+    }
+}
+
+TEST_CASE("conv2d: numerical gradient of the two-block backward") {
+    testing::thread_count_guard guard;
+    set_threads(2);
+    for (const threaded_config& c : threaded_configs) {
+        CAPTURE(c.lowering);
+        testing::gradient_check_options options;
+        options.batch = c.images;
+        options.max_points = 60;
+        const auto report = testing::check_layer_gradients(
+            [&] { return std::make_unique<conv2d<double>>(c.out_channels, c.kernel, c.stride, c.pad); }, c.item,
+            options);
+        CHECK(report.checked >= 2 * options.max_points + c.out_channels);
+        CHECK(report.skipped_kinks == 0);
+    }
 }
 
 TEST_CASE("conv2d: initialize draws He-normal weights from the seed and zeroes biases") {

@@ -175,6 +175,10 @@ public:
         return true;
     }
 
+    // Work (multiply-adds) below which one more thread costs more than it saves.
+    // Public so that tests pick sizes that take the multi-block path.
+    static constexpr long long parallel_grain = 1LL << 18;
+
 private:
     void backward_pass(const tensor<T>& x, const tensor<T>& dy, tensor<T>& dx, backward_context<T>& ctx, bool relu) {
         expect_input(x, input_item_, kind());
@@ -206,9 +210,6 @@ private:
         index_t out;
         index_t pad_before;
     };
-
-    // Work (multiply-adds) below which one more thread costs more than it saves.
-    static constexpr long long parallel_grain = 1LL << 18;
 
     static void expect_at_least_one(index_t value, const char* what) {
         if (value < 1)

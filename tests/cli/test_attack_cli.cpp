@@ -8,6 +8,7 @@
 
 #include "../support/files.hpp"
 #include "../support/tiny_data.hpp"
+#include "attack_verdict.hpp"
 #include "cli_runner.hpp"
 
 #include <doctest/doctest.h>
@@ -95,13 +96,7 @@ TEST_CASE("cli: attack runs every kind and reports accuracy, verification and a 
             CHECK_MESSAGE(report.contains(field), field);
         CHECK(report["queries"] == 8);
         CHECK(report["verdict"] == (report["p_value"].get<double>() <= 1e-6 ? "watermark-present" : "not-detected"));
-        // The WRT criterion written out: losing more than 5 points of test accuracy destroys
-        // the model; otherwise the mark survived where verification still finds it.
-        const double lost = report["original_test_accuracy"].get<double>() - report["test_accuracy"].get<double>();
-        const std::string expected_verdict = lost > 0.05                                ? "destroyed-model"
-                                             : report["verdict"] == "watermark-present" ? "survived"
-                                                                                        : "removed";
-        CHECK(report["attack_verdict"] == expected_verdict);
+        CHECK(report["attack_verdict"] == expected_attack_verdict(report));
         CHECK(writes == std::filesystem::exists(out));
         CHECK(report["original_test_accuracy"].get<double>() > 0.5);
         if (report.contains("attacker_images")) CHECK(report["attacker_images"] == 20);  // the first half

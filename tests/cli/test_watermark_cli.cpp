@@ -110,9 +110,13 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
 
     const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --json", dir);
     const auto verdict = nlohmann::json::parse(v.out);
-    // Exit 0 means the watermark was found, 1 that it was not: the code matches the verdict.
+    // Exit 0 means the watermark was found, 1 that it was not: the code matches the verdict,
+    // and the verdict its own p-value and alpha (present when p <= alpha).
     CHECK_MESSAGE(v.exit_code == (verdict["verdict"] == "watermark-present" ? 0 : 1), v.err);
+    CHECK(verdict["verdict"] == (verdict["p_value"].get<double>() <= verdict["alpha"].get<double>() ? "watermark-present"
+                                                                                                   : "not-detected"));
     CHECK(verdict["queries"] == 8);
+    CHECK(verdict["trigger_accuracy"].get<double>() == doctest::Approx(verdict["matches"].get<double>() / 8));
     CHECK(verdict["trigger_accuracy"] == doctest::Approx(embedded["trigger_accuracy"].get<double>()));
 }
 

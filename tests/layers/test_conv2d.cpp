@@ -279,7 +279,7 @@ TEST_CASE("conv2d: shape errors name the layer and the shapes") {
 // conv2d::parallel_grain), one per lowering, each with an odd number of images (unequal
 // blocks).
 struct threaded_config {
-    const char* lowering;
+    std::string lowering;
     index_t out_channels, kernel, stride;
     padding pad;
     shape item;

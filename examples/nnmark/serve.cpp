@@ -4,14 +4,19 @@
 //
 //   POST /v1/models/NAME:predict   {"instances": [...]} -> {"predictions": [...]}
 //   GET  /v1/models/NAME           the model's status
-//   anything else                  404 {"error": ...}
+//   anything else                  404 or 405 {"error": ...}, its body never read
 //
-// Limits: --max-body bytes per body (413), --max-instances images per request (413),
-// --timeout seconds to receive a request and to wait for a compute slot (503 after).
-// Concurrency: cpp-httplib gives each connection a thread of a pool of --connections;
-// at most T requests (--threads, default: all cores) are parsed and computed at once,
-// each on one core, since a batch-1 request is too small to split between cores.
+// Limits: --max-body bytes per body, whatever its transfer encoding, enforced while it
+// is read (413); --max-instances images per request (413); --read-timeout seconds for a
+// request's headers and body (408, or the connection dropped); --timeout seconds to
+// wait for a compute slot (503) and for each write. A body must be JSON (415 else).
+// Every refusal closes its connection, since the rest of its input cannot be trusted.
+// Concurrency: --connections worker threads serve connections (http_connection.hpp:
+// slow and idle clients give their workers up while others wait for one); at most T
+// requests (--threads, default: all cores) are parsed and computed at once, each on one
+// core, since a batch-1 request is too small to split between cores.
 #include "cli.hpp"
+#include "http_connection.hpp"
 
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/model/model_file.hpp"
@@ -19,15 +24,22 @@
 
 #include <httplib.h>
 #include <pthread.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <regex>
 #include <semaphore>
 #include <thread>
+#include <vector>
 
 namespace nnmark::cli {
 
@@ -40,30 +52,53 @@ struct serve_options {
     std::size_t max_body = 4 << 20;
     index_t max_instances = 64;
     double timeout = 10;
-    int connections = 32;
+    double read_timeout = 5;
+    int connections = 128;
 };
 
 // At most `slots` requests compute at once: one per core keeps the cores busy without
 // thrashing them, and bounds the memory of parsed bodies (serve/predict_request.hpp).
+// Each slot has its own inference scratch, so memory follows the slots, not the many
+// worker threads that take turns in them.
 class compute_slots {
 public:
-    explicit compute_slots(int slots) : free_(slots) {}
+    explicit compute_slots(int slots) : free_(slots), scratch_(static_cast<std::size_t>(slots)) {
+        for (auto& s : scratch_) s = std::make_unique<service_buffers>();
+    }
 
-    // Runs `work` in a slot and returns its result, or nothing after waiting `patience`.
+    // Runs `work(buffers)` in a slot and returns its result, or nothing after waiting `patience`.
     template <class Work>
     std::optional<service_reply> run(std::chrono::duration<double> patience, Work&& work) {
         if (!free_.try_acquire_for(patience)) return std::nullopt;
+        std::unique_ptr<service_buffers> buffers = take_scratch();
         struct release {
-            std::counting_semaphore<max_slots>& s;
-            ~release() { s.release(); }
-        } guard{free_};
-        return work();
+            compute_slots& slots;
+            std::unique_ptr<service_buffers>& buffers;
+            ~release() {
+                slots.give_back(std::move(buffers));
+                slots.free_.release();
+            }
+        } guard{*this, buffers};
+        return work(*buffers);
     }
 
     static constexpr int max_slots = 1024;
 
 private:
+    std::unique_ptr<service_buffers> take_scratch() {
+        const std::lock_guard lock(mutex_);
+        auto buffers = std::move(scratch_.back());
+        scratch_.pop_back();
+        return buffers;
+    }
+    void give_back(std::unique_ptr<service_buffers> buffers) {
+        const std::lock_guard lock(mutex_);
+        scratch_.push_back(std::move(buffers));
+    }
+
     std::counting_semaphore<max_slots> free_;
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<service_buffers>> scratch_;
 };
 
 // SIGINT and SIGTERM stop the server. A signal handler may not call Server::stop(), so
@@ -72,7 +107,7 @@ private:
 // ended, since a signal may come between binding the port and listening on it.
 class stop_on_signals {
 public:
-    explicit stop_on_signals(httplib::Server& server) {
+    explicit stop_on_signals(http::hardened_server& server) {
         sigemptyset(&signals_);
         sigaddset(&signals_, SIGINT);
         sigaddset(&signals_, SIGTERM);
@@ -81,7 +116,7 @@ public:
             int signal = 0;
             sigwait(&signals_, &signal);
             while (!listening_ended_) {
-                server.stop();
+                server.stop_serving();
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
             }
         });
@@ -100,10 +135,27 @@ private:
     std::thread waiter_;
 };
 
-// Each of httplib's worker threads keeps its own inference scratch across requests.
-service_buffers& this_thread_buffers() {
-    thread_local service_buffers buffers;
-    return buffers;
+// Bodies from this size on leave megabytes of freed JSON nodes (about 25 bytes per body
+// byte) in glibc's arenas, one per thread that allocated them; they go back to the
+// system at once, so resident memory after a burst of large requests is what it was before.
+constexpr std::size_t large_body = 256 << 10;
+
+void return_free_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
+// glibc gives each thread that allocates an arena of its own, up to 8 per core, and
+// each keeps what its thread freed: with --connections workers taking turns, resident
+// memory would grow by tens of MB under abuse. Large allocations happen in the
+// compute slots only, so an arena per slot loses nothing to contention.
+void share_malloc_arenas(int slots) {
+#if defined(__GLIBC__)
+    mallopt(M_ARENA_MAX, std::max(slots, 2));
+#else
+    (void)slots;
+#endif
 }
 
 void reply(httplib::Response& res, const service_reply& r) {
@@ -111,27 +163,146 @@ void reply(httplib::Response& res, const service_reply& r) {
     res.set_content(r.body, "application/json");
 }
 
-// The message for a status httplib set by itself (no route, body too large, ...).
-std::string describe_status(const httplib::Request& req, int status, const serve_options& o) {
-    switch (status) {
+const std::string predict_route = R"(/v1/models/([^/:]+):predict)", status_route = R"(/v1/models/([^/:]+))";
+
+std::string seconds_str(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", seconds);
+    return text;
+}
+
+std::string body_limit_message(const serve_options& o) {
+    return "the request body is larger than the limit of " + std::to_string(o.max_body) + " bytes (--max-body)";
+}
+
+// The message for a status httplib set by itself (no route, unreadable request, ...).
+std::string describe_status(const httplib::Request& req, const httplib::Response& res, const serve_options& o) {
+    switch (res.status) {
         case 404:
             return "no such resource: " + req.method + " " + req.path + "; this server answers POST /v1/models/" +
                    o.name + ":predict and GET /v1/models/" + o.name;
+        case 405:
+            return "method " + req.method + " is not allowed on " + req.path + "; it takes " +
+                   res.get_header_value("Allow");
+        case 408:
+            return "the request was not received within the time limit of " + seconds_str(o.read_timeout) +
+                   " s (--read-timeout)";
         case 413:
-            return "the request body is larger than the limit of " + std::to_string(o.max_body) + " bytes (--max-body)";
+            return body_limit_message(o);
+        case 414:
+            return "the request target is longer than " + std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes";
+        case 431:
+            return "the request line and headers are larger than the limit of 65536 bytes, or a header line than " +
+                   std::to_string(CPPHTTPLIB_HEADER_MAX_LENGTH);
         default:
-            return "HTTP status " + std::to_string(status);
+            return "HTTP status " + std::to_string(res.status);
     }
+}
+
+// Every refusal closes its connection and says so; a request httplib could not read
+// gets the status that names why: its deadline passed (408), its headers were too large (431).
+void refuse(const httplib::Request& req, httplib::Response& res, const serve_options& o) {
+    http::connection_stream& connection = http::hardened_server::current();
+    connection.close_after_reply();
+    res.set_header("Connection", "close");
+    if (res.status == 400 && res.body.empty()) {
+        if (connection.failure() == http::read_failure::deadline) res.status = 408;
+        if (connection.failure() == http::read_failure::too_large) res.status = 431;
+    }
+    if (res.body.empty()) res.set_content(error_body(describe_status(req, res, o)), "application/json");
+}
+
+// Requests other than the two routes are refused before their body is read: httplib
+// would otherwise read a chunked body of any size into memory to find no handler for it.
+httplib::Server::HandlerResponse route_or_refuse(const httplib::Request& req, httplib::Response& res) {
+    static const std::regex predict(predict_route), status(status_route);
+    const bool is_predict = std::regex_match(req.path, predict), is_status = std::regex_match(req.path, status);
+    if ((is_predict && req.method == "POST") || (is_status && (req.method == "GET" || req.method == "HEAD")))
+        return httplib::Server::HandlerResponse::Unhandled;
+    res.status = is_predict || is_status ? 405 : 404;
+    if (res.status == 405) res.set_header("Allow", is_predict ? "POST" : "GET, HEAD");
+    return httplib::Server::HandlerResponse::Handled;
 }
 
 service_reply unknown_model(const prediction_service& service, const std::string& name) {
     return {404, error_body("no model named \"" + name + "\"; this server serves \"" + service.name() + "\"")};
 }
 
+std::string lowercase_media_type(const std::string& content_type) {
+    std::string type = content_type.substr(0, content_type.find(';'));
+    type.erase(type.find_last_not_of(" \t") + 1);
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return type;
+}
+
+// A predict request refused from its headers alone, before any of its body is read.
+std::optional<service_reply> refuse_from_headers(const httplib::Request& req, const serve_options& o) {
+    // No Content-Type is taken for JSON; another type is not what the client meant to send.
+    const std::string type = lowercase_media_type(req.get_header_value("Content-Type"));
+    if (!type.empty() && type != "application/json")
+        return service_reply{415, error_body("expected Content-Type application/json, found \"" + type +
+                                             "\" (curl: -H 'Content-Type: application/json')")};
+    // A compressed body would be inflated past --max-body's meaning; clients send JSON as is.
+    const std::string encoding = lowercase_media_type(req.get_header_value("Content-Encoding"));
+    if (!encoding.empty() && encoding != "identity")
+        return service_reply{415, error_body("expected no Content-Encoding, found \"" + encoding +
+                                             "\"; send the JSON body uncompressed")};
+    const bool chunked = req.has_header("Transfer-Encoding");
+    if (chunked && lowercase_media_type(req.get_header_value("Transfer-Encoding")) != "chunked")
+        return service_reply{400, error_body("expected Transfer-Encoding chunked or none, found \"" +
+                                             req.get_header_value("Transfer-Encoding") + "\"")};
+    if (chunked) return std::nullopt;
+    // HTTP/1.1 gives a request without either header no body; httplib would read until the client closes.
+    if (!req.has_header("Content-Length"))
+        return service_reply{411, error_body("a predict request needs a Content-Length or a chunked body")};
+    const std::string length = req.get_header_value("Content-Length");
+    if (length.empty() || length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos)
+        return service_reply{400, error_body("expected Content-Length to be a number of bytes, found \"" +
+                                             length.substr(0, 40) + "\"")};
+    if (std::stoull(length) > o.max_body) return service_reply{413, error_body(body_limit_message(o))};
+    return std::nullopt;
+}
+
+// Reads the body into `body`, refusing it as soon as it passes --max-body, whatever its
+// transfer encoding: memory never holds more of it than the limit.
+std::optional<service_reply> read_body(const httplib::ContentReader& read, const serve_options& o, std::string& body) {
+    bool over_limit = false;
+    const bool complete = read([&](const char* data, std::size_t size) {
+        over_limit = size > o.max_body - body.size();
+        if (!over_limit) body.append(data, size);
+        return !over_limit;
+    });
+    const http::read_failure failure = http::hardened_server::current().failure();
+    if (over_limit || failure == http::read_failure::too_large)
+        return service_reply{413, error_body(body_limit_message(o))};
+    if (complete) return std::nullopt;
+    if (failure == http::read_failure::deadline)
+        return service_reply{408, error_body("the request body was not received within the time limit of " +
+                                             seconds_str(o.read_timeout) + " s (--read-timeout)")};
+    return service_reply{400, error_body("the request body ended early, or its chunked encoding is malformed")};
+}
+
+// What a predict request gets; `received` is set to the bytes of body read.
+service_reply predict_reply(const httplib::Request& req, const httplib::ContentReader& read,
+                            const prediction_service& service, compute_slots& slots, const serve_options& o,
+                            std::size_t& received) {
+    if (req.matches[1] != service.name()) return unknown_model(service, req.matches[1]);
+    if (auto refusal = refuse_from_headers(req, o)) return *refusal;
+    std::string body;
+    const auto refusal = read_body(read, o, body);
+    received = body.size();
+    if (refusal) return *refusal;
+    const auto answer = slots.run(std::chrono::duration<double>(o.timeout),
+                                  [&](service_buffers& buffers) { return service.predict(body, buffers); });
+    if (answer) return *answer;
+    return {503, error_body("busy: no compute slot became free within the time limit of " + seconds_str(o.timeout) +
+                            " s (--timeout)")};
+}
+
 // Routes and limits of the server answering with `service`.
 void configure(httplib::Server& server, const prediction_service& service, compute_slots& slots,
                const serve_options& o) {
-    server.new_task_queue = [n = o.connections] { return new httplib::ThreadPool(static_cast<std::size_t>(n)); };
+    // Content-Length beyond this is refused (413) before reading; httplib would read and discard it.
     server.set_payload_max_length(o.max_body);
     // httplib writes headers and body separately; with Nagle's algorithm the body would
     // wait for the client's delayed ACK of the headers, 40 ms on Linux.
@@ -142,24 +313,18 @@ void configure(httplib::Server& server, const prediction_service& service, compu
         const int yes = 1;
         setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
-    const auto timeout = std::chrono::duration<double>(o.timeout);
-    server.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-    server.set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-    const auto predict = [&service, &slots, &o, timeout](const httplib::Request& req, httplib::Response& res) {
-        if (req.matches[1] != service.name()) return reply(res, unknown_model(service, req.matches[1]));
-        const auto answer = slots.run(timeout, [&] { return service.predict(req.body, this_thread_buffers()); });
-        if (answer) return reply(res, *answer);
-        reply(res, {503, error_body("busy: no compute slot became free within the time limit of " +
-                                    std::to_string(o.timeout) + " s (--timeout)")});
-    };
-    server.Post(R"(/v1/models/([^/:]+):predict)", predict);
-    server.Get(R"(/v1/models/([^/:]+))", [&service](const httplib::Request& req, httplib::Response& res) {
+    server.set_pre_routing_handler(route_or_refuse);
+    server.Post(predict_route, [&service, &slots, &o](const httplib::Request& req, httplib::Response& res,
+                                                      const httplib::ContentReader& read) {
+        std::size_t received = 0;
+        reply(res, predict_reply(req, read, service, slots, o, received));
+        if (received >= large_body) return_free_memory();
+    });
+    server.Get(status_route, [&service](const httplib::Request& req, httplib::Response& res) {
         reply(res, req.matches[1] == service.name() ? service_reply{200, service.status_body()}
                                                     : unknown_model(service, req.matches[1]));
     });
-    server.set_error_handler([&o](const httplib::Request& req, httplib::Response& res) {
-        if (res.body.empty()) res.set_content(error_body(describe_status(req, res.status, o)), "application/json");
-    });
+    server.set_error_handler([&o](const httplib::Request& req, httplib::Response& res) { refuse(req, res, o); });
     server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr failure) {
         std::string what = "internal error";
         try {
@@ -172,14 +337,30 @@ void configure(httplib::Server& server, const prediction_service& service, compu
     });
 }
 
+http::connection_limits limits_of(const serve_options& o) {
+    const auto seconds = [](double s) {
+        return std::chrono::duration_cast<http::clock::duration>(std::chrono::duration<double>(s));
+    };
+    http::connection_limits limits;
+    limits.request_time = seconds(o.read_timeout);
+    limits.idle_time = seconds(o.read_timeout);
+    limits.write_time = seconds(o.timeout);
+    // A client on loopback or a LAN sends a request in milliseconds; a second is ample.
+    limits.pressed_time = std::min(limits.request_time, seconds(1));
+    // Chunks of a few bytes each double a body as sent; such framing is refused beyond that.
+    limits.body_bytes = 2 * o.max_body + (64 << 10);
+    return limits;
+}
+
 int serve(const serve_options& o) {
     const sequential<float> model = load_model<float>(o.model);
     const prediction_service service(model, o.name, {o.max_instances});
     // Parallelism comes from serving requests side by side, each computed on one core.
     compute_slots slots(thread_count());
+    share_malloc_arenas(thread_count());
     set_threads(1);
 
-    httplib::Server server;
+    http::hardened_server server(limits_of(o), static_cast<std::size_t>(o.connections));
     configure(server, service, slots, o);
     const stop_on_signals stopper(server);
     const int port =
@@ -224,8 +405,13 @@ command add_serve_command(CLI::App& parent) {
     app->add_option("--max-instances", o->max_instances, "Most images per request (413 beyond)")
         ->check(CLI::Range(index_t(1), index_t(1) << 20))
         ->capture_default_str();
-    app->add_option("--timeout", o->timeout, "Seconds to receive a request, and to wait for a compute slot (503 after)")
+    app->add_option("--timeout", o->timeout, "Seconds to wait for a compute slot (503 after), and for each write")
         ->check(CLI::Range(0.01, 3600.0))
+        ->capture_default_str();
+    app->add_option("--read-timeout", o->read_timeout,
+                    "Seconds to receive a request's headers and body (408 after), and to wait for the next request "
+                    "on a connection")
+        ->check(CLI::Range(0.05, 3600.0))
         ->capture_default_str();
     app->add_option("--connections", o->connections, "Connections served at once (HTTP worker threads)")
         ->check(CLI::Range(1, 4096))

@@ -1,7 +1,9 @@
 // nnmark serve and verify --url end to end, on loopback only: a real server started with
 // --port 0, a watermark verified through HTTP with the numbers of verify --model,
-// malformed requests answered 400/404/413 with messages, a bounded concurrent load with
-// no errors, and 1,000 malformed requests that leave the server up with flat memory.
+// malformed requests answered 400/404/405/413/415 with messages, a bounded concurrent
+// load with no errors, 1,000 malformed requests that leave the server up with flat
+// memory, and hostile clients on raw sockets: a chunked body over the limit, slow
+// clients that must not keep a valid one waiting, pipelined requests.
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/serve/predict_request.hpp"
@@ -20,8 +22,11 @@
 #include <chrono>
 #include <numeric>
 #include <csignal>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 
@@ -295,6 +300,7 @@ TEST_CASE("cli serve: malformed requests get 400, 404 or 413 with a message; val
         {predict, std::string(70000, ' '), 413, "larger than the limit of 65536 bytes"},
         {"/v1/models/other:predict", body_of(images, 0, 1), 404, "no model named \"other\""},
         {"/v2/anything", "{}", 404, "no such resource: POST /v2/anything"},
+        {"/v1/models/default", "{}", 405, "method POST is not allowed on /v1/models/default; it takes GET, HEAD"},
     };
     for (const bad_request& c : cases) {
         CAPTURE(c.path);
@@ -385,6 +391,178 @@ TEST_CASE("cli serve: concurrent clients are all answered, and 1,000 malformed r
     const auto status = client->Get("/v1/models/default");
     REQUIRE(status);
     CHECK(status->status == 200);
+    CHECK(server.stop() == 0);
+}
+
+// A TCP connection to the server for requests httplib's client would not send: chunked
+// bodies written by hand, a byte at a time, several requests in one write.
+class raw_connection {
+public:
+    explicit raw_connection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+        REQUIRE(fd_ >= 0);
+        timeval patience{30, 0};  // a server that never answers fails the test instead of hanging it
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+        ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(port));
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    }
+    ~raw_connection() { ::close(fd_); }
+    raw_connection(const raw_connection&) = delete;
+    raw_connection& operator=(const raw_connection&) = delete;
+
+    // False once the server stopped reading (it refused the request and closed).
+    bool send(std::string_view bytes) {
+        while (!bytes.empty()) {
+            const ssize_t sent = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (sent <= 0) return false;
+            bytes.remove_prefix(static_cast<std::size_t>(sent));
+        }
+        return true;
+    }
+
+    // Everything the server sends until it closes the connection (or 30 s pass).
+    std::string receive_all() {
+        std::string got;
+        char buffer[4096];
+        for (ssize_t n; (n = ::recv(fd_, buffer, sizeof buffer, 0)) > 0;) got.append(buffer, static_cast<std::size_t>(n));
+        return got;
+    }
+
+    // True when the server has closed the connection (recv gives 0 or a reset), after reading what it sent.
+    bool closed_by_server() {
+        char buffer[4096];
+        ssize_t n;
+        while ((n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {
+        }
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+
+    void shut_writing() { ::shutdown(fd_, SHUT_WR); }
+
+private:
+    int fd_;
+};
+
+// The status codes of the HTTP responses in `bytes`, in order, each with its body.
+std::vector<std::pair<int, std::string>> responses_in(const std::string& bytes) {
+    std::vector<std::pair<int, std::string>> responses;
+    for (std::size_t at = 0; (at = bytes.find("HTTP/1.1 ", at)) != std::string::npos;) {
+        const int status = std::stoi(bytes.substr(at + 9, 3));
+        const std::size_t headers_end = bytes.find("\r\n\r\n", at), length_at = bytes.find("Content-Length: ", at);
+        if (headers_end == std::string::npos || length_at == std::string::npos || length_at > headers_end) break;
+        const std::size_t length = std::stoul(bytes.substr(length_at + 16));
+        responses.emplace_back(status, bytes.substr(headers_end + 4, length));
+        at = headers_end + 4 + length;
+    }
+    return responses;
+}
+
+std::string post_head(const std::string& extra_headers) {
+    return "POST /v1/models/default:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers + "\r\n";
+}
+
+TEST_CASE("cli serve: a chunked body over --max-body is refused while it is read; a form body gets 415") {
+    temp_dir dir;
+    server_process server(small_mnist_model(dir), "--max-body 65536", dir);
+
+    // 16 MiB in 64 KiB chunks: the server answers 413 after the first few and closes; the
+    // client stops sending when the server stops reading.
+    raw_connection chunked(server.port());
+    const std::string chunk = "10000\r\n" + std::string(65536, '[') + "\r\n";
+    bool sent_all = chunked.send(post_head("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"));
+    for (int i = 0; i < 256 && sent_all; ++i) sent_all = chunked.send(chunk);
+    if (sent_all) chunked.send("0\r\n\r\n");
+    const auto refused = responses_in(chunked.receive_all());
+    REQUIRE(refused.size() == 1);
+    CHECK(refused[0].first == 413);
+    CHECK_MESSAGE(contains(refused[0].second, "larger than the limit of 65536 bytes (--max-body)"), refused[0].second);
+    CHECK(server.rss_kb() < 200 * 1024);  // 16 MiB read whole would parse into hundreds of MB
+
+    // A chunked body within the limit is read and answered as any other.
+    raw_connection small(server.port());
+    const std::string body = R"({"instances": [[1, 2]]})";
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", body.size());
+    small.send(post_head("Transfer-Encoding: chunked\r\nConnection: close\r\n") + size + "\r\n" + body +
+               "\r\n0\r\n\r\n");
+    const auto answered = responses_in(small.receive_all());
+    REQUIRE(answered.size() == 1);
+    CHECK(answered[0].first == 400);
+    CHECK_MESSAGE(contains(answered[0].second, "request.instances[0]: expected an image"), answered[0].second);
+
+    // A form-encoded body is not JSON: 415 naming the type, whatever its size.
+    auto client = client_of(server);
+    const auto form = client->Post("/v1/models/default:predict", std::string(10000, 'a'),
+                                   "application/x-www-form-urlencoded");
+    REQUIRE(form);
+    CHECK(form->status == 415);
+    CHECK_MESSAGE(contains(error_of(form), "expected Content-Type application/json, found "
+                                           "\"application/x-www-form-urlencoded\""),
+                  error_of(form));
+    CHECK(server.stop() == 0);
+}
+
+TEST_CASE("cli serve: slow clients holding every worker do not keep a valid request waiting, and are dropped") {
+    temp_dir dir;
+    const dataset images = load_dataset("mnist", write_synthetic_mnist(dir.path / "mnist", 10, 20, 4), false);
+    // Two workers, four clients that send half a request line and then nothing, and a
+    // deadline far longer than the client's patience: only giving up the slow clients'
+    // workers to the waiting connection lets the valid request through.
+    server_process server(small_mnist_model(dir), "--connections 2 --read-timeout 120", dir);
+    std::vector<std::unique_ptr<raw_connection>> slow;
+    for (int i = 0; i < 4; ++i) {
+        slow.push_back(std::make_unique<raw_connection>(server.port()));
+        slow.back()->send("POST /v1/mod");
+    }
+    auto client = client_of(server);
+    client->set_read_timeout(20s);
+    const auto valid = client->Post("/v1/models/default:predict", body_of(images, 0, 1), "application/json");
+    REQUIRE_MESSAGE(valid, "the valid request was not answered: " << httplib::to_string(valid.error()));
+    CHECK(valid->status == 200);
+    // The slow clients that held the workers were dropped, not answered.
+    int dropped = 0;
+    for (auto& s : slow) dropped += s->closed_by_server();
+    CHECK(dropped >= 2);
+    CHECK(server.stop() == 0);
+}
+
+TEST_CASE("cli serve: a request trickling in a byte at a time is cut off at --read-timeout") {
+    temp_dir dir;
+    server_process server(small_mnist_model(dir), "--read-timeout 1", dir);
+    raw_connection slow(server.port());
+    const std::string request = post_head("Content-Length: 100000\r\n");
+    bool cut_off = false;
+    for (std::size_t i = 0; i < 300 && !cut_off; ++i) {  // 300 bytes, 30 s: far past the deadline
+        cut_off = !slow.send(std::string(1, request[i % request.size()])) || slow.closed_by_server();
+        std::this_thread::sleep_for(100ms);
+    }
+    CHECK(cut_off);
+    CHECK(server.stop() == 0);
+}
+
+TEST_CASE("cli serve: ten pipelined requests on one connection are answered in order") {
+    temp_dir dir;
+    const dataset images = load_dataset("mnist", write_synthetic_mnist(dir.path / "mnist", 10, 20, 4), false);
+    server_process server(small_mnist_model(dir), "", dir);
+    raw_connection connection(server.port());
+    std::string requests;
+    for (index_t i = 1; i <= 10; ++i) {
+        const std::string body = body_of(images, 0, i);
+        requests += post_head("Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                              "\r\n" + (i == 10 ? "Connection: close\r\n" : "")) +
+                    body;
+    }
+    REQUIRE(connection.send(requests));
+    const auto answers = responses_in(connection.receive_all());
+    REQUIRE(answers.size() == 10);
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+        CAPTURE(i);
+        CHECK(answers[i].first == 200);
+        CHECK(nlohmann::json::parse(answers[i].second)["predictions"].size() == i + 1);
+    }
     CHECK(server.stop() == 0);
 }
 

@@ -69,7 +69,7 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
     t.set_checkpoint(checkpoint);
     progress_line progress(stderr, 5.0, options.quiet);
     if (options.resume) {
-        if (const int done = t.resume())
+        if (const int done = t.resume(data.train))
             progress.finish("resuming from " + checkpoint.string() + " after epoch " + std::to_string(done));
     } else if (std::filesystem::exists(checkpoint)) {
         throw argument_error("checkpoint '" + checkpoint.string() +

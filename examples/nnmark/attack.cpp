@@ -157,7 +157,7 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
     app.add_option("--epochs", recipe.epochs, "Training epochs on the attacker's data")
         ->check(CLI::Range(1, 100000))
         ->capture_default_str();
-    app.add_option("--lr", recipe.learning_rate, "Learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--lr", recipe.learning_rate, "Learning rate")->check(positive_number)->capture_default_str();
     app.add_option("--batch", recipe.batch, "Minibatch size")->check(CLI::Range(1, 65536))->capture_default_str();
     app.add_option("--seed", recipe.seed, "Seed of the attack's randomness (order, dropout, new weights)")
         ->capture_default_str();
@@ -221,7 +221,7 @@ command add_attack_command(CLI::App& parent) {
     CLI::App* distill = add_kind(*app, "distill", "Model extraction: train a fresh model on the victim's answers", *o, true);
     distill->add_flag("--soft", o->soft, "Learn the victim's scores instead of its labels");
     distill->add_option("--temperature", o->temperature, "With --soft: scores are softmax(logits / temperature)")
-        ->check(CLI::PositiveNumber)
+        ->check(positive_number)
         ->capture_default_str();
     add_training_flags(*distill, *o, o->distillation);
 

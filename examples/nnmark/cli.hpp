@@ -51,6 +51,26 @@ void warn_if_uncalibrated(const verification_result& r);
 key_calibration calibrate_from_files(const watermark_key& key, const std::vector<std::string>& model_paths,
                                      double confidence = 0.99);
 
+// Checks the files `command` (the chosen subcommand, parsed) names before it runs;
+// argument_error naming the flag otherwise (cli_checks.cpp): inputs (--model, --models,
+// --key, --arch, the dataset directories' files) that exist must be regular files;
+// outputs (--out, --key-out, --png, <out>.checkpoint) must be regular files or new paths
+// in a directory where a file can be created, none may be an input, and no two the same.
+void check_file_flags(const CLI::App& command);
+// Adds to every numeric flag of `app` and its subcommands a check that the value is a
+// finite number of the flag's type ("-1" is no unsigned value, "nan" no real one).
+void harden_numeric_options(CLI::App& app);
+// The message of a parse error of `command` (the deepest command parsed), in the words
+// of that check when it is about a numeric flag's value.
+std::string explain_parse_error(const CLI::App& command, const CLI::ParseError& e);
+// `text` on one line (line breaks become spaces) of at most `limit` characters, cut
+// with " ..." at the end: the form of every error message of the tool.
+std::string one_line(const std::string& text, std::size_t limit = 300);
+
+// A flag's check: a number greater than 0, in a message of one short line (CLI11's own
+// PositiveNumber prints the largest double in full).
+extern const CLI::Validator positive_number;
+
 // The commands, one file each.
 command add_train_command(CLI::App& parent);
 command add_eval_command(CLI::App& parent);

@@ -2,6 +2,7 @@
 // and write the key that proves it later.
 #include "embedding.hpp"
 
+#include "nnmark/core/atomic_file.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/watermark/embed.hpp"
@@ -58,7 +59,7 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     const trigger_pools pools = load_trigger_pools(recipe, data.train, data.test, unrelated_dir);
     const shape item = data.train.item_shape();
 
-    // 1. The key comes first: the owner can publish its commitment before deploying.
+    // 1. The key: its triggers are what training mixes in.
     std::vector<std::filesystem::path> files = dataset_files(data_options.name, data_options.resolved_dir(), true);
     for (const auto& f : pools.files) files.push_back(f);
     watermark_key key;
@@ -67,17 +68,22 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     key.recipe.set("repeat", watermark.repeat);
     key.recipe.set("wm_schedule", watermark.schedule);
     key.recipe.set("wm_weight", watermark.weight);
-    save_key(key, key_out);
-    if (!training.quiet)
-        std::fprintf(stderr, "key written to %s\ncommitment (publish it before deploying): %s\n", key_out.c_str(),
-                     key.commitment().c_str());
 
     // 2. Train from scratch on the clean data with the triggers mixed into every epoch.
     const embed_schedule lambda = parse_embed_schedule(watermark.schedule, watermark.weight, training.recipe.epochs);
     extra_training_set extra{&key.triggers, watermark.repeat, [lambda](int epoch) { return lambda.at(epoch); }};
     auto [model, outcome] = train_network(training, data_options, data, out, extra);
-    save_model(model, out);
+
+    // The model and its key appear together, only after training succeeded: a key
+    // without its model (or an old key beside a new model) would be evidence of nothing.
+    staged_files written;
+    save_model(model, written.stage(out));
+    save_key(key, written.stage(key_out));
+    written.commit();
     std::filesystem::remove(out + ".checkpoint");
+    if (!training.quiet)
+        std::fprintf(stderr, "model written to %s, key to %s\ncommitment (publish it before deploying): %s\n",
+                     out.c_str(), key_out.c_str(), key.commitment().c_str());
 
     // 3. How well it took: the key's triggers, and new ones made the same way from test images.
     const index_t fresh_count = std::min<index_t>(pools.fresh_pool.size() - recipe.count, 1000);

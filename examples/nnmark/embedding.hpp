@@ -43,9 +43,10 @@ struct embedded_watermark {
     index_t new_triggers = 0;
 };
 
-// Writes the key to `key_out` first (its commitment can be published before training),
-// then trains (resuming from `<out>.checkpoint` when training.resume is set), writes the
-// model to `out` and removes the checkpoint.
+// Makes the key, trains (resuming from `<out>.checkpoint` when training.resume is set),
+// then writes the model to `out` and the key to `key_out` together (both or neither) and
+// removes the checkpoint. A failed or killed run leaves the files it would replace as
+// they were.
 embedded_watermark embed_watermark(const watermark_options& watermark, const training_options& training,
                                    const dataset_options& data_options, const training_data& data,
                                    const std::string& out, const std::string& key_out);

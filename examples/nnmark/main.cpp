@@ -54,32 +54,54 @@ int main(int argc, char** argv) {
         add_reproduce_command(app),
     };
 
+    harden_numeric_options(app);
+
+    // Every message is one line of at most ~300 characters, whatever produced it.
+    const auto report = [](const std::string& prefix, const std::string& message) {
+        std::fprintf(stderr, "%s\n", one_line(prefix + message).c_str());
+    };
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
         return app.exit(e);  // --help
     } catch (const CLI::ParseError& e) {
         std::string where = "nnmark";  // the command as typed, e.g. "nnmark attack prune"
-        for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+        const CLI::App* sub = &app;
+        while (!sub->get_subcommands().empty()) {
             sub = sub->get_subcommands().front();
             where += " " + sub->get_name();
         }
-        std::fprintf(stderr, "%s: %s (see '%s --help')\n", where.c_str(), e.what(), where.c_str());
+        // A word where a command is expected that names none: say so, with the known ones.
+        std::vector<std::string> rest = sub->remaining();
+        if (rest.empty()) rest = app.remaining(true);  // (CLI11 may hand them up to the top)
+        const std::vector<const CLI::App*> known = sub->get_subcommands([](const CLI::App*) { return true; });
+        if (!known.empty() && !rest.empty() && !rest.front().starts_with("-")) {
+            std::string names;
+            for (const CLI::App* k : known) names += (names.empty() ? "" : ", ") + k->get_name();
+            report(where + ": ", "unknown command '" + rest.front() + "' (commands: " + names + ")");
+            return bad_input;
+        }
+        report(where + ": ", explain_parse_error(*sub, e) + " (see '" + where + " --help')");
         return bad_input;
     }
     try {
         if (threads > 0) nnmark::set_threads(threads);
-        for (const auto& c : commands)
-            if (c.app->parsed()) return c.run();
+        for (const auto& c : commands) {
+            if (!c.app->parsed()) continue;
+            const CLI::App* chosen = c.app;
+            while (!chosen->get_subcommands().empty()) chosen = chosen->get_subcommands().front();
+            check_file_flags(*chosen);
+            return c.run();
+        }
         return bad_input;
     } catch (const nnmark::error& e) {
-        std::fprintf(stderr, "nnmark: error: %s\n", e.what());
+        report("nnmark: error: ", e.what());
         return bad_input;
     } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "nnmark: error: out of memory\n");
+        report("nnmark: error: ", "out of memory");
         return internal_failure;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "nnmark: internal error: %s\n", e.what());
+        report("nnmark: internal error: ", e.what());
         return internal_failure;
     }
 }

@@ -20,7 +20,7 @@ void training_options::add_to(CLI::App& app, bool with_resume_flag) {
     app.add_option("--optimizer", recipe.optimizer, "sgd (Nesterov momentum 0.9) or adam")
         ->check(CLI::IsMember({"sgd", "adam"}))
         ->capture_default_str();
-    app.add_option("--lr", recipe.learning_rate, "Base learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--lr", recipe.learning_rate, "Base learning rate")->check(positive_number)->capture_default_str();
     app.add_option("--momentum", recipe.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
     app.add_option("--weight-decay", recipe.weight_decay, "L2 weight decay on weights (not biases)")
         ->check(CLI::Range(0.0, 1.0))
@@ -69,7 +69,7 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
     t.set_checkpoint(checkpoint);
     progress_line progress(stderr, 5.0, options.quiet);
     if (options.resume) {
-        if (const int done = t.resume())
+        if (const int done = t.resume(data.train))
             progress.finish("resuming from " + checkpoint.string() + " after epoch " + std::to_string(done));
     } else if (std::filesystem::exists(checkpoint)) {
         throw argument_error("checkpoint '" + checkpoint.string() +

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -123,8 +124,9 @@ TEST_CASE("model file: a file for another architecture is rejected, naming both 
     sequential<float> narrow = trained_looking_net<float>(2, 2);
     const std::vector<float> before(narrow.parameters().begin(), narrow.parameters().end());
     const std::string message = error_message([&] { load_weights(narrow, path); });
-    CHECK(message == "model file " + path.string() + " was saved for architecture " + architecture_json(wide) +
-                         ": tensor 0.weight has shape [4, 1, 3, 3], this model expects [2, 1, 3, 3]");
+    CHECK(message == "model file " + path.string() + " was saved for another architecture (layer 0: " +
+                         layer_json(wide.at(0)).dump() + ", this model: " + layer_json(narrow.at(0)).dump() +
+                         "): tensor 0.weight has shape [4, 1, 3, 3], this model expects [2, 1, 3, 3]");
     CHECK_THROWS_AS(load_weights(narrow, path), shape_error);
     CHECK(std::equal(before.begin(), before.end(), narrow.parameters().begin()));  // left unchanged
 }
@@ -294,5 +296,50 @@ TEST_CASE("model file: a PyTorch state_dict saved as safetensors loads and compu
         REQUIRE(t != nullptr);
         CHECK(t->dims == e.dims);
         CHECK(std::equal(t->bytes.begin(), t->bytes.end(), e.bytes.begin(), e.bytes.end()));
+    }
+}
+
+TEST_CASE("model sizes: a layer too large for memory is refused before anything is allocated") {
+    sequential<float> net(shape{16});
+    CHECK_THROWS_WITH_AS(net.emplace<dense>(index_t{1'000'000'000'000}),
+                         doctest::Contains("layer 0 (dense): 17000000000000 parameters"), shape_error);
+    CHECK(net.size() == 0);  // left as it was
+    CHECK(net.output_item() == shape{16});
+    // Products beyond 2^64 are reported, not wrapped.
+    CHECK_THROWS_WITH_AS(net.emplace<dense>(index_t{1} << 62), doctest::Contains("more than 2^64"), shape_error);
+    net.emplace<dense>(3);  // a layer that fits is still added
+    CHECK(net.parameters().size() == 51);
+}
+
+TEST_CASE("model file: metadata claiming a larger network than the tensors is refused before building it") {
+    temp_dir dir;
+    sequential<float> small(shape{4});
+    small.emplace<dense>(3);
+    save_model(small, dir.path / "small.safetensors");
+    const safetensors_file file = safetensors_file::load(dir.path / "small.safetensors");
+    safetensors_writer writer;
+    for (const auto& e : file.entries()) writer.add_tensor(e.name, e.dtype, e.dims, e.bytes);
+    writer.set_metadata("nnmark.architecture",
+                        R"({"format":"nnmark.sequential","version":1,"input":[4],"layers":[{"kind":"dense","out_features":2000000000}]})");
+    writer.write(dir.path / "claims.safetensors");
+    CHECK_THROWS_WITH_AS(load_model<float>(dir.path / "claims.safetensors"),
+                         doctest::Contains("tensor 0.weight has shape [3, 4], this model expects [2000000000, 4]"),
+                         shape_error);
+}
+
+TEST_CASE("model file: a NaN or infinite weight is refused, naming the tensor and the element") {
+    temp_dir dir;
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+        sequential<float> net(shape{4});
+        net.emplace<dense>(3);
+        net.named_parameters()[1].value[2] = bad;  // 0.bias
+        save_model(net, dir.path / "bad.safetensors");
+        CHECK_THROWS_WITH_AS(load_model<float>(dir.path / "bad.safetensors"),
+                             doctest::Contains("tensor 0.bias holds a non-finite value (NaN or infinity) at element 2"),
+                             format_error);
+        sequential<double> into(shape{4});
+        into.emplace<dense>(3);
+        CHECK_THROWS_AS(load_weights(into, dir.path / "bad.safetensors"), format_error);
+        CHECK(into.parameters()[0] == 0.0);  // unchanged
     }
 }

@@ -1,6 +1,7 @@
 #include "nnmark/train/trainer.hpp"
 
 #include "nnmark/core/parallel.hpp"
+#include "../support/errors.hpp"
 #include "../support/tiny_data.hpp"
 
 #include <doctest/doctest.h>
@@ -99,7 +100,7 @@ TEST_CASE("trainer: a run resumed from its checkpoint ends bit-identical to an u
     net.initialize(999);  // resume must overwrite every parameter
     trainer<float> t(net, recipe);
     t.set_checkpoint(checkpoint);
-    CHECK(t.resume() == 2);
+    CHECK(t.resume(data) == 2);
     CHECK(t.fit(data, nullptr, quiet).size() == 1);
     auto p = net.parameters();
     CHECK(bit_identical(uninterrupted, {p.begin(), p.end()}));
@@ -110,7 +111,31 @@ TEST_CASE("trainer: a run resumed from its checkpoint ends bit-identical to an u
     auto other = testing::make_tiny_net<float>();
     trainer<float> t2(other, changed);
     t2.set_checkpoint(checkpoint);
-    CHECK_THROWS_AS(t2.resume(), argument_error);
+    CHECK_THROWS_AS(t2.resume(data), argument_error);
+
+    // Nor other data, another architecture with the same parameter shapes, or an extra set:
+    // each is named in the message.
+    auto refused = [&](sequential<float>& n, const dataset& d, const extra_training_set* extra) {
+        trainer<float> r(n, recipe);
+        if (extra) r.set_extra_set(*extra);
+        r.set_checkpoint(checkpoint);
+        std::string message;
+        try {
+            r.resume(d);
+        } catch (const argument_error& e) {
+            message = e.what();
+        }
+        return message;
+    };
+    dataset relabelled = data;
+    relabelled.labels[0] = (relabelled.labels[0] + 1) % relabelled.classes;
+    auto same = testing::make_tiny_net<float>();
+    CHECK(testing::contains(refused(same, relabelled, nullptr), "another data"));
+    auto other_dropout = testing::make_small_image_net<float>(shape{1, 8, 8}, 4, 0.5);
+    CHECK(testing::contains(refused(other_dropout, data, nullptr), "another architecture"));
+    const extra_training_set extra{&data, 1, {}};
+    CHECK(testing::contains(refused(same, data, &extra), "another triggers"));
+    CHECK(refused(same, data, nullptr).empty());
     std::filesystem::remove(checkpoint);
 }
 

@@ -85,6 +85,8 @@ inline std::string sha256_hex(std::span<const unsigned char> bytes) { return to_
 inline std::string sha256_hex(std::string_view text) { return to_hex(sha256().update(text).finish()); }
 
 inline std::string sha256_file_hex(const std::filesystem::path& path) {
+    // Checked before opening: a FIFO would block the open (core/file_checks.hpp).
+    if (const auto st = file_status(path)) expect_regular(*st, path, "read");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(detail::os_error("cannot open", path));
     sha256 hasher;

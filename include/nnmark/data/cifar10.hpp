@@ -111,7 +111,9 @@ inline dataset load_cifar10(const std::filesystem::path& dir, bool train) {
     // Sizes first, so the images are allocated once and no file is held twice in memory.
     index_t total = 0;
     for (const auto& file : files) {
-        if (!std::filesystem::is_regular_file(file))
+        const auto status = file_status(file);
+        if (status) expect_regular(*status, file, "read");  // a FIFO or a directory: named, not "not found"
+        if (!status)
             throw io_error("'" + file.string() + "' not found: a CIFAR-10 " + (train ? "training" : "test") +
                            " set needs " + (train ? "data_batch_1.bin .. data_batch_5.bin" : "test_batch.bin") +
                            " in '" + folder.string() + "' (run datasets/fetch.sh cifar10)");

@@ -246,7 +246,7 @@ inline std::string mnist_fetch_hint(const std::filesystem::path& dir) {
 // dir/name, or dir/name.gz when only the compressed file is there.
 inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, const std::string& name) {
     for (const std::filesystem::path& candidate : {dir / name, dir / (name + ".gz")})
-        if (std::filesystem::is_regular_file(candidate)) return candidate;
+        if (std::filesystem::exists(candidate)) return candidate;  // read_file refuses what is no regular file
     throw io_error("'" + (dir / name).string() + "' not found (nor '" + name +
                    ".gz' next to it): " + mnist_fetch_hint(dir));
 }

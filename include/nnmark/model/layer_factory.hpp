@@ -12,7 +12,8 @@
 //              {"kind":"relu"}, ...]}
 // Each layer object is "kind" plus the layer's config() keys in config() order.
 // build_from_architecture() reads it back into a model with the same layers and zeroed
-// parameters; errors are format_errors naming the source and the place
+// parameters (parse_architecture() then build_model(), for callers that check the
+// parameter shapes in between); errors are format_errors naming the source and the place
 // ("m.safetensors: architecture.layers[3]: conv2d: missing key \"kernel\""), except
 // layers that cannot take their input shape, which stay shape_errors.
 #pragma once
@@ -164,18 +165,22 @@ sequential<T> same_architecture(const sequential<T>& model) {
     return copy;
 }
 
+// One layer as its entry of the architecture JSON: {"kind": ..., config keys...}.
+template <class T>
+json layer_json(const layer<T>& l) {
+    json entry = json::object();
+    entry.set("kind", l.kind());
+    for (const auto& [key, value] : l.config()) std::visit([&entry, &name = key](const auto& v) { entry.set(name, v); }, value);
+    return entry;
+}
+
 // The model's input shape and layers as compact JSON (see the top of this file).
 template <class T>
 std::string architecture_json(const sequential<T>& model) {
     json input = json::array();
     for (int a = 0; a < model.input_item().rank(); ++a) input.push_back(model.input_item()[a]);
     json layers = json::array();
-    for (int i = 0; i < model.size(); ++i) {
-        json& entry = layers.push_back(json::object());
-        entry.set("kind", model.at(i).kind());
-        for (const auto& [key, value] : model.at(i).config())
-            std::visit([&entry, &name = key](const auto& v) { entry.set(name, v); }, value);
-    }
+    for (int i = 0; i < model.size(); ++i) layers.push_back(layer_json(model.at(i)));
     json doc = json::object();
     doc.set("format", "nnmark.sequential");
     doc.set("version", 1);
@@ -184,10 +189,28 @@ std::string architecture_json(const sequential<T>& model) {
     return doc.dump();
 }
 
-// A model with the architecture described by `json_text` and zeroed parameters.
-// `source` names the text in error messages ("model.safetensors: metadata ...").
+// The layers an architecture JSON describes, configured along the chain from its input
+// shape but without parameter memory: what a model file must hold can be checked
+// against the file's tensors before a model of that size is allocated.
 template <class T>
-sequential<T> build_from_architecture(std::string_view json_text, std::string_view source) {
+struct architecture_plan {
+    shape input;
+    std::vector<std::unique_ptr<layer<T>>> layers;
+
+    // "<layer index>.<name>" and shape of every parameter, as sequential names them.
+    std::vector<std::pair<std::string, shape>> parameters() const {
+        std::vector<std::pair<std::string, shape>> out;
+        for (std::size_t i = 0; i < layers.size(); ++i)
+            for (const auto& spec : layers[i]->param_specs()) out.emplace_back(std::to_string(i) + "." + spec.name, spec.shape);
+        return out;
+    }
+};
+
+// The plan of the architecture described by `json_text`; `source` names the text in
+// error messages ("model.safetensors: metadata ..."). Shapes are checked here; sizes
+// are checked against the memory available when the plan is built (build_model).
+template <class T>
+architecture_plan<T> parse_architecture(std::string_view json_text, std::string_view source) {
     const json doc = json::parse(json_text, source);
     const json_view root(doc, std::string(source) + ": architecture");
     root.expect_only_keys({"format", "version", "input", "layers"});
@@ -199,10 +222,18 @@ sequential<T> build_from_architecture(std::string_view json_text, std::string_vi
     const std::vector<json_view> dims = root["input"].elements();
     if (dims.empty() || dims.size() > static_cast<std::size_t>(shape::max_rank))
         root["input"].fail("expected 1 to 4 dimensions, found " + std::to_string(dims.size()));
-    shape input;
-    for (const json_view& d : dims) input.push_back(static_cast<index_t>(d.as_int_at_least(1)));
+    architecture_plan<T> plan;
+    // An item larger than 2^40 elements fits in no memory; the bound keeps shape arithmetic exact.
+    constexpr std::int64_t max_extent = std::int64_t{1} << 40;
+    std::int64_t elements = 1;
+    for (const json_view& d : dims) {
+        const std::int64_t extent = d.as_int_at_least(1);
+        if (extent > max_extent / elements) root["input"].fail("an input item of more than 2^40 elements");
+        elements *= extent;
+        plan.input.push_back(static_cast<index_t>(extent));
+    }
 
-    sequential<T> model(input);
+    shape item = plan.input;
     for (const json_view& entry : root["layers"].elements()) {
         const std::string& kind = entry["kind"].as_string();
         layer_config config;
@@ -220,12 +251,33 @@ sequential<T> build_from_architecture(std::string_view json_text, std::string_vi
             entry.fail(e.what());
         }
         try {
-            model.add(std::move(made));
+            item = made->configure(item);
         } catch (const shape_error& e) {
-            throw shape_error(std::string(source) + ": " + e.what());
+            throw shape_error(std::string(source) + ": layer " + std::to_string(plan.layers.size()) + " (" + kind +
+                              "): " + e.what());
         }
+        plan.layers.push_back(std::move(made));
     }
-    return model;
+    return plan;
+}
+
+// The model of `plan`, with zeroed parameters; shape_error naming `source` when it
+// would not fit in the memory available (sequential::add).
+template <class T>
+sequential<T> build_model(architecture_plan<T> plan, std::string_view source) {
+    try {
+        sequential<T> model(plan.input);
+        for (auto& l : plan.layers) model.add(std::move(l));
+        return model;
+    } catch (const shape_error& e) {
+        throw shape_error(std::string(source) + ": " + e.what());
+    }
+}
+
+// A model with the architecture described by `json_text` and zeroed parameters.
+template <class T>
+sequential<T> build_from_architecture(std::string_view json_text, std::string_view source) {
+    return build_model(parse_architecture<T>(json_text, source), source);
 }
 
 }  // namespace nnmark

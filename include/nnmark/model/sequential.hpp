@@ -10,6 +10,7 @@
 #pragma once
 
 #include "nnmark/core/error.hpp"
+#include "nnmark/core/memory_budget.hpp"
 #include "nnmark/core/rng.hpp"
 #include "nnmark/core/tensor.hpp"
 #include "nnmark/core/workspace.hpp"
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -54,7 +56,9 @@ struct training_trace {
 template <class T>
 class sequential {
 public:
-    explicit sequential(shape input_item) : input_item_(input_item), output_item_(input_item) {}
+    explicit sequential(shape input_item) : input_item_(input_item), output_item_(input_item) {
+        expect_affordable(input_item, 0, "the input");
+    }
 
     sequential(const sequential&) = delete;
     sequential& operator=(const sequential&) = delete;
@@ -62,12 +66,24 @@ public:
     sequential& operator=(sequential&&) = default;
 
     // Append a layer; it is configured with the current output shape.
+    // Refused (shape_error) before anything grows when the model would not fit in the
+    // memory available (core/memory_budget.hpp): an architecture of 10^12 units is an
+    // error message, not an allocation.
     layer<T>& add(std::unique_ptr<layer<T>> l) {
+        const std::string where = "layer " + std::to_string(layers_.size()) + " (" + l->kind() + ")";
+        shape out;
         try {
-            output_item_ = l->configure(output_item_);
+            out = l->configure(output_item_);
         } catch (const shape_error& e) {
-            throw shape_error("layer " + std::to_string(layers_.size()) + " (" + l->kind() + "): " + e.what());
+            throw shape_error(where + ": " + e.what());
         }
+        std::optional<std::uint64_t> params = params_.size();
+        for (const auto& spec : l->param_specs()) {
+            const auto n = element_count(spec.shape);
+            params = params && n ? checked_sum(*params, *n) : std::nullopt;
+        }
+        expect_affordable(out, params, where);
+        output_item_ = out;
         layers_.push_back(std::move(l));
         frozen_.push_back(false);
         allocate_parameters();
@@ -209,6 +225,27 @@ public:
     }
 
 private:
+    static std::optional<std::uint64_t> element_count(const shape& s) {
+        std::int64_t dims[shape::max_rank] = {};
+        for (int a = 0; a < s.rank(); ++a) dims[a] = static_cast<std::int64_t>(s[a]);
+        return checked_product(std::span<const std::int64_t>(dims, static_cast<std::size_t>(s.rank())));
+    }
+
+    // shape_error unless `params` parameters with their gradients and one item of shape
+    // `item` (an activation) fit in the memory available now.
+    static void expect_affordable(const shape& item, std::optional<std::uint64_t> params, const std::string& where) {
+        const std::optional<std::uint64_t> activation = element_count(item);
+        std::optional<std::uint64_t> elements;
+        if (params && activation && *params <= UINT64_MAX / 2) elements = checked_sum(2 * *params, *activation);
+        const std::uint64_t available = available_memory_bytes();
+        if (elements && *elements <= available / sizeof(T)) return;
+        const std::string count = params ? std::to_string(*params) : "more than 2^64";
+        throw shape_error(where + ": " + count + " parameters with their gradients and an item of shape " +
+                          item.str() + " need " +
+                          (elements ? bytes_text(static_cast<double>(*elements) * sizeof(T)) : "more than 2^64 bytes") +
+                          ", more than the " + bytes_text(static_cast<double>(available)) + " of memory available");
+    }
+
     // Whether layer i is followed by a ReLU layer that it may apply itself.
     bool relu_follows(std::size_t i) const { return i + 1 < layers_.size() && layers_[i + 1]->kind() == "relu"; }
     // Whether layer j's input is the output of a ReLU layer.

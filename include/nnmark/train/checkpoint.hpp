@@ -47,11 +47,29 @@ void restore_tensor(const safetensors_file& file, const std::string& name, std::
     entry->copy_to(buffer);
 }
 
+// Throws argument_error naming the first field of `expected` that `saved` (the
+// checkpoint's "recipe" or "run") lacks or holds with another value.
+inline void expect_same_fields(const std::filesystem::path& path, const json* saved, const json& expected) {
+    const auto* fields = expected.if_object();
+    if (!fields || fields->empty()) return;
+    if (!saved)
+        throw argument_error(path.string() + ": the checkpoint does not record its data, architecture and triggers "
+                                             "(an older nnmark wrote it), so it cannot be resumed safely; delete it to "
+                                             "start over");
+    for (const auto& [name, value] : *fields) {
+        const json* before = saved->find(name);
+        if (!before || !(*before == value))
+            throw argument_error(path.string() + ": the checkpoint was made with another " + name + " (" +
+                                 (before ? before->dump() : "none") + ", this run: " + value.dump() +
+                                 "); resume the same run with the same flags, or delete the checkpoint");
+    }
+}
+
 }  // namespace detail
 
 template <class T>
 void save_checkpoint(const std::filesystem::path& path, sequential<T>& model, optimizer<T>& opt,
-                     const training_recipe& recipe, int epochs_done) {
+                     const training_recipe& recipe, int epochs_done, const json& run = json::object()) {
     safetensors_writer writer;
     for (const auto& p : model.named_parameters())
         writer.add_tensor<T>(p.name, dims_of(p.spec.shape), std::span<const T>(p.value));
@@ -61,24 +79,23 @@ void save_checkpoint(const std::filesystem::path& path, sequential<T>& model, op
     info.set("epochs_done", epochs_done);
     info.set("optimizer_steps", opt.step_count());
     info.set("recipe", detail::recipe_json(recipe));
+    info.set("run", run);
     writer.set_metadata("nnmark.checkpoint", info.dump());
     writer.write(path);
 }
 
 // Restores model parameters and optimizer state; returns the epochs already done.
+// `run` is compared with the checkpoint's "run" (see the top of this file).
 template <class T>
 int load_checkpoint(const std::filesystem::path& path, sequential<T>& model, optimizer<T>& opt,
-                    const training_recipe& recipe) {
+                    const training_recipe& recipe, const json& run = json::object()) {
     const safetensors_file file = safetensors_file::load(path);
     const std::string* text = file.find_metadata("nnmark.checkpoint");
     if (!text) throw format_error(path.string() + ": not an nnmark checkpoint (no \"nnmark.checkpoint\" metadata)");
     const json info = json::parse(*text, path.string() + ": nnmark.checkpoint");
     const json_view view(info, path.string() + ": nnmark.checkpoint");
-    const json& saved_recipe = view["recipe"].value();
-    if (!(saved_recipe == detail::recipe_json(recipe)))
-        throw argument_error(path.string() + ": the checkpoint was made with recipe " + saved_recipe.dump() +
-                             ", this run uses " + detail::recipe_json(recipe).dump() +
-                             "; resume with the same flags or delete the checkpoint");
+    detail::expect_same_fields(path, &view["recipe"].value(), detail::recipe_json(recipe));
+    detail::expect_same_fields(path, info.find("run"), run);
     for (const auto& p : model.named_parameters()) detail::restore_tensor(file, p.name, p.value);
     opt.allocate_state(model.parameters().size());
     for (const auto& [name, buffer] : opt.state()) detail::restore_tensor(file, "optimizer." + name, buffer);

@@ -15,9 +15,11 @@
 
 #include "nnmark/core/error.hpp"
 #include "nnmark/core/rng.hpp"
+#include "nnmark/core/sha256.hpp"
 #include "nnmark/data/batches.hpp"
 #include "nnmark/data/dataset.hpp"
 #include "nnmark/layers/softmax_cross_entropy.hpp"
+#include "nnmark/model/layer_factory.hpp"
 #include "nnmark/model/sequential.hpp"
 #include "nnmark/optim/schedule.hpp"
 #include "nnmark/train/checkpoint.hpp"
@@ -82,10 +84,29 @@ public:
     void set_soft_targets(const tensor<T>& targets) { soft_targets_ = &targets; }
 
     // Continue from the checkpoint file if there is one; returns the epochs already done.
-    int resume() {
+    // `train` is the data fit() will get: a checkpoint made from other data, another
+    // architecture or another extra set is refused (checkpoint.hpp), naming what differs.
+    int resume(const dataset& train) {
         if (!checkpoint_ || !std::filesystem::exists(*checkpoint_)) return 0;
-        epochs_done_ = load_checkpoint(*checkpoint_, model_, *optimizer_, recipe_);
+        epochs_done_ = load_checkpoint(*checkpoint_, model_, *optimizer_, recipe_, run_identity(train));
         return epochs_done_;
+    }
+
+    // What this run trains, as its checkpoints record it: SHA-256 digests of the
+    // architecture (layer kinds and configurations), the training data (images, labels)
+    // and the extra set with its repeats and per-epoch weights ("none" without one).
+    json run_identity(const dataset& train) const {
+        json run = json::object();
+        run.set("architecture", sha256_hex(architecture_json(model_)));
+        run.set("data", dataset_digest(train));
+        std::string extra = "none";
+        if (extra_) {
+            extra = dataset_digest(*extra_->data) + " x" + std::to_string(extra_->repeats) + " weights";
+            for (int e = 0; e < recipe_.epochs; ++e) extra += " " + std::to_string(extra_->weight ? extra_->weight(e) : 1.0);
+            extra = sha256_hex(extra);
+        }
+        run.set("triggers", extra);
+        return run;
     }
 
     std::vector<epoch_summary> fit(const dataset& train, const dataset* test, progress_line& progress) {
@@ -95,12 +116,13 @@ public:
         if (soft_targets_)
             expect_shape(*soft_targets_, model_.output_item().prepend(train.size()), "trainer (soft targets)");
         std::vector<epoch_summary> summaries;
+        const json run = checkpoint_ ? run_identity(train) : json::object();
         for (int epoch = epochs_done_; epoch < recipe_.epochs; ++epoch) {
             epoch_summary s = train_epoch(train, epoch, progress);
             if (test) s.test_accuracy = evaluate(model_, *test).accuracy();
             progress.finish(describe(s));
             epochs_done_ = epoch + 1;
-            if (checkpoint_) save_checkpoint(*checkpoint_, model_, *optimizer_, recipe_, epochs_done_);
+            if (checkpoint_) save_checkpoint(*checkpoint_, model_, *optimizer_, recipe_, epochs_done_, run);
             if (on_epoch_) on_epoch_(s);
             summaries.push_back(s);
         }
@@ -109,6 +131,15 @@ public:
 
 private:
     using clock = std::chrono::steady_clock;
+
+    static std::string dataset_digest(const dataset& d) {
+        sha256 h;
+        h.update(std::span<const unsigned char>(d.images.span().data(), d.images.span().size()));
+        h.update(std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(d.labels.data()),
+                                                d.labels.size() * sizeof(int)));
+        h.update("classes " + std::to_string(d.classes) + " shape " + d.images.shape().str());
+        return to_hex(h.finish());
+    }
     static constexpr std::uint64_t mask_stream = 1ULL << 40;  // dropout streams start here
 
     epoch_summary train_epoch(const dataset& train, int epoch, progress_line& progress) {

@@ -266,6 +266,13 @@ inline const std::string& required_metadata(const safetensors_file& file, std::s
 inline watermark_key load_key(const std::filesystem::path& path) {
     const safetensors_file file = safetensors_file::load(path);
     const std::string what = "key file " + file.source();
+    // Every metadata entry is one of the four a key has: a changed byte in an entry's
+    // name is detected like one in its value. (A key without "nnmark.version" still
+    // loads, as keys written by hand or by older tools do.)
+    for (const auto& [name, value] : file.metadata())
+        if (name != key_recipe_metadata && name != key_commitment_metadata && name != key_calibration_metadata &&
+            name != "nnmark.version")
+            throw format_error(what + ": unexpected metadata entry \"" + name.substr(0, 60) + "\"");
     if (const std::string* version = file.find_metadata("nnmark.version"); version && *version != key_file_version)
         throw format_error(what + " has nnmark.version \"" + *version + "\"; this build reads version " +
                            std::string(key_file_version));

@@ -27,6 +27,7 @@
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
+#include "nnmark/serve/query_plan.hpp"
 #include "nnmark/watermark/mosaic.hpp"
 #include "nnmark/watermark/verify.hpp"
 
@@ -256,12 +257,7 @@ private:
                                  {"trigger_accuracy_new", embedded["trigger_accuracy_new"]},
                                  {"new_triggers", embedded["new_triggers"]},
                                  {"commitment", key.commitment()},
-                                 {"calibration",
-                                  {{"models", key.calibration->models},
-                                   {"queries", key.calibration->queries},
-                                   {"matches", key.calibration->matches},
-                                   {"confidence", key.calibration->confidence},
-                                   {"null_rate", key.calibration->null_rate}}},
+                                 {"calibration", nlohmann::json::parse(detail::calibration_json(*key.calibration).dump())},
                                  {"mosaic", "figures/triggers-" + kind + ".png"}};
         result["verification"] = verify_file(model_path(kind), key);
         nlohmann::json independent = nlohmann::json::array();
@@ -276,8 +272,11 @@ private:
         return result;
     }
 
+    // As verify --model does: the triggers with up to 1000 test images as decoys.
     nlohmann::json verify_file(const fs::path& model, const watermark_key& key) const {
-        return verification_json(verify_model(load_model<float>(model), key, o_.alpha), key.commitment());
+        rng random(1);
+        const dataset decoys = pick_decoys(data_.test, std::min<index_t>(1000, data_.test.size()), random);
+        return verification_json(verify_model(load_model<float>(model), key, decoys, o_.alpha), key.commitment());
     }
 
     // Models that never saw `kind`'s key and were not used to calibrate it.

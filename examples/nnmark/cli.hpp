@@ -64,5 +64,6 @@ command add_key_command(CLI::App& parent);
 command add_attack_command(CLI::App& parent);
 command add_serve_command(CLI::App& parent);
 command add_reproduce_command(CLI::App& parent);
+command add_study_command(CLI::App& parent);
 
 }  // namespace nnmark::cli

@@ -3,14 +3,17 @@
 #   1. installs the Debian packages nnmark needs (when missing)
 #   2. fetches MNIST (SHA-256 verified) into datasets/mnist/
 #   3. builds the nnmark tool at build/nnmark
-#   4. trains the paper's MNIST network with a "TEST" content watermark, writes its key
-#   5. verifies the watermark through the model's predictions alone
+#   4. trains the paper's MNIST network with a "TEST" content watermark whose triggers
+#      carry secret random labels, writes its key and prints the commitment to publish
+#   5. verifies the watermark through the model's predictions alone, against that
+#      commitment; random labels give a p-value that holds for any model that never saw
+#      the key (README: "What a p-value from nnmark means")
 # Usage: scripts/quickstart.sh [EPOCHS]   (default 3: a few minutes on 2 cores)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 case "${1:-}" in
-  -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 epochs="${1:-3}"
 [[ "$epochs" =~ ^[1-9][0-9]*$ ]] || { echo "quickstart.sh: EPOCHS must be a positive integer, got '$epochs'" >&2; exit 2; }
@@ -32,9 +35,11 @@ mkdir -p runs/quickstart
 model=runs/quickstart/mnist-content.safetensors
 key=runs/quickstart/mnist-content.key
 rm -f "$model.checkpoint"
-build/nnmark embed --dataset mnist --trigger content --epochs "$epochs" --out "$model" --key-out "$key"
+build/nnmark embed --dataset mnist --trigger content --labels random --epochs "$epochs" --out "$model" --key-out "$key"
+commitment="$(build/nnmark key inspect --key "$key" --json | sed -n 's/.*"commitment": *"\([0-9a-f]\{64\}\)".*/\1/p')"
+printf 'Publish this commitment (with a date) before deploying the model:\n  %s\n' "$commitment"
 
 step "5/5 verify the watermark from the model's answers alone"
-build/nnmark verify --model "$model" --key "$key"
+build/nnmark verify --model "$model" --key "$key" --expect-commitment "$commitment"
 
-printf '\nDone. Model: %s  Key: %s\nNext: build/nnmark --help\n' "$model" "$key"
+printf '\nDone. Model: %s  Key: %s\nCommitment: %s\nNext: build/nnmark --help\n' "$model" "$key" "$commitment"

@@ -1,6 +1,9 @@
-// nnmark calibrate: measure a target-label key's null rate on independently trained
-// models and store it in the key (its commitment does not change).
+// nnmark calibrate: measure how models that never saw a target-label key answer its
+// triggers, model by model, and store the fitted null in the key (its commitment does
+// not change). Reference models are files (--models, named by SHA-256) or prediction
+// services (--urls), so a third-party verifier can calibrate on models of their own.
 #include "cli.hpp"
+#include "verify_remote.hpp"
 
 #include "nnmark/core/sha256.hpp"
 #include "nnmark/model/model_file.hpp"
@@ -11,52 +14,77 @@
 
 namespace nnmark::cli {
 
+std::vector<reference_model> reference_answers_from_files(const watermark_key& key,
+                                                          const std::vector<std::string>& model_paths) {
+    std::vector<reference_model> references;
+    for (const auto& path : model_paths) {
+        const sequential<float> model = load_model<float>(path);
+        detail::check_input_shape(model, key.triggers, "key's triggers");
+        references.push_back({std::filesystem::path(path).filename().string(), sha256_file_hex(path),
+                              count_matches(key, predict_labels(model, key.triggers))});
+    }
+    return references;
+}
+
 key_calibration calibrate_from_files(const watermark_key& key, const std::vector<std::string>& model_paths,
                                      double confidence) {
-    std::vector<sequential<float>> models;
-    std::vector<std::string> names;
-    for (const auto& path : model_paths) {
-        models.push_back(load_model<float>(path));
-        names.push_back(std::filesystem::path(path).filename().string() + ":" + sha256_file_hex(path));
+    return calibrate(reference_answers_from_files(key, model_paths), key.triggers.size(), confidence);
+}
+
+// Each service answers the key's triggers hidden among decoys, as verify --url asks.
+std::vector<reference_model> reference_answers_from_services(const watermark_key& key, remote_verify_options query,
+                                                             const std::vector<std::string>& urls) {
+    std::vector<reference_model> references;
+    for (const std::string& url : urls) {
+        query.url = url;
+        references.push_back({url, "", verify_remote(query, key, 0.5).result.matches});
     }
-    std::vector<const sequential<float>*> pointers;
-    for (const auto& m : models) pointers.push_back(&m);
-    return calibrate_key<float>(key, pointers, names, confidence);
+    return references;
 }
 
 command add_calibrate_command(CLI::App& parent) {
     struct options {
         std::string key;
-        std::vector<std::string> models;
+        std::vector<std::string> models, urls;
         double confidence = 0.99;
         bool json = false;
+        remote_verify_options query;
     };
     auto o = std::make_shared<options>();
     CLI::App* app = parent.add_subcommand(
-        "calibrate", "Estimate a key's null rate from independently trained models (99% Clopper-Pearson upper bound)");
-    app->add_option("--key", o->key, "Watermark key file (updated in place)")->required();
-    app->add_option("--models", o->models, "Reference models trained without the key")->required();
-    app->add_option("--confidence", o->confidence, "Confidence of the upper bound")
+        "calibrate", "Fit a key's null to models trained without it (beta-binomial upper bounds, 99% each)");
+    app->add_option("--key", o->key, "Watermark key file (its calibration is replaced, atomically)")->required();
+    CLI::Option* models = app->add_option("--models", o->models, "Reference model files trained without the key");
+    CLI::Option* urls = app->add_option("--urls", o->urls, "Reference models served over HTTP (as verify --url)");
+    app->add_option("--confidence", o->confidence, "Confidence of each upper bound")
         ->check(CLI::Range(0.5, 0.999999))
         ->capture_default_str();
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
+    add_service_query_options(*app, o->query);
+    app->parse_complete_callback([models, urls] {
+        if (models->count() + urls->count() == 0) throw CLI::RequiredError("--models or --urls");
+    });
     return {app, [o] {
                 watermark_key key = load_key(o->key);
-                key.calibration = calibrate_from_files(key, o->models, o->confidence);
+                std::vector<reference_model> references = reference_answers_from_files(key, o->models);
+                for (reference_model& r : reference_answers_from_services(key, o->query, o->urls))
+                    references.push_back(std::move(r));
+                key.calibration = calibrate(std::move(references), key.triggers.size(), o->confidence);
                 save_key(key, o->key);
                 const key_calibration& c = *key.calibration;
-                if (o->json)
-                    print_json({{"key", o->key},
-                                {"models", c.models},
-                                {"queries", c.queries},
-                                {"matches", c.matches},
-                                {"confidence", c.confidence},
-                                {"null_rate", c.null_rate}});
-                else
-                    std::printf("%lld of %lld trigger answers of %zu reference models matched the key; null rate "
-                                "(%.0f%% upper bound) %.4g stored in %s\n",
-                                static_cast<long long>(c.matches), static_cast<long long>(c.queries), o->models.size(),
-                                100 * c.confidence, c.null_rate, o->key.c_str());
+                if (o->json) {
+                    nlohmann::json out = nlohmann::json::parse(detail::calibration_json(c).dump());
+                    out["key"] = o->key;
+                    out["pooled_rate"] = c.fit.pooled_rate;
+                    out["dispersion"] = c.fit.dispersion_bound;
+                    print_json(out);
+                } else {
+                    std::printf("%lld of %lld trigger answers of %zu reference models matched the key (%.4g pooled); "
+                                "null stored in %s: rate %.4g, correlation %.3g (%.0f%% upper bounds)\n",
+                                static_cast<long long>(c.matches()), static_cast<long long>(c.queries()),
+                                c.models.size(), c.fit.pooled_rate, o->key.c_str(), c.fit.mean_bound,
+                                c.fit.correlation_bound, 100 * c.confidence);
+                }
                 return int(success);
             }};
 }

@@ -14,6 +14,7 @@ namespace nnmark {
 struct verification_result;
 struct watermark_key;
 struct key_calibration;
+struct reference_model;
 }
 
 namespace nnmark::cli {
@@ -46,8 +47,10 @@ nlohmann::json verification_json(const verification_result& r, const std::string
 // Warns on stderr when the result's null rate is an assumption (an uncalibrated key).
 void warn_if_uncalibrated(const verification_result& r);
 
-// The null rate of `key` measured on the reference models in `model_paths` (upper bound
-// at `confidence`), each named by file name and SHA-256; calibrate.cpp.
+// How each reference model in `model_paths` answered the key's triggers, named by file
+// name and SHA-256, and the calibration fitted to them (at `confidence`); calibrate.cpp.
+std::vector<reference_model> reference_answers_from_files(const watermark_key& key,
+                                                          const std::vector<std::string>& model_paths);
 key_calibration calibrate_from_files(const watermark_key& key, const std::vector<std::string>& model_paths,
                                      double confidence = 0.99);
 
@@ -81,5 +84,6 @@ command add_key_command(CLI::App& parent);
 command add_attack_command(CLI::App& parent);
 command add_serve_command(CLI::App& parent);
 command add_reproduce_command(CLI::App& parent);
+command add_study_command(CLI::App& parent);
 
 }  // namespace nnmark::cli

@@ -24,8 +24,8 @@ namespace file_flags {
 namespace fs = std::filesystem;
 
 // Flags that name files a command reads, and flags that name files it writes. A flag
-// means the same in every command that has it; reproduce's --out is a directory of
-// outputs (its own files), and calibrate's --key is updated in place by design.
+// means the same in every command that has it; the --out of reproduce and study is a
+// directory of outputs (their own files), and calibrate's --key is updated in place by design.
 const std::vector<std::string> input_flags = {"--model", "--models", "--key", "--arch"};
 const std::vector<std::string> output_flags = {"--out", "--key-out", "--png"};
 const std::vector<std::string> data_directory_flags = {"--data", "--unrelated-data"};
@@ -62,12 +62,12 @@ void expect_writable(const named_path& out) {
 
 void check(const CLI::App& command) {
     std::vector<named_path> inputs, outputs;
-    const bool is_reproduce = command.get_name() == "reproduce";
+    const bool out_is_directory = command.get_name() == "reproduce" || command.get_name() == "study";
     for (const CLI::Option* option : command.get_options()) {
         const std::string flag = option->get_name();
         for (const std::string& value : option->results()) {
             if (is(input_flags, flag)) inputs.push_back({flag, value});
-            else if (is(output_flags, flag) && !is_reproduce) outputs.push_back({flag, value});
+            else if (is(output_flags, flag) && !out_is_directory) outputs.push_back({flag, value});
             else if (is(data_directory_flags, flag)) add_data_files(flag, value, inputs);
         }
     }

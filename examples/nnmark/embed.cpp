@@ -86,10 +86,13 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
                      out.c_str(), key_out.c_str(), key.commitment().c_str());
 
     // 3. How well it took: the key's triggers, and new ones made the same way from test images.
-    const index_t fresh_count = std::min<index_t>(pools.fresh_pool.size() - recipe.count, 1000);
-    const dataset fresh = make_fresh_triggers(recipe, pools.fresh_pool, item, std::max<index_t>(fresh_count, 1));
+    // Random labels on unrelated images leave no label a new image could carry
+    // (watermark/trigger_set.hpp): such a key has no new triggers.
     embedded_watermark result{std::move(model), std::move(key), std::move(outcome)};
     result.trigger_accuracy = trigger_accuracy(result.model, result.key.triggers);
+    if (recipe.label_mode == "random" && recipe.kind == "unrelated") return result;
+    const index_t fresh_count = std::min<index_t>(pools.fresh_pool.size() - recipe.count, 1000);
+    const dataset fresh = make_fresh_triggers(recipe, pools.fresh_pool, item, std::max<index_t>(fresh_count, 1));
     result.trigger_accuracy_new = trigger_accuracy(result.model, fresh);
     result.new_triggers = fresh.size();
     return result;

@@ -40,13 +40,10 @@ command add_key_command(CLI::App& parent) {
                                          {"image_shape", key.triggers.item_shape().str()},
                                          {"recipe", nlohmann::json::parse(key.recipe.dump())},
                                          {"null_rate", null.rate},
+                                         {"null_correlation", null.correlation},
                                          {"null_source", null.source}};
                 if (key.calibration)
-                    report["calibration"] = {{"models", key.calibration->models},
-                                             {"queries", key.calibration->queries},
-                                             {"matches", key.calibration->matches},
-                                             {"confidence", key.calibration->confidence},
-                                             {"null_rate", key.calibration->null_rate}};
+                    report["calibration"] = nlohmann::json::parse(detail::calibration_json(*key.calibration).dump());
                 if (o->json) print_json(report);
                 else std::printf("%s\n", report.dump(2).c_str());
                 return int(success);

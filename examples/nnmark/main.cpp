@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
         add_attack_command(app),
         add_serve_command(app),
         add_reproduce_command(app),
+        add_study_command(app),
     };
 
     harden_numeric_options(app);

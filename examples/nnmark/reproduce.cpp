@@ -21,12 +21,14 @@
 #include "embedding.hpp"
 #include "paper_figures.hpp"
 #include "reproduce_report.hpp"
+#include "steps.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
+#include "nnmark/serve/query_plan.hpp"
 #include "nnmark/watermark/mosaic.hpp"
 #include "nnmark/watermark/verify.hpp"
 
@@ -42,6 +44,7 @@ namespace nnmark::cli {
 namespace reproduce_detail {
 
 namespace fs = std::filesystem;
+using namespace steps;
 
 const std::vector<std::string> trigger_kinds = {"content", "unrelated", "noise"};
 constexpr int reference_model_count = 3;
@@ -76,77 +79,6 @@ nlohmann::json settings_of(const reproduce_options& o) {
             {"alpha", o.alpha}};
 }
 
-nlohmann::json read_json(const fs::path& path) {
-    std::ifstream in(path);
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw format_error("'" + path.string() + "': not a JSON document from an earlier reproduce run (" + e.what() +
-                           "); delete it to redo that step");
-    }
-}
-
-void write_json(const fs::path& path, const nlohmann::json& value) { write_file_atomically(path, value.dump(2) + "\n"); }
-
-// Refuses a report directory made with other settings: mixing them would give tables
-// whose rows come from different experiments.
-void check_settings(const fs::path& dir, const nlohmann::json& settings) {
-    const fs::path file = dir / "settings.json";
-    if (!fs::exists(file)) {
-        fs::create_directories(dir);
-        write_json(file, settings);
-        return;
-    }
-    const nlohmann::json earlier = read_json(file);
-    for (const auto& [name, value] : settings.items())
-        if (earlier.value(name, nlohmann::json()) != value)
-            throw argument_error("report directory '" + dir.string() + "' holds a run with " + name + " = " +
-                                 earlier.value(name, nlohmann::json()).dump() + ", this one asks for " + value.dump() +
-                                 ": pass another --out, or delete the directory to start over");
-}
-
-// Runs the steps in order, numbering them on the terminal, and stores each result.
-class step_runner {
-public:
-    step_runner(fs::path dir, int total, bool quiet) : dir_(std::move(dir)), total_(total), quiet_(quiet) {
-        fs::create_directories(dir_ / "steps");
-    }
-
-    // The result of step `name`: the stored one when an earlier run finished it and every
-    // file in `outputs` is still there, otherwise what `work` returns (then stored).
-    nlohmann::json run(const std::string& name, const std::string& what, const std::vector<fs::path>& outputs,
-                       const std::function<nlohmann::json()>& work) {
-        ++done_;
-        const fs::path stored = dir_ / "steps" / (name + ".json");
-        const bool reusable = fs::exists(stored) && std::ranges::all_of(outputs, [](const fs::path& f) { return fs::exists(f); });
-        if (reusable) {
-            say(what + ": done by an earlier run, reusing " + stored.string());
-            return read_json(stored);
-        }
-        say(what);
-        const auto start = std::chrono::steady_clock::now();
-        nlohmann::json result = work();
-        result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        write_json(stored, result);
-        return result;
-    }
-
-    // A step that is cheap enough to redo every time (it stores nothing).
-    void announce(const std::string& what) {
-        ++done_;
-        say(what);
-    }
-
-private:
-    void say(const std::string& text) const {
-        if (!quiet_) std::fprintf(stderr, "[reproduce %d/%d] %s\n", done_, total_, text.c_str());
-    }
-
-    fs::path dir_;
-    int total_, done_ = 0;
-    bool quiet_;
-};
-
 // One attack of the report: the `nnmark attack` kind and flags it stands for.
 struct attack_spec {
     std::string id, kind, flags;
@@ -177,13 +109,11 @@ public:
     explicit reproduction(const reproduce_options& o)
         : o_(o),
           dir_(o.out),
-          steps_(dir_, 1 + reference_model_count + static_cast<int>(trigger_kinds.size()) * (3 + int(attack_specs().size())),
+          steps_("reproduce", dir_, 1 + reference_model_count + static_cast<int>(trigger_kinds.size()) * (3 + int(attack_specs().size())),
                  o.training.quiet) {}
 
     nlohmann::json run() {
-        check_settings(dir_, settings_of(o_));
-        fs::create_directories(dir_ / "models");
-        fs::create_directories(dir_ / "figures");
+        open_run_directory(dir_, settings_of(o_));
         data_ = load_training_data(o_.data);
 
         nlohmann::json models = nlohmann::json::object();
@@ -212,11 +142,7 @@ private:
     nlohmann::json train_clean(const std::string& name, std::uint64_t seed) {
         const fs::path out = model_path(name);
         return steps_.run("model-" + name, "train " + name + " model (seed " + std::to_string(seed) + ")", {out}, [&] {
-            const training_options t = training_with_seed(seed);
-            auto [model, outcome] = train_network(t, o_.data, data_, out.string());
-            save_model(model, out);
-            fs::remove(out.string() + ".checkpoint");
-            nlohmann::json j = describe(outcome, t);
+            nlohmann::json j = train_to_file(training_with_seed(seed), o_.data, data_, out.string());
             j["model"] = out.string();
             return j;
         });
@@ -256,12 +182,7 @@ private:
                                  {"trigger_accuracy_new", embedded["trigger_accuracy_new"]},
                                  {"new_triggers", embedded["new_triggers"]},
                                  {"commitment", key.commitment()},
-                                 {"calibration",
-                                  {{"models", key.calibration->models},
-                                   {"queries", key.calibration->queries},
-                                   {"matches", key.calibration->matches},
-                                   {"confidence", key.calibration->confidence},
-                                   {"null_rate", key.calibration->null_rate}}},
+                                 {"calibration", nlohmann::json::parse(detail::calibration_json(*key.calibration).dump())},
                                  {"mosaic", "figures/triggers-" + kind + ".png"}};
         result["verification"] = verify_file(model_path(kind), key);
         nlohmann::json independent = nlohmann::json::array();
@@ -276,8 +197,11 @@ private:
         return result;
     }
 
+    // As verify --model does: the triggers with up to 1000 test images as decoys.
     nlohmann::json verify_file(const fs::path& model, const watermark_key& key) const {
-        return verification_json(verify_model(load_model<float>(model), key, o_.alpha), key.commitment());
+        rng random(1);
+        const dataset decoys = pick_decoys(data_.test, std::min<index_t>(1000, data_.test.size()), random);
+        return verification_json(verify_model(load_model<float>(model), key, decoys, o_.alpha), key.commitment());
     }
 
     // Models that never saw `kind`'s key and were not used to calibrate it.

@@ -106,14 +106,16 @@ void false_detections(std::ostringstream& md, const json& results) {
 }
 
 void verification_section(std::ostringstream& md, const json& results) {
-    md << "## Verification (exact binomial test, alpha = " << results["settings"]["alpha"].get<double>() << ")\n\n"
-          "The null rate is the 99% Clopper-Pearson upper bound of how often the three reference models answer "
-          "the key's triggers with its labels. The independent models never saw the key and took no part in "
+    md << "## Verification (alpha = " << results["settings"]["alpha"].get<double>() << ")\n\n"
+          "The null is a beta-binomial fitted to how often the three reference models answer the key's triggers "
+          "with its labels: 99% upper bounds on its mean rate and on the correlation of one model's answers "
+          "(watermark/statistics.hpp). The independent models never saw the key and took no part in "
           "calibrating it: the watermark must not be found in them.\n\n"
-          "| key | null rate | own model | independent models |\n|---|---|---|---|\n";
+          "| key | null rate, correlation | own model | independent models |\n|---|---|---|---|\n";
     for (const json& k : results["triggers"]) {
         const json& v = k["verification"];
-        md << "| " << k["kind"].get<std::string>() << " | " << k["calibration"]["null_rate"].get<double>() << " ("
+        md << "| " << k["kind"].get<std::string>() << " | " << k["calibration"]["mean"].get<double>() << ", "
+           << k["calibration"]["correlation"].get<double>() << " ("
            << k["calibration"]["matches"] << "/" << k["calibration"]["queries"] << ") | " << v["matches"] << "/"
            << v["queries"] << ", " << detection(v) << " |";
         for (const json& other : k["independent_models"])

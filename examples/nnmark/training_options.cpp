@@ -3,6 +3,7 @@
 #include "nnmark/data/load.hpp"
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/model/layer_factory.hpp"
+#include "nnmark/model/model_file.hpp"
 #include "nnmark/model/paper_models.hpp"
 #include "nnmark/train/progress.hpp"
 
@@ -86,6 +87,14 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
     outcome.images_per_second = images / std::max(1e-9, outcome.seconds);
     outcome.test_accuracy = evaluate(model, data.test).accuracy();
     return {std::move(model), outcome};
+}
+
+nlohmann::json train_to_file(const training_options& options, const dataset_options& data_options,
+                             const training_data& data, const std::string& out) {
+    auto [model, outcome] = train_network(options, data_options, data, out);
+    save_model(model, out);
+    std::filesystem::remove(out + ".checkpoint");
+    return describe(outcome, options);
 }
 
 nlohmann::json describe(const training_outcome& outcome, const training_options& options) {

@@ -52,4 +52,9 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
 // The JSON fields every training command prints.
 nlohmann::json describe(const training_outcome& outcome, const training_options& options);
 
+// train_network, then the model saved to `out` and its checkpoint removed: the cached
+// training steps of reproduce and study. Returns describe()'s fields.
+nlohmann::json train_to_file(const training_options& options, const dataset_options& data_options,
+                             const training_data& data, const std::string& out);
+
 }  // namespace nnmark::cli

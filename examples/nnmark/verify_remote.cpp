@@ -119,12 +119,23 @@ private:
     long long requests_ = 0, images_sent_ = 0;
 };
 
-// The test split the decoys are drawn from: --dataset, else the dataset the key was made for.
-dataset decoy_source(const remote_verify_options& o, const watermark_key& key) {
+}  // namespace remote
+
+dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,
+                                 rng& random) {
     dataset_options data = o.data;
     if (data.name.empty()) data.name = *key.recipe.find("dataset")->if_string();  // load_key checked it is a string
-    return load_dataset(data.name, data.resolved_dir(), false);
+    dataset test;
+    try {
+        test = load_dataset(data.name, data.resolved_dir(), false);
+    } catch (const error& e) {
+        throw io_error("verify: the decoys (test images the suspect must classify) come from the test split of '" +
+                       data.name + "' (--dataset, --data): " + e.what());
+    }
+    return pick_decoys(test, o.decoys ? o.decoys : std::min(default_count, test.size()), random);
 }
+
+namespace remote {
 
 std::uint64_t plan_seed(const remote_verify_options& o) {
     if (o.seed) return *o.seed;
@@ -134,44 +145,40 @@ std::uint64_t plan_seed(const remote_verify_options& o) {
 
 }  // namespace remote
 
+void add_service_query_options(CLI::App& app, remote_verify_options& o) {
+    o.data.name.clear();
+    app.add_option("--decoys", o.decoys,
+                   "Test images asked with the triggers, to check the suspect classifies the task (--url: default "
+                   "and minimum as many as triggers, hiding them; --model: default up to 1000)")
+        ->check(CLI::Range(0LL, 1LL << 30));
+    app.add_option("--batch", o.batch, "Images per request")->check(CLI::Range(1LL, 1LL << 20))->capture_default_str();
+    app.add_option("--rate", o.rate, "Requests per second at most")->check(CLI::Range(0.001, 1e6))->capture_default_str();
+    app.add_option("--timeout", o.timeout, "Seconds to connect, send and receive")
+        ->check(CLI::Range(0.001, 3600.0))
+        ->capture_default_str();
+    app.add_option("--retries", o.retries, "Further attempts after a failed request (no answer, 429, 5xx)")
+        ->check(CLI::Range(0, 100))
+        ->capture_default_str();
+    app.add_option("--label-field", o.label_field,
+                   "Field of each prediction that holds the label (\"\": the prediction itself)")
+        ->capture_default_str();
+    app.add_flag("--scores", o.scores, "The label field holds class scores: the label is their argmax");
+    app.add_option("--layout", o.layout, "How images are sent: hwc ([H][W][C], TensorFlow) or chw ([C][H][W], PyTorch)")
+        ->check(CLI::IsMember({"hwc", "chw"}))
+        ->capture_default_str();
+    app.add_option("--signature", o.signature, "\"signature_name\" to send, e.g. scores (nnmark serve: answer scores too)");
+    app.add_option("--seed", o.seed, "Seed for the decoys and the order (default: unpredictable)");
+    o.data.add_to(app, false);  // where the decoys come from (default: the key's dataset)
+}
+
 std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model) {
     auto o = std::make_shared<remote_verify_options>();
-    o->data.name.clear();
     CLI::Option* url = verify.add_option("--url", o->url,
                                          "Prediction service to verify instead of a model file: "
                                          "http://HOST:PORT/v1/models/NAME:predict (TensorFlow Serving REST)");
     url->excludes(model);
     model->excludes(url);
-    verify
-        .add_option("--decoys", o->decoys,
-                    "Test images the triggers hide among (default and minimum: as many as triggers)")
-        ->check(CLI::Range(0LL, 1LL << 30));
-    verify.add_option("--batch", o->batch, "Images per request")
-        ->check(CLI::Range(1LL, 1LL << 20))
-        ->capture_default_str();
-    verify.add_option("--rate", o->rate, "Requests per second at most")
-        ->check(CLI::Range(0.001, 1e6))
-        ->capture_default_str();
-    verify.add_option("--timeout", o->timeout, "Seconds to connect, send and receive")
-        ->check(CLI::Range(0.001, 3600.0))
-        ->capture_default_str();
-    verify.add_option("--retries", o->retries, "Further attempts after a failed request (no answer, 429, 5xx)")
-        ->check(CLI::Range(0, 100))
-        ->capture_default_str();
-    verify
-        .add_option("--label-field", o->label_field,
-                    "Field of each prediction that holds the label (\"\": the prediction itself)")
-        ->capture_default_str();
-    verify.add_flag("--scores", o->scores, "The label field holds class scores: the label is their argmax");
-    verify
-        .add_option("--layout", o->layout,
-                    "How images are sent: hwc ([H][W][C], TensorFlow) or chw ([C][H][W], PyTorch)")
-        ->check(CLI::IsMember({"hwc", "chw"}))
-        ->capture_default_str();
-    verify.add_option("--signature", o->signature,
-                      "\"signature_name\" to send, e.g. scores (nnmark serve: answer scores too)");
-    verify.add_option("--seed", o->seed, "Seed for the decoys and the order (default: unpredictable)");
-    o->data.add_to(verify, false);
+    add_service_query_options(verify, *o);
     // One of --model and --url: checked once the command line is read, as a usage error.
     verify.parse_complete_callback([o, model] {
         if (o->url.empty() && model->count() == 0) throw CLI::RequiredError("--model or --url");
@@ -184,21 +191,22 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
     remote::session service(o);  // first: a malformed URL is reported before any data is read
     const dataset& triggers = key.triggers;
     rng random(remote::plan_seed(o));
-    const dataset decoys = pick_decoys(remote::decoy_source(o, key), o.decoys ? o.decoys : triggers.size(), random);
+    const dataset decoys = pick_verification_decoys(o, key, triggers.size(), random);
     query_plan plan(triggers, decoys, random);
     const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
-    const response_layout answers{o.label_field, o.scores};
+    const response_layout reply{o.label_field, o.scores};
     for (index_t first = 0; first < plan.size(); first += o.batch) {
         const index_t count = std::min<index_t>(o.batch, plan.size() - first);
         const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
         try {
-            plan.record(first, read_prediction_labels(answer, count, answers, triggers.classes));
+            plan.record(first, read_prediction_labels(answer, count, reply, triggers.classes));
         } catch (const format_error& e) {
             throw format_error("verify --url: the answer of " + o.url +
                                " does not have the expected layout (see --label-field, --scores): " + e.what());
         }
     }
-    remote_verification out{verify_answers(key, plan.trigger_answers(), alpha), {}};
+    const suspect_answers answers{plan.trigger_answers(), plan.decoy_answers(), decoys.labels, std::nullopt};
+    remote_verification out{verify_answers(key, answers, alpha), {}};
     out.transport = {{"url", o.url},
                      {"decoys", decoys.size()},
                      {"decoy_accuracy", plan.decoy_accuracy()},
@@ -212,12 +220,10 @@ int report_remote_verification(const remote_verification& v, const std::string& 
     const verification_result& r = v.result;
     if (!json) {
         const int code = report_verification(r, commitment, false);
-        std::printf(
-            "asked %s: %lld images (the triggers among %lld decoys, whose accuracy was %.2f%%) in %lld requests, "
-            "%.2f s\n",
-            v.transport["url"].get<std::string>().c_str(), v.transport["queries_sent"].get<long long>(),
-            v.transport["decoys"].get<long long>(), 100 * v.transport["decoy_accuracy"].get<double>(),
-            v.transport["requests"].get<long long>(), v.transport["seconds"].get<double>());
+        std::printf("asked %s: %lld images (the triggers among %lld decoys) in %lld requests, %.2f s\n",
+                    v.transport["url"].get<std::string>().c_str(), v.transport["queries_sent"].get<long long>(),
+                    v.transport["decoys"].get<long long>(), v.transport["requests"].get<long long>(),
+                    v.transport["seconds"].get<double>());
         return code;
     }
     warn_if_uncalibrated(r);

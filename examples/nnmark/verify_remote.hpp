@@ -7,7 +7,8 @@
 #include "cli.hpp"
 
 #include "nnmark/watermark/key.hpp"
-#include "nnmark/watermark/statistics.hpp"
+#include "nnmark/core/rng.hpp"
+#include "nnmark/watermark/verify.hpp"
 
 #include <memory>
 #include <optional>
@@ -17,7 +18,7 @@ namespace nnmark::cli {
 
 struct remote_verify_options {
     std::string url;                         // http://HOST:PORT/v1/models/NAME:predict
-    long long decoys = 0;                    // 0: as many as the key has triggers
+    long long decoys = 0;                    // 0: --url as many as the key has triggers, --model up to 1000
     long long batch = 16;                    // images per request
     double rate = 10;                        // requests per second at most
     double timeout = 10;                     // seconds for connecting, sending and receiving
@@ -30,6 +31,9 @@ struct remote_verify_options {
     dataset_options data;                    // where the decoys come from (default: the key's dataset)
 };
 
+// The options of asking a service (all above but the URL) on `app`: verify, calibrate.
+void add_service_query_options(CLI::App& app, remote_verify_options& o);
+
 // The options above on `verify`, where --url excludes --model.
 std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model);
 
@@ -39,6 +43,11 @@ struct remote_verification {
 };
 
 remote_verification verify_remote(const remote_verify_options& options, const watermark_key& key, double alpha);
+
+// `o.decoys` test images of the key's task (`default_count` when 0, at most the test
+// split's size): from --dataset/--data, else the dataset the key was made for.
+dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,
+                                 rng& random);
 
 // Prints the result as verify --model does, plus the transport fields; returns the exit code.
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json);

@@ -74,6 +74,7 @@
 #include "nnmark/watermark/mosaic.hpp"
 #include "nnmark/watermark/noise_trigger.hpp"
 #include "nnmark/watermark/statistics.hpp"
+#include "nnmark/watermark/suspect_checks.hpp"
 #include "nnmark/watermark/trigger.hpp"
 #include "nnmark/watermark/trigger_set.hpp"
 #include "nnmark/watermark/unrelated_trigger.hpp"

@@ -206,16 +206,21 @@ std::string with_first_value(std::string body, const std::string& text) {
 }
 
 TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the numbers of verify --model") {
-    // Trained models are not needed to check the protocol: a key is made from what a
-    // network answers (on 14 of 16 triggers), and its rotated twin agrees with it nowhere,
-    // so it matches the 2 other triggers only (a model without the mark, at chance).
+    // A key is made from what a briefly trained network answers (on 14 of 16 triggers),
+    // and its rotated twin agrees with it nowhere, so it matches the 2 other triggers only
+    // (and fails the suspect checks: it classifies no test image right). The network must
+    // be trained: verify only declares a watermark in a classifier of the task.
     temp_dir dir;
-    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 9);
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
     const std::string data = " --dataset mnist --data " + mnist.string();
     const auto marked = dir / "marked.safetensors", key = dir / "marked.key", clean = dir / "clean.safetensors";
-    const sequential<float> net = small_mnist_net();
-    save_model(net, marked);
-    const sequential<float> twin = rotated_classes(small_mnist_net());
+    const auto trained = nnmark_tool("train" + data + " --arch " +
+                                         write_architecture(make_small_mnist_net<float>(), dir, "small.json") +
+                                         " --epochs 2 --batch 16 --lr 0.02 --seed 5 --quiet --out " + marked.string(),
+                                     dir);
+    REQUIRE_MESSAGE(trained.exit_code == 0, trained.err);
+    const sequential<float> net = load_model<float>(marked);
+    const sequential<float> twin = rotated_classes(load_model<float>(marked));
     save_model(twin, clean);
     // The twin agrees with the key on 2 of its 16 triggers, about the null rate (16 / 9):
     // a suspect that matches at chance, not one built never to match.
@@ -230,15 +235,17 @@ TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the num
         server_process server(model, "--name suspect", dir);
         const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/models/suspect:predict";
         const auto remote = nnmark_tool("verify --url " + url + " --key " + key.string() + remote_flags, dir);
-        const auto local = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --json", dir);
+        const auto local = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + data + " --json", dir);
         CHECK_MESSAGE(remote.exit_code == expected_exit, remote.err);
         CHECK_MESSAGE(local.exit_code == expected_exit, local.err);
         const auto r = nlohmann::json::parse(remote.out), l = nlohmann::json::parse(local.out);
         for (const char* field : {"queries", "matches", "trigger_accuracy", "null_rate", "null_source", "p_value",
-                                  "log10_p_value", "alpha", "verdict", "commitment"})
+                                  "log10_p_value", "alpha", "significant", "verdict", "commitment"})
             CHECK_MESSAGE(r[field] == l[field],
                           field << ": " << r[field] << " through HTTP, " << l[field] << " in memory");
         CHECK(r["matches"] == (expected_exit == 0 ? 14 : 2));
+        CHECK(r["suspect_checks"]["passed"] == (expected_exit == 0));
+        CHECK(l["suspect_checks"]["passed"] == (expected_exit == 0));
         CHECK(r["queries_sent"] == 32);  // 16 triggers among 16 decoys
         CHECK(r["requests"] == 4);
         CHECK(r["decoys"] == 16);

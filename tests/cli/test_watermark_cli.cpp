@@ -16,8 +16,8 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     temp_dir dir;
     // 200 training images (20 of the source class 1), 60 test images.
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
-    const std::string data = " --dataset mnist --data " + mnist.string() + " --arch " +
-                             write_architecture(make_small_mnist_net<float>(), dir, "small.json");
+    const std::string decoys = " --dataset mnist --data " + mnist.string();
+    const std::string data = decoys + " --arch " + write_architecture(make_small_mnist_net<float>(), dir, "small.json");
     const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
     const auto e = nnmark_tool("embed" + data + " --trigger content --count 16 --repeat 8 --epochs 3 --batch 16"
                                    " --lr 0.02 --quiet --json --out " + model.string() + " --key-out " + key.string(),
@@ -30,7 +30,9 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     CHECK(embedded["trigger_accuracy"].get<double>() >= 0.9);
 
     // The watermarked model answers the key.
-    const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --alpha 1e-6 --json", dir);
+    const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + decoys +
+                                   " --alpha 1e-6 --json",
+                               dir);
     CHECK_MESSAGE(v.exit_code == 0, v.err);
     const auto verdict = nlohmann::json::parse(v.out);
     CHECK(verdict["verdict"] == "watermark-present");
@@ -38,6 +40,27 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     CHECK(contains(v.err, "not calibrated"));
     for (const char* field : {"queries", "matches", "trigger_accuracy", "null_rate", "p_value", "alpha"})
         CHECK_MESSAGE(verdict.contains(field), field);
+    // The suspect was asked the 60 test images too, and classifies them; the control ran.
+    CHECK(verdict["suspect_checks"]["decoys"] == 60);
+    CHECK(verdict["suspect_checks"]["passed"] == true);
+    CHECK(verdict["suspect_checks"]["non_finite_outputs"] == 0);
+    CHECK(verdict["control"]["run"] == true);
+
+    // The published commitment: the text output prints it, a different one is refused.
+    const std::string commitment = embedded["commitment"].get<std::string>();
+    const auto text = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + decoys +
+                                      " --expect-commitment " + commitment,
+                                  dir);
+    CHECK_MESSAGE(text.exit_code == 0, text.err);
+    CHECK(contains(text.out, "key commitment: " + commitment));
+    std::string other = commitment;
+    other[0] = other[0] == 'a' ? 'b' : 'a';
+    const auto forged = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + decoys +
+                                        " --expect-commitment " + other,
+                                    dir);
+    CHECK(forged.exit_code == 2);
+    CHECK(forged.one_line_error());
+    CHECK_MESSAGE(contains(forged.err, "is not the expected " + other), forged.err);
 
     // A model trained without the key does not, against a null calibrated on OTHER clean
     // models: calibrated on the suspect itself, "not detected" could not fail.
@@ -49,11 +72,20 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
                     .exit_code == 0);
         return path;
     };
-    const auto clean = train_clean("clean", 5), reference = train_clean("reference", 6);
-    const auto c = nnmark_tool("calibrate --key " + key.string() + " --models " + reference.string() + " --json", dir);
+    const auto clean = train_clean("clean", 5), reference = train_clean("reference", 6),
+               second = train_clean("second", 7);
+    const auto one = nnmark_tool("calibrate --key " + key.string() + " --models " + reference.string(), dir);
+    CHECK(one.exit_code == 2);
+    CHECK_MESSAGE(contains(one.err, "at least 2 are needed"), one.err);
+    const auto c = nnmark_tool(
+        "calibrate --key " + key.string() + " --models " + reference.string() + " " + second.string() + " --json", dir);
     REQUIRE_MESSAGE(c.exit_code == 0, c.err);
-    CHECK(nlohmann::json::parse(c.out)["queries"] == 16);
-    const auto n = nnmark_tool("verify --model " + clean.string() + " --key " + key.string() + " --json", dir);
+    const auto calibration = nlohmann::json::parse(c.out);
+    CHECK(calibration["queries"] == 32);
+    CHECK(calibration["models"].size() == 2);
+    CHECK(calibration["models"][0]["name"] == "reference.safetensors");
+    CHECK(calibration["models"][0]["sha256"].get<std::string>().size() == 64);
+    const auto n = nnmark_tool("verify --model " + clean.string() + " --key " + key.string() + decoys + " --json", dir);
     CHECK_MESSAGE(n.exit_code == 1, n.err);
     CHECK(nlohmann::json::parse(n.out)["verdict"] == "not-detected");
     CHECK(nlohmann::json::parse(n.out)["null_source"] == "calibrated");
@@ -77,7 +109,7 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     bytes file = read_file(key);
     file[file.size() - 30] ^= 0x01;
     write_bytes(dir.path / "tampered.key", file);
-    const auto t = nnmark_tool("verify --model " + model.string() + " --key " + (dir.path / "tampered.key").string(), dir);
+    const auto t = nnmark_tool("verify --model " + model.string() + " --key " + (dir.path / "tampered.key").string() + decoys, dir);
     CHECK(t.exit_code == 2);
     CHECK(t.one_line_error());
     CHECK_MESSAGE(contains(t.err, "tampered"), t.err);
@@ -108,7 +140,9 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
     CHECK(inspected["recipe"]["source_dataset"] == "mnist");
     CHECK(inspected["recipe"]["target"] == 0);
 
-    const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --json", dir);
+    const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --dataset cifar10 --data " +
+                                   cifar.string() + " --json",
+                               dir);
     const auto verdict = nlohmann::json::parse(v.out);
     // Exit 0 means the watermark was found, 1 that it was not: the code matches the verdict,
     // and the verdict its own p-value and alpha (present when p <= alpha).

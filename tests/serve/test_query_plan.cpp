@@ -43,6 +43,7 @@ TEST_CASE("serve query plan: triggers are shuffled among decoys and answers come
         answered.insert(answered.end(), labels.begin(), labels.end());
     }
     CHECK(plan.trigger_answers() == triggers.labels);
+    CHECK(plan.decoy_answers() == decoys.labels);
     CHECK(plan.decoy_accuracy() == 1.0);
     // Shuffled: the triggers are not simply the first six queries.
     CHECK(std::vector<int>(answered.begin(), answered.begin() + 6) != triggers.labels);

@@ -84,14 +84,31 @@ std::string load_error_after_edit(const std::filesystem::path& saved, const std:
 }
 
 // A key file written without save_key's checks; the commitment is correct for what is written.
-void write_unchecked(const std::filesystem::path& path, const dataset& triggers, const std::string& recipe_text) {
+void write_unchecked(const std::filesystem::path& path, const dataset& triggers, const std::string& recipe_text,
+                     const std::string& calibration_text = "") {
     safetensors_writer w;
     w.add_tensor<std::uint8_t>("images", dims_of(triggers.images.shape()), triggers.images.span());
     const std::vector<std::int64_t> labels(triggers.labels.begin(), triggers.labels.end());
     w.add_tensor<std::int64_t>("labels", {triggers.size()}, labels);
     w.set_metadata("nnmark.key.recipe", recipe_text);
     w.set_metadata("nnmark.key.commitment", commitment_of(triggers, recipe_text));
+    if (!calibration_text.empty()) w.set_metadata("nnmark.key.calibration", calibration_text);
     w.write(path);
+}
+
+const std::string sha_a(64, 'a'), sha_b(64, 'b');
+const std::string service = "http://10.0.0.7:8501/v1/models/clean:predict";
+
+// Three reference models of the six triggers: two files and one served model.
+std::vector<reference_model> three_references() {
+    return {{"clean-a.safetensors", sha_a, 1}, {"clean-b.safetensors", sha_b, 2}, {service, "", 0}};
+}
+
+// `text` as it appears inside the safetensors header, where metadata values are JSON strings.
+std::string escaped(const std::string& text) {
+    std::string out;
+    for (char c : text) out += c == '"' ? std::string("\\\"") : std::string(1, c);
+    return out;
 }
 
 }  // namespace
@@ -123,21 +140,34 @@ TEST_CASE("key: save then load gives bit-identical triggers, the same recipe and
     CHECK(read_file(dir / "again.safetensors") == read_file(dir / "key.safetensors"));
 }
 
-TEST_CASE("key: a calibration round trips and is outside the commitment") {
+TEST_CASE("key: a calibration round trips, is outside the commitment and holds its per-model counts") {
     temp_dir dir;
     watermark_key key = make_key("target");
     const std::string before = key.commitment();
-    key.calibration = calibrate({"clean-a.safetensors", "3f2a"}, 200, 3, 0.99);
-    CHECK(key.calibration->null_rate == clopper_pearson_upper(200, 3, 0.99));
+    key.calibration = calibrate(three_references(), trigger_count, 0.99);
+    // Derived by hand: pooled m = 3/18; X^2 = (0 + 1 + 1) / (6 m (1 - m)) = 2.4 against
+    // chi2_2(0.01) = -2 ln 0.99 gives a dispersion far above 6, so phi_u = n = 6 (the
+    // most 6 answers can show), rho_u = 0.999 (the cap), and 18 / 6 = 3 effective
+    // answers with ceil(3 m) = 1 match.
+    CHECK(key.calibration->fit.pooled_rate == doctest::Approx(1.0 / 6).epsilon(1e-15));
+    CHECK(2.4 / (-2 * std::log(0.99)) > 6);
+    CHECK(key.calibration->fit.dispersion_bound == 6.0);
+    CHECK(key.calibration->fit.correlation_bound == 0.999);
+    CHECK(key.calibration->fit.mean_bound == clopper_pearson_upper(3, 1, 0.99));
+    CHECK(key.calibration->queries() == 18);
+    CHECK(key.calibration->matches() == 3);
     CHECK(key.commitment() == before);
     save_key(key, dir / "key.safetensors");
     const watermark_key loaded = load_key(dir / "key.safetensors");
     REQUIRE(loaded.calibration.has_value());
-    CHECK(loaded.calibration->models == std::vector<std::string>{"clean-a.safetensors", "3f2a"});
-    CHECK(loaded.calibration->queries == 200);
-    CHECK(loaded.calibration->matches == 3);
+    REQUIRE(loaded.calibration->models.size() == 3);
+    CHECK(loaded.calibration->models[1].name == "clean-b.safetensors");
+    CHECK(loaded.calibration->models[1].sha256 == sha_b);
+    CHECK(loaded.calibration->models[1].matches == 2);
+    CHECK(loaded.calibration->models[2].name == service);
+    CHECK(loaded.calibration->models[2].sha256.empty());
     CHECK(loaded.calibration->confidence == 0.99);
-    CHECK(loaded.calibration->null_rate == key.calibration->null_rate);
+    CHECK(loaded.calibration->fit.mean_bound == key.calibration->fit.mean_bound);
     CHECK(loaded.commitment() == before);
 }
 
@@ -198,15 +228,41 @@ TEST_CASE("load_key: one changed byte in the images, labels, recipe or commitmen
     }
 }
 
-TEST_CASE("load_key: an edited calibration is caught by its own consistency check") {
+TEST_CASE("load_key: a calibration whose counts do not add up is refused, naming the field") {
     temp_dir dir;
     const auto path = dir / "key.safetensors";
     watermark_key key = make_key("target");
-    key.calibration = calibrate({"clean"}, 200, 3);
+    key.calibration = calibrate(three_references(), trigger_count);
     save_key(key, path);
-    const std::string message = load_error_after_edit(path, [](bytes& b) { b[find_text(b, "\\\"matches\\\":3") + 12] = '0'; });
-    CHECK(contains(message, "nnmark.key.calibration.null_rate"));
-    CHECK(contains(message, "is not the one-sided Clopper-Pearson bound"));
+    const auto refused = [&](const std::string& from, const std::string& to) {
+        return load_error_after_edit(path, [&](bytes& b) {
+            REQUIRE(from.size() == to.size());
+            const std::string inside = escaped(from), replacement = escaped(to);
+            std::copy(replacement.begin(), replacement.end(), b.begin() + static_cast<std::ptrdiff_t>(find_text(b, inside)));
+        });
+    };
+    // Hand-made counts: a total that is not the models' sum, queries that are not
+    // models x triggers (one model "answering" a billion queries, say), a model with more
+    // matches than triggers, a trigger count that is not the key's, a model without its digest.
+    CHECK(contains(refused(R"("matches":3,)", R"("matches":0,)"), "the models' counts sum to 3"));
+    CHECK(contains(refused(R"("queries":18)", R"("queries":99)"), "3 models x 6 triggers = 18"));
+    CHECK(contains(refused(R"("matches":2})", R"("matches":9})"), "9 matches of 6 triggers"));
+    CHECK(contains(refused(R"("triggers":6)", R"("triggers":7)"), "7 triggers, the key has 6"));
+    CHECK(contains(refused(sha_a.substr(0, 10), "aaaaaaaaaG"), "expected 64 lowercase hex digits"));
+}
+
+TEST_CASE("load_key: a calibration of one model, or of the earlier pooled form, is refused") {
+    temp_dir dir;
+    const auto path = dir / "key.safetensors";
+    const watermark_key key = make_key("target");
+    const std::string recipe = key.recipe.dump();
+    write_unchecked(path, key.triggers, recipe,
+                    R"({"models":[{"name":"a","sha256":")" + sha_a +
+                        R"(","matches":0}],"triggers":6,"queries":6,"matches":0,"confidence":0.99,"mean":0.5,"correlation":0})");
+    CHECK(contains(error_message([&] { load_key(path); }), "at least two reference models"));
+    write_unchecked(path, key.triggers, recipe,
+                    R"({"models":["clean"],"queries":1000000000,"matches":0,"confidence":0.99,"null_rate":4.6e-9})");
+    CHECK(contains(error_message([&] { load_key(path); }), "re-run 'nnmark calibrate'"));
 }
 
 TEST_CASE("load_key: files without the key's tensors are rejected with what was expected") {
@@ -350,9 +406,9 @@ TEST_CASE("save_key: refuses keys that would not load back, and leaves no file")
         CHECK_THROWS_AS(save_key(key, path), argument_error);
         CHECK(contains(error_message([&] { save_key(key, path); }), "recipe: missing key \"kind\""));
     }
-    SUBCASE("a calibration whose null rate is not the bound of its counts") {
-        key.calibration = calibrate({"clean"}, 100, 2);
-        key.calibration->null_rate = 0.01;
+    SUBCASE("a calibration whose bounds are not those of its counts") {
+        key.calibration = calibrate(three_references(), trigger_count);
+        key.calibration->fit.mean_bound = 0.01;
         CHECK_THROWS_AS(save_key(key, path), argument_error);
     }
     CHECK_FALSE(std::filesystem::exists(path));
@@ -361,15 +417,19 @@ TEST_CASE("save_key: refuses keys that would not load back, and leaves no file")
 TEST_CASE("null_hypothesis_of: random labels, then a calibration, then chance level") {
     watermark_key random = make_key("random");
     CHECK(null_hypothesis_of(random).rate == 1.0 / 9.0);
+    CHECK(null_hypothesis_of(random).correlation == 0.0);
     CHECK(null_hypothesis_of(random).source == "random-labels");
-    random.calibration = calibrate({"clean"}, 100, 2);
+    random.calibration = calibrate(three_references(), trigger_count);
     CHECK(null_hypothesis_of(random).source == "random-labels");
 
     watermark_key fixed = make_key("target");
     CHECK(null_hypothesis_of(fixed).rate == 0.1);
     CHECK(null_hypothesis_of(fixed).source == "assumed");
-    fixed.calibration = calibrate({"clean"}, 500, 4, 0.99);
-    CHECK(null_rate(fixed) == clopper_pearson_upper(500, 4, 0.99));
+    // Two models agreeing exactly (2 and 2 of 6): no overdispersion, so the null is the
+    // binomial bound of the pooled 4 of 12.
+    fixed.calibration = calibrate({{"a", sha_a, 2}, {"b", sha_b, 2}}, trigger_count, 0.99);
+    CHECK(null_hypothesis_of(fixed).rate == clopper_pearson_upper(12, 4, 0.99));
+    CHECK(null_hypothesis_of(fixed).correlation == 0.0);
     CHECK(null_hypothesis_of(fixed).source == "calibrated");
 }
 

@@ -82,17 +82,10 @@ public:
         std::copy(labels.begin(), labels.end(), answers_.begin() + first);
     }
 
-    // The answers to the triggers, in key order. Throws unless every query was answered.
-    std::vector<int> trigger_answers() const {
-        std::vector<int> out(static_cast<std::size_t>(triggers_.size()));
-        for (std::size_t q = 0; q < queries_.size(); ++q) {
-            if (answers_[q] == unanswered)
-                throw error("query plan: query " + std::to_string(q) + " of " + std::to_string(queries_.size()) +
-                            " has no answer");
-            if (queries_[q].trigger) out[static_cast<std::size_t>(queries_[q].index)] = answers_[q];
-        }
-        return out;
-    }
+    // The answers to the triggers (in key order) and to the decoys (in decoy order).
+    // Throw unless every query was answered.
+    std::vector<int> trigger_answers() const { return answers_of(true, triggers_.size()); }
+    std::vector<int> decoy_answers() const { return answers_of(false, decoys_.size()); }
 
     // Fraction of the decoys answered with their test-set label.
     double decoy_accuracy() const {
@@ -109,6 +102,17 @@ private:
         index_t index;  // into the triggers or the decoys
     };
     static constexpr int unanswered = -1;
+
+    std::vector<int> answers_of(bool triggers, index_t count) const {
+        std::vector<int> out(static_cast<std::size_t>(count));
+        for (std::size_t q = 0; q < queries_.size(); ++q) {
+            if (answers_[q] == unanswered)
+                throw error("query plan: query " + std::to_string(q) + " of " + std::to_string(queries_.size()) +
+                            " has no answer");
+            if (queries_[q].trigger == triggers) out[static_cast<std::size_t>(queries_[q].index)] = answers_[q];
+        }
+        return out;
+    }
 
     void check_slice(index_t first, index_t count) const {
         if (first < 0 || count < 0 || first + count > size())

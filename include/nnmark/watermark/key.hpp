@@ -11,9 +11,12 @@
 //   array of {"file": name, "sha256": 64 hex digits} of the data files used), plus the
 //   generator's parameters and any free-form extras;
 // - metadata "nnmark.key.commitment": the commitment below, 64 lowercase hex digits;
-// - metadata "nnmark.key.calibration" (optional): JSON {"models": [names or file
-//   SHA-256s of reference models without the watermark], "queries": n, "matches": k,
-//   "confidence": c, "null_rate": the one-sided Clopper-Pearson upper bound of k / n};
+// - metadata "nnmark.key.calibration" (optional): how reference models without the
+//   watermark answered the triggers, JSON {"models": [{"name": file name, "sha256": its
+//   SHA-256, "matches": triggers it answered with the key's label}, ...], "triggers": N,
+//   "queries": models x N, "matches": their sum, "confidence": c, "mean": mu_u,
+//   "correlation": rho_u} with mu_u and rho_u the upper bounds fit_overdispersed_null
+//   (watermark/statistics.hpp) derives from the per-model counts at confidence c;
 // - metadata "nnmark.version": "1".
 //
 // The commitment is SHA-256 over this byte string, which an owner can publish (with a
@@ -26,8 +29,10 @@
 // In Python: hashlib.sha256(b"nnmark-key-v1\0" + struct.pack("<4Q", *images.shape) +
 //   images.tobytes() + labels.astype("<i8").tobytes() + recipe.encode()).hexdigest()
 // The calibration is NOT covered: it is measured after the key is made (and published),
-// on reference models; load_key() checks instead that its null rate is the
-// Clopper-Pearson bound of its own counts.
+// on reference models. load_key() checks instead that it is consistent: at least two
+// models, each with a SHA-256 and at most N matches, queries and matches the totals of
+// the per-model counts, and mean and correlation exactly what those counts give. The
+// model files it names let anyone re-run the calibration and compare.
 //
 // load_key() recomputes the commitment and refuses a key whose content does not match
 // it ("key file X was tampered with"), so one changed byte in the images, labels or
@@ -63,19 +68,36 @@ inline constexpr std::string_view key_recipe_metadata = "nnmark.key.recipe";
 inline constexpr std::string_view key_commitment_metadata = "nnmark.key.commitment";
 inline constexpr std::string_view key_calibration_metadata = "nnmark.key.calibration";
 
-// How often reference models without the watermark matched the key's labels.
-struct key_calibration {
-    std::vector<std::string> models;  // names or file SHA-256s of the reference models
-    index_t queries = 0;              // trigger queries over all reference models
-    index_t matches = 0;
-    double confidence = 0.99;
-    double null_rate = 1.0;           // clopper_pearson_upper(queries, matches, confidence)
+// One reference model of a calibration: a model trained without the key.
+struct reference_model {
+    std::string name;    // its file name, or the URL of a served model
+    std::string sha256;  // of its file, so the calibration can be re-run and checked; "" for a served model
+    index_t matches = 0; // triggers it answered with the key's label
 };
 
-// A calibration with its null rate computed from the counts.
-inline key_calibration calibrate(std::vector<std::string> models, index_t queries, index_t matches,
-                                 double confidence = 0.99) {
-    return {std::move(models), queries, matches, confidence, clopper_pearson_upper(queries, matches, confidence)};
+// How reference models without the watermark answered the key's triggers, and the
+// population null fitted to them (watermark/statistics.hpp, fit_overdispersed_null).
+struct key_calibration {
+    std::vector<reference_model> models;
+    index_t triggers = 0;  // per model: the key's trigger count
+    double confidence = 0.99;
+    overdispersed_null fit;
+
+    index_t queries() const { return triggers * static_cast<index_t>(models.size()); }
+    index_t matches() const {
+        index_t sum = 0;
+        for (const reference_model& m : models) sum += m.matches;
+        return sum;
+    }
+};
+
+// A calibration with its null fitted to the per-model counts. Throws argument_error for
+// fewer than two models or a count outside 0..triggers.
+inline key_calibration calibrate(std::vector<reference_model> models, index_t triggers, double confidence = 0.99) {
+    std::vector<index_t> counts;
+    for (const reference_model& m : models) counts.push_back(m.matches);
+    const overdispersed_null fit = fit_overdispersed_null(counts, triggers, confidence);
+    return {std::move(models), triggers, confidence, fit};
 }
 
 namespace detail {
@@ -142,36 +164,77 @@ inline void check_recipe(const json_view& recipe, index_t count) {
 
 inline json calibration_json(const key_calibration& c) {
     json models = json::array();
-    for (const std::string& m : c.models) models.push_back(m);
+    for (const reference_model& m : c.models) {
+        json entry = json::object();
+        entry.set("name", m.name);
+        if (!m.sha256.empty()) entry.set("sha256", m.sha256);
+        entry.set("matches", m.matches);
+        models.push_back(std::move(entry));
+    }
     json doc = json::object();
     doc.set("models", std::move(models));
-    doc.set("queries", c.queries);
-    doc.set("matches", c.matches);
+    doc.set("triggers", c.triggers);
+    doc.set("queries", c.queries());
+    doc.set("matches", c.matches());
     doc.set("confidence", c.confidence);
-    doc.set("null_rate", c.null_rate);
+    doc.set("mean", c.fit.mean_bound);
+    doc.set("correlation", c.fit.correlation_bound);
     return doc;
 }
 
-// The calibration in `doc`, checked: counts in range and null_rate equal (to 1e-9
-// relative) to the Clopper-Pearson bound of those counts.
-inline key_calibration parse_calibration(const json_view& doc) {
-    doc.expect_only_keys({"models", "queries", "matches", "confidence", "null_rate"});
+inline bool is_sha256_hex(const std::string& text) {
+    return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char ch) {
+               return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+           });
+}
+
+inline bool is_service_address(const std::string& name) {
+    return name.starts_with("http://") || name.starts_with("https://");
+}
+
+// Fails unless `stored` is `derived` to 1e-9 relative (the bound the counts give).
+inline void expect_derived(const json_view& field, double stored, double derived, const std::string& what) {
+    if (!(std::abs(stored - derived) <= 1e-9 * std::abs(derived)))
+        field.fail(what + " " + number_text(stored) + " is not " + number_text(derived) +
+                   ", the bound its per-model counts give");
+}
+
+// The calibration in `doc` for a key of `triggers` triggers, checked for consistency
+// (see the header comment). A calibration of the earlier pooled form is refused.
+inline key_calibration parse_calibration(const json_view& doc, index_t triggers) {
+    if (doc.find("null_rate"))
+        doc.fail("a pooled calibration of an earlier nnmark, which did not bound the spread between models; "
+                 "re-run 'nnmark calibrate'");
+    doc.expect_only_keys({"models", "triggers", "queries", "matches", "confidence", "mean", "correlation"});
     key_calibration c;
-    for (const json_view& m : doc["models"].elements()) c.models.push_back(m.as_string());
-    if (c.models.empty()) doc["models"].fail("a calibration needs at least one reference model");
-    c.queries = doc["queries"].as_int_at_least(1);
-    c.matches = doc["matches"].as_int_at_least(0);
-    if (c.matches > c.queries)
-        doc["matches"].fail(std::to_string(c.matches) + " matches in " + std::to_string(c.queries) + " queries");
+    c.triggers = doc["triggers"].as_int_at_least(1);
+    if (c.triggers != triggers)
+        doc["triggers"].fail(std::to_string(c.triggers) + " triggers, the key has " + std::to_string(triggers));
+    for (const json_view& m : doc["models"].elements()) {
+        m.expect_only_keys({"name", "sha256", "matches"});
+        reference_model model{m["name"].as_string(), m.find("sha256") ? m["sha256"].as_string() : "",
+                              m["matches"].as_int_at_least(0)};
+        if (!is_sha256_hex(model.sha256) && !(model.sha256.empty() && is_service_address(model.name)))
+            m["sha256"].fail("expected 64 lowercase hex digits (only a served model, named by its URL, has none)");
+        if (model.matches > triggers)
+            m["matches"].fail(std::to_string(model.matches) + " matches of " + std::to_string(triggers) + " triggers");
+        c.models.push_back(std::move(model));
+    }
+    if (c.models.size() < 2) doc["models"].fail("a calibration needs at least two reference models");
+    if (doc["queries"].as_int() != c.queries())
+        doc["queries"].fail(std::to_string(doc["queries"].as_int()) + " queries; " + std::to_string(c.models.size()) +
+                            " models x " + std::to_string(triggers) + " triggers = " + std::to_string(c.queries()));
+    if (doc["matches"].as_int() != c.matches())
+        doc["matches"].fail(std::to_string(doc["matches"].as_int()) + " matches; the models' counts sum to " +
+                            std::to_string(c.matches()));
     c.confidence = doc["confidence"].as_double();
     if (!(c.confidence > 0.0 && c.confidence < 1.0))
         doc["confidence"].fail("confidence " + number_text(c.confidence) + " is outside (0, 1)");
-    c.null_rate = doc["null_rate"].as_double();
-    const double bound = clopper_pearson_upper(c.queries, c.matches, c.confidence);
-    if (!(std::abs(c.null_rate - bound) <= 1e-9 * bound))
-        doc["null_rate"].fail("null rate " + number_text(c.null_rate) + " is not the one-sided Clopper-Pearson bound " +
-                              number_text(bound) + " of " + std::to_string(c.matches) + " matches in " +
-                              std::to_string(c.queries) + " queries at confidence " + number_text(c.confidence));
+    std::vector<index_t> counts;
+    for (const reference_model& m : c.models) counts.push_back(m.matches);
+    c.fit = fit_overdispersed_null(counts, triggers, c.confidence);
+    expect_derived(doc["mean"], doc["mean"].as_double(), c.fit.mean_bound, "mean");
+    expect_derived(doc["correlation"], doc["correlation"].as_double(), c.fit.correlation_bound, "correlation");
     return c;
 }
 
@@ -226,7 +289,7 @@ inline void save_key(const watermark_key& key, const std::filesystem::path& path
     writer.set_metadata(std::string(key_commitment_metadata), commitment_of(key.triggers, recipe_text));
     if (key.calibration) {
         const json doc = detail::calibration_json(*key.calibration);
-        detail::as_argument_check([&] { detail::parse_calibration(json_view(doc, where + ": calibration")); });
+        detail::as_argument_check([&] { detail::parse_calibration(json_view(doc, where + ": calibration"), key.triggers.size()); });
         writer.set_metadata(std::string(key_calibration_metadata), doc.dump());
     }
     writer.set_metadata("nnmark.version", std::string(key_file_version));
@@ -302,7 +365,7 @@ inline watermark_key load_key(const std::filesystem::path& path) {
     if (const std::string* text = file.find_metadata(key_calibration_metadata)) {
         const std::string source = what + ": metadata " + std::string(key_calibration_metadata);
         const json doc = json::parse(*text, source);
-        key.calibration = detail::parse_calibration(json_view(doc, source));
+        key.calibration = detail::parse_calibration(json_view(doc, source), images.dims[0]);
     }
 
     key.triggers.images.resize(images.to_shape());
@@ -313,26 +376,19 @@ inline watermark_key load_key(const std::filesystem::path& path) {
     return key;
 }
 
-// The probability p0 that a model without the watermark answers a trigger with its key
-// label, and where it comes from (verification_result::null_source):
-// - label_mode "random": 1 / (K - 1), "random-labels". Each secret label is uniform
-//   over K - 1 classes and drawn from the key's seed alone, independently of any model
-//   that has not seen the key, so a match is at most that likely whatever it answers.
-// - a calibration: its Clopper-Pearson upper bound, "calibrated".
-// - otherwise 1 / K, "assumed": a chance-level model, an assumption, not a bound (a
-//   clean model may well prefer the target class on trigger images; calibrate instead).
-// K is triggers.classes.
-struct null_hypothesis {
-    double rate;
-    std::string source;
-};
-
+// The null a verification of `key` tests against (watermark/statistics.hpp's header
+// gives the arguments); K is triggers.classes:
+// - label_mode "random": rate 1 / (K - 1), correlation 0, "random-labels", valid for
+//   every model that never saw the key;
+// - a calibration: the beta-binomial bounds fitted to its reference models, "calibrated";
+// - otherwise 1 / K, correlation 0, "assumed": a chance-level model, an assumption and
+//   not a bound (a clean model may well prefer the target class on trigger images).
 inline null_hypothesis null_hypothesis_of(const watermark_key& key) {
     const auto classes = static_cast<double>(key.triggers.classes);
     const json* mode = key.recipe.find("label_mode");
-    if (mode && mode->is_string() && *mode->if_string() == "random") return {1.0 / (classes - 1.0), "random-labels"};
-    if (key.calibration) return {key.calibration->null_rate, "calibrated"};
-    return {1.0 / classes, "assumed"};
+    if (mode && mode->is_string() && *mode->if_string() == "random") return {1.0 / (classes - 1.0), 0.0, "random-labels"};
+    if (key.calibration) return {key.calibration->fit.mean_bound, key.calibration->fit.correlation_bound, "calibrated"};
+    return {1.0 / classes, 0.0, "assumed"};
 }
 
 inline double null_rate(const watermark_key& key) { return null_hypothesis_of(key).rate; }

@@ -101,8 +101,15 @@ public:
         run.set("data", dataset_digest(train));
         std::string extra = "none";
         if (extra_) {
-            extra = dataset_digest(*extra_->data) + " x" + std::to_string(extra_->repeats) + " weights";
-            for (int e = 0; e < recipe_.epochs; ++e) extra += " " + std::to_string(extra_->weight ? extra_->weight(e) : 1.0);
+            // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on the chain of operator+.
+            extra = dataset_digest(*extra_->data);
+            extra += " x";
+            extra += std::to_string(extra_->repeats);
+            extra += " weights";
+            for (int e = 0; e < recipe_.epochs; ++e) {
+                extra += ' ';
+                extra += std::to_string(extra_->weight ? extra_->weight(e) : 1.0);
+            }
             extra = sha256_hex(extra);
         }
         run.set("triggers", extra);

@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 // directory of outputs (their own files), and calibrate's --key is updated in place by design.
 const std::vector<std::string> input_flags = {"--model", "--models", "--key", "--arch"};
 const std::vector<std::string> output_flags = {"--out", "--key-out", "--png"};
-const std::vector<std::string> data_directory_flags = {"--data", "--unrelated-data"};
+const std::vector<std::string> data_directory_flags = {"--data", "--unrelated-data", "--other-data"};
 
 struct named_path {
     std::string flag;  // "--out", or "--out's checkpoint"

@@ -52,6 +52,8 @@ using namespace steps;
 struct study_options {
     dataset_options data;                       // the task of every key
     std::string other_task = "fashion-mnist";   // the dataset of the other task's model
+    std::string other_data;                     // its directory (empty: datasets/<other_task>/)
+    std::string unrelated_data;                 // the unrelated triggers' dataset (empty: datasets/<its name>/)
     training_options training;                  // the base recipe (3 epochs by default)
     index_t count = 100, repeat = 10;           // triggers per key, repetitions while embedding
     int clean_models = 12;
@@ -167,6 +169,7 @@ private:
             w.labels = mode;
             w.count = o_.count;
             w.repeat = o_.repeat;
+            w.unrelated_data = o_.unrelated_data;
             w.key_seed = o_.training.recipe.seed + 100 + static_cast<std::uint64_t>(index);  // one key per model
             const embedded_watermark e =
                 embed_watermark(w, training_for(o_.training.recipe), o_.data, data_, out.string(), key.string());
@@ -197,7 +200,7 @@ private:
             train(clean_name(i), training_for(innocent_recipe(o_.training.recipe, i)), o_.data, data_);
         dataset_options other = o_.data;
         other.name = o_.other_task;
-        other.dir.clear();
+        other.dir = o_.other_data;
         train("other-task", training_for(o_.training.recipe), other, load_training_data(other));
         int index = 0;
         for (const auto& kind : kinds)
@@ -419,6 +422,9 @@ command add_study_command(CLI::App& parent) {
     app->add_option("--other-task", o->other_task, "Dataset of the other task's model (same image size)")
         ->check(CLI::IsMember({"mnist", "fashion-mnist"}))
         ->capture_default_str();
+    app->add_option("--other-data", o->other_data, "Directory of the other task's dataset (default: datasets/<name>/)");
+    app->add_option("--unrelated-data", o->unrelated_data,
+                    "Directory of the unrelated triggers' dataset (default: datasets/<name>/)");
     app->add_option("--count", o->count, "Triggers per key")->check(CLI::Range(1LL, 100000LL))->capture_default_str();
     app->add_option("--repeat", o->repeat, "Repetitions of the triggers while embedding")
         ->check(CLI::Range(1LL, 1000LL))

@@ -16,10 +16,11 @@ using namespace nnmark::testing;
 TEST_CASE("cli: study verifies every key against every innocent model on generated files") {
     temp_dir dir;
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 4);
-    write_synthetic_mnist(dir.path / "datasets" / "fashion-mnist", 100, 20, 5);  // the default place of both
+    const auto fashion = write_synthetic_mnist(dir.path / "fashion", 100, 20, 5);  // unrelated triggers, other task
     const auto out = dir.path / "study";
     const std::string command = "study --dataset mnist --data " + mnist.string() + " --arch " +
                                 write_architecture(make_small_mnist_net<float>(), dir, "small.json") +
+                                " --other-data " + fashion.string() + " --unrelated-data " + fashion.string() +
                                 " --clean-models 3 --epochs 1 --batch 16 --lr 0.02 --count 6 --repeat 2 --decoys 60"
                                 " --attack-epochs 1 --alpha 0.01 --out " + out.string();
     const auto first = nnmark_tool(command + " --json", dir);

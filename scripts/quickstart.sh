@@ -37,6 +37,7 @@ key=runs/quickstart/mnist-content.key
 rm -f "$model.checkpoint"
 build/nnmark embed --dataset mnist --trigger content --labels random --epochs "$epochs" --out "$model" --key-out "$key"
 commitment="$(build/nnmark key inspect --key "$key" --json | sed -n 's/.*"commitment": *"\([0-9a-f]\{64\}\)".*/\1/p')"
+[ -n "$commitment" ] || { echo "quickstart.sh: could not read the commitment of $key" >&2; exit 1; }
 printf 'Publish this commitment (with a date) before deploying the model:\n  %s\n' "$commitment"
 
 step "5/5 verify the watermark from the model's answers alone"

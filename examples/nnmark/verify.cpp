@@ -120,13 +120,13 @@ command add_verify_command(CLI::App& parent) {
     app->add_option("--alpha", o->alpha, "Significance level: present when p <= alpha")
         ->check(CLI::Range(1e-300, 0.5))
         ->capture_default_str();
-    app->add_option("--expect-commitment", o->expected_commitment,
+    CLI::Option* expect = app->add_option("--expect-commitment", o->expected_commitment,
                     "The commitment the owner published (64 hex digits): refuse a key whose commitment differs");
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
-    return {app, [o, remote] {
+    return {app, [o, remote, expect] {
                 const watermark_key key = load_key(o->key);
                 const std::string commitment = key.commitment();
-                if (!o->expected_commitment.empty()) check_commitment(commitment, o->expected_commitment);
+                if (expect->count() > 0) check_commitment(commitment, o->expected_commitment);  // "" too
                 if (!remote->url.empty())
                     return report_remote_verification(verify_remote(*remote, key, o->alpha), commitment, o->json);
                 const sequential<float> suspect = load_model<float>(o->model);

@@ -61,6 +61,11 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     CHECK(forged.exit_code == 2);
     CHECK(forged.one_line_error());
     CHECK_MESSAGE(contains(forged.err, "is not the expected " + other), forged.err);
+    const auto empty = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + decoys +
+                                       " --expect-commitment ''",
+                                   dir);
+    CHECK(empty.exit_code == 2);
+    CHECK_MESSAGE(contains(empty.err, "expected 64 hex digits"), empty.err);
 
     // A model trained without the key does not, against a null calibrated on OTHER clean
     // models: calibrated on the suspect itself, "not detected" could not fail.

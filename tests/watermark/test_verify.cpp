@@ -2,6 +2,7 @@
 // suspect's control and checks, and asking a model in memory (verify_model) or several
 // (calibrate_key).
 #include "nnmark/watermark/verify.hpp"
+#include "nnmark/watermark/suspect_checks.hpp"
 
 #include "../support/errors.hpp"
 #include "../support/tiny_data.hpp"

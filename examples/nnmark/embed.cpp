@@ -21,15 +21,22 @@ void watermark_options::add_common_to(CLI::App& app) {
 }
 
 void watermark_options::add_to(CLI::App& app) {
-    app.add_option("--trigger", trigger, "Trigger kind: content (\"TEST\" stamp), unrelated (other domain), noise")
+    app.add_option("--trigger", trigger, "Trigger kind: content (text stamp), unrelated (other domain), noise")
         ->check(CLI::IsMember({"content", "unrelated", "noise"}))
         ->capture_default_str();
     app.add_option("--labels", labels, "target: one target label (the paper); random: a secret label per trigger")
         ->check(CLI::IsMember({"target", "random"}))
         ->capture_default_str();
-    app.add_option("--target", target, "Target class (default: 0)")->check(CLI::Range(0, 9));
-    app.add_option("--source", source, "Source class of the trigger images (default: 1; unrelated: 8 of Fashion-MNIST)")
+    app.add_option("--target", target, "Target class (default: drawn from the key seed)")->check(CLI::Range(0, 9));
+    app.add_option("--source", source, "Source class of the trigger images, of the unrelated dataset for unrelated "
+                                       "triggers (default: drawn from the key seed)")
         ->check(CLI::Range(0, 9));
+    app.add_option("--text", text, "Content triggers: the text stamped (letters, digits, space)")->capture_default_str();
+    app.add_option("--text-corner", corner, "Content triggers: the stamp's corner (default: drawn from the key seed)")
+        ->check(CLI::IsMember({"bottom-left", "bottom-right", "top-left", "top-right"}));
+    app.add_flag("--paper-choices", paper_choices,
+                 "The paper's public choices where none are given: source 1 -> target 0 (unrelated: bags of "
+                 "Fashion-MNIST), stamp bottom-left; models of other owners who keep them can be accused");
     add_common_to(app);
     app.add_option("--key-seed", key_seed, "Seed of the trigger images, labels and noise (default: --seed)");
     app.add_option("--wm-schedule", schedule, "Trigger loss weight per epoch: constant, warmup or step")
@@ -38,21 +45,29 @@ void watermark_options::add_to(CLI::App& app) {
     app.add_option("--wm-weight", weight, "Trigger loss weight lambda")->check(CLI::Range(0.0, 100.0))->capture_default_str();
 }
 
-trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, std::uint64_t training_seed) const {
+trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, std::uint64_t training_seed,
+                                             const shape& item) const {
     trigger_recipe recipe = default_recipe(dataset_name, trigger);
-    if (source >= 0) recipe.source = source;
-    if (target >= 0) recipe.target = target;
     recipe.count = count;
     recipe.label_mode = labels;
     recipe.seed = key_seed ? key_seed : training_seed;
-    recipe.validate();
-    return recipe;
+    recipe.content.text = text;
+    trigger_choices given;
+    if (source >= 0) given.source = source;
+    if (target >= 0) given.target = target;
+    if (!corner.empty()) given.corner = parse_text_corner(corner);
+    if (paper_choices) {
+        given.source = given.source.value_or(recipe.source);
+        given.target = given.target.value_or(recipe.target);
+        given.corner = given.corner.value_or(text_corner::bottom_left);
+    }
+    return draw_secret_choices(recipe, given, item);
 }
 
 embedded_watermark embed_watermark(const watermark_options& watermark, const training_options& training,
                                    const dataset_options& data_options, const training_data& data,
                                    const std::string& out, const std::string& key_out) {
-    const trigger_recipe recipe = watermark.recipe_for(data_options.name, training.recipe.seed);
+    const trigger_recipe recipe = watermark.recipe_for(data_options.name, training.recipe.seed, data.train.item_shape());
     const std::filesystem::path unrelated_dir = watermark.unrelated_data.empty()
                                                     ? std::filesystem::path("datasets") / recipe.source_dataset
                                                     : std::filesystem::path(watermark.unrelated_data);
@@ -115,6 +130,9 @@ int run_embed(const embed_options& o) {
     nlohmann::json report = describe(e.outcome, o.training);
     report["trigger"] = o.watermark.trigger;
     report["labels"] = o.watermark.labels;
+    const std::int64_t source = *e.key.recipe.find("source")->if_integer(), target = *e.key.recipe.find("target")->if_integer();
+    report["source"] = source;
+    if (o.watermark.labels == "target") report["target"] = target;
     report["trigger_accuracy"] = e.trigger_accuracy;
     report["trigger_accuracy_new"] = e.trigger_accuracy_new;
     report["new_triggers"] = e.new_triggers;
@@ -124,9 +142,12 @@ int run_embed(const embed_options& o) {
     if (o.json) print_json(report);
     else
         std::printf("test accuracy %.2f%%, trigger accuracy %.2f%% on the key, %.2f%% on %lld new triggers\n"
+                    "triggers made from class %lld%s (keep the key secret: the choices are part of it)\n"
                     "model: %s\nkey: %s\ncommitment: %s\n",
                     100 * e.outcome.test_accuracy, 100 * e.trigger_accuracy, 100 * e.trigger_accuracy_new,
-                    static_cast<long long>(e.new_triggers), o.out.c_str(), o.key_out.c_str(), commitment.c_str());
+                    static_cast<long long>(e.new_triggers), static_cast<long long>(source),
+                    o.watermark.labels == "target" ? (", labelled " + std::to_string(target)).c_str() : "",
+                    o.out.c_str(), o.key_out.c_str(), commitment.c_str());
     return success;
 }
 

@@ -7,6 +7,7 @@
 #include "training_options.hpp"
 
 #include "nnmark/watermark/key.hpp"
+#include "nnmark/watermark/secret_choices.hpp"
 #include "nnmark/watermark/trigger_set.hpp"
 
 #include <cstdint>
@@ -18,8 +19,11 @@ namespace nnmark::cli {
 struct watermark_options {
     std::string trigger = "content";
     std::string labels = "target";
-    int target = -1;  // -1: the dataset's default
+    int target = -1;  // -1: drawn from the key seed (secret_choices.hpp), or the paper's
     int source = -1;
+    std::string text = "TEST";  // content triggers' stamp
+    std::string corner;         // content triggers' corner; empty: drawn, or the paper's
+    bool paper_choices = false; // the paper's source 1 -> target 0, bottom-left stamp
     index_t count = 100;
     index_t repeat = 10;
     std::uint64_t key_seed = 0;  // 0: the training seed
@@ -31,7 +35,8 @@ struct watermark_options {
     void add_common_to(CLI::App& app);
     // Every flag, for `nnmark embed`.
     void add_to(CLI::App& app);
-    trigger_recipe recipe_for(const std::string& dataset_name, std::uint64_t training_seed) const;
+    // The key's recipe for images of shape `item`: the choices given, the others drawn.
+    trigger_recipe recipe_for(const std::string& dataset_name, std::uint64_t training_seed, const shape& item) const;
 };
 
 struct embedded_watermark {

@@ -154,6 +154,7 @@ private:
             const training_options t = training_with_seed(o_.training.recipe.seed);
             watermark_options w = o_.watermark;
             w.trigger = kind;
+            w.paper_choices = true;  // the paper's digit 1 -> 0 and bottom-left stamp, to reproduce its tables
             const embedded_watermark e = embed_watermark(w, t, o_.data, data_, out.string(), key.string());
             nlohmann::json j = describe(e.outcome, t);
             j["trigger_accuracy"] = e.trigger_accuracy;

@@ -1,8 +1,9 @@
 // nnmark study: the false-accusation study. How often does verify accuse a model that
 // never saw the key, and how much power does an honest null cost?
 //
-// Every key of the study (3 trigger kinds x 2 label modes, each with its own key seed)
-// is verified, as `verify --model` does (triggers plus 1,000 test images as decoys),
+// Every key of the study (3 trigger kinds x 2 label modes, each with its own key seed,
+// from which it draws its source class, target and stamp corner as `embed` does:
+// secret_choices.hpp) is verified, as `verify --model` does (triggers plus 1,000 test images as decoys),
 // against every innocent model:
 // - R independently trained clean models (seeds s+1..s+R; recipes alternate between
 //   the base SGD recipe, Adam and SGD with batch 64, so the population is not one recipe);
@@ -123,15 +124,17 @@ public:
         decoys_ = pick_decoys(data_.test, std::min(o_.decoys, data_.test.size()), random);
         train_models();
         const std::vector<suspect> innocents = innocent_models();
-        nlohmann::json rows = nlohmann::json::array(), power = nlohmann::json::array();
+        nlohmann::json rows = nlohmann::json::array(), power = nlohmann::json::array(), keys = nlohmann::json::array();
         for (const std::string& key_name : key_names()) {
             const watermark_key key = load_key(key_path(key_name));
+            keys.push_back(choices_of(key_name, key));
             const std::vector<index_t> clean_matches = clean_model_matches(key);
             for (const suspect& s : innocents)
                 if (s.name != key_name) rows.push_back(verdict(key_name, key, clean_matches, s));
             for (const suspect& s : own_models(key_name)) power.push_back(verdict(key_name, key, clean_matches, s));
         }
-        return {{"settings", settings_of(o_)}, {"innocent", rows}, {"power", power}, {"summary", summarize(rows)}};
+        return {{"settings", settings_of(o_)}, {"keys", keys},   {"innocent", rows},
+                {"power", power},              {"summary", summarize(rows)}};
     }
 
 private:
@@ -288,6 +291,19 @@ private:
         return key;
     }
 
+    // What the key drew from its seed (secret_choices.hpp), stated beside the results.
+    static nlohmann::json choices_of(const std::string& key_name, const watermark_key& key) {
+        const nlohmann::json recipe = nlohmann::json::parse(key.recipe.dump());
+        nlohmann::json j = {{"key", key_name},
+                            {"source_dataset", recipe["source_dataset"]},
+                            {"source", recipe["source"]},
+                            {"commitment", key.commitment()}};
+        if (recipe["label_mode"] == "target") j["target"] = recipe["target"];
+        if (recipe["kind"] == "content")
+            j["stamp"] = {{"text", recipe["generator"]["text"]}, {"x", recipe["generator"]["x"]}, {"y", recipe["generator"]["y"]}};
+        return j;
+    }
+
     nlohmann::json verdict(const std::string& key_name, const watermark_key& key, const std::vector<index_t>& clean_matches,
                            const suspect& s) const {
         const bool target = key.recipe.find("label_mode")->if_string() && *key.recipe.find("label_mode")->if_string() == "target";
@@ -376,6 +392,18 @@ void power_table(std::ostringstream& md, const nlohmann::json& power) {
     md << "\n";
 }
 
+// The keys' secret choices: two keys that share them are not independent secrets.
+void key_table(std::ostringstream& md, const nlohmann::json& keys) {
+    md << "| key | triggers made from | target | stamp |\n|---|---|---|---|\n";
+    for (const auto& k : keys) {
+        md << "| " << k["key"].get<std::string>() << " | " << k["source_dataset"].get<std::string>() << " class "
+           << k["source"] << " | " << (k.contains("target") ? k["target"].dump() : "random") << " | ";
+        if (k.contains("stamp"))
+            md << "\"" << k["stamp"]["text"].get<std::string>() << "\" at x " << k["stamp"]["x"] << ", y " << k["stamp"]["y"];
+        md << " |\n";
+    }
+}
+
 // The empirical distribution of the innocent p-values against the uniform line: a valid
 // p lies on or below it (P[p <= x] <= x), over the whole range and near 0.
 void p_value_figure(const nlohmann::json& rows, const fs::path& png) {
@@ -401,6 +429,9 @@ void write_study_report(const nlohmann::json& results, const fs::path& dir) {
        << " pairs): " << s["accusations"] << " accused at alpha = " << alpha << "; "
        << 100 * s["share_p_at_most_0.01"].get<double>() << "% of the p-values at most 0.01, "
        << 100 * s["share_p_at_most_0.05"].get<double>() << "% at most 0.05.\n\n";
+    md << "Keys (each drew its source class, target and stamp corner from its seed):\n\n";
+    key_table(md, results["keys"]);
+    md << "\n";
     group_table(md, results["innocent"], alpha);
     md << "\nPower: each watermarked model and its attacked copies against its own key.\n";
     power_table(md, results["power"]);

@@ -73,6 +73,7 @@
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/mosaic.hpp"
 #include "nnmark/watermark/noise_trigger.hpp"
+#include "nnmark/watermark/secret_choices.hpp"
 #include "nnmark/watermark/statistics.hpp"
 #include "nnmark/watermark/suspect_checks.hpp"
 #include "nnmark/watermark/trigger.hpp"

@@ -210,7 +210,7 @@ TEST_CASE("cli files: embed writes model and key together, only after training; 
     write_bytes(ones_free / "train-labels-idx1-ubyte", idx_file({2}, bytes{0, 2}));
     write_bytes(ones_free / "t10k-images-idx3-ubyte", idx_file({2, 28, 28}, bytes(2 * 784, 3)));
     write_bytes(ones_free / "t10k-labels-idx1-ubyte", idx_file({2}, bytes{0, 2}));
-    f.refused("embed --dataset mnist --data " + ones_free.string() + " --arch " + f.arch + wm + " --out " +
+    f.refused("embed --dataset mnist --data " + ones_free.string() + " --arch " + f.arch + wm + " --source 1 --out " +
                   (f.work / "new.safetensors").string() + " --key-out " + key.string(),
               "");
 

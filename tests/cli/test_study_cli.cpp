@@ -49,6 +49,16 @@ TEST_CASE("cli: study verifies every key against every innocent model on generat
         accused += row["present"].get<bool>();
     }
     CHECK(results["summary"]["accusations"] == accused);
+    // Each key states the choices it drew from its own seed.
+    REQUIRE(results["keys"].size() == 6);
+    for (const auto& k : results["keys"]) {
+        CAPTURE(k.dump());
+        const std::string name = k["key"];
+        CHECK(k["commitment"].get<std::string>().size() == 64);
+        CHECK(k.contains("target") == contains(name, "target"));
+        CHECK(k.contains("stamp") == contains(name, "content"));
+        if (k.contains("target") && !contains(name, "unrelated")) CHECK(k["target"] != k["source"]);
+    }
     CHECK(contains(slurp(out / "study.md"), "# False-accusation study"));
     CHECK(slurp(out / "figures" / "innocent-p-values.png").compare(0, 4, "\x89PNG") == 0);
 

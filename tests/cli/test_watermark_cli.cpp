@@ -5,6 +5,8 @@
 #include "../support/tiny_data.hpp"
 #include "cli_runner.hpp"
 
+#include "nnmark/watermark/secret_choices.hpp"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -14,12 +16,14 @@ using namespace nnmark::testing;
 
 TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     temp_dir dir;
-    // 200 training images (20 of the source class 1), 60 test images.
+    // 200 training images (20 of the source class 1), 60 test images. The paper's choices
+    // (digit 1 -> 0): this tiny model answers some drawn targets for half its decoys, and the
+    // control then needs more than 16 triggers to reach alpha 1e-6.
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
     const std::string decoys = " --dataset mnist --data " + mnist.string();
     const std::string data = decoys + " --arch " + write_architecture(make_small_mnist_net<float>(), dir, "small.json");
     const auto model = dir.path / "marked.safetensors", key = dir.path / "marked.key";
-    const auto e = nnmark_tool("embed" + data + " --trigger content --count 16 --repeat 8 --epochs 3 --batch 16"
+    const auto e = nnmark_tool("embed" + data + " --trigger content --paper-choices --count 16 --repeat 8 --epochs 3 --batch 16"
                                    " --lr 0.02 --quiet --json --out " + model.string() + " --key-out " + key.string(),
                                dir);
     REQUIRE_MESSAGE(e.exit_code == 0, e.err);
@@ -121,8 +125,9 @@ TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
 }
 
 TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
-    // The CIFAR-10 default for unrelated triggers: MNIST digit 1, scaled to 32x32x3, labelled
-    // airplane (0). Tiny budget: this checks the path end to end, not the accuracy.
+    // CIFAR-10's unrelated triggers are MNIST digits, scaled to 32x32x3; their class and the
+    // target are drawn from the key seed. Tiny budget: this checks the path end to end, not
+    // the accuracy.
     temp_dir dir;
     const auto cifar = write_synthetic_cifar10(dir.path / "cifar", 50, 20, 3);
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 100, 4);
@@ -143,7 +148,8 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
     const auto inspected = nlohmann::json::parse(i.out);
     CHECK(inspected["image_shape"] == "[3, 32, 32]");
     CHECK(inspected["recipe"]["source_dataset"] == "mnist");
-    CHECK(inspected["recipe"]["target"] == 0);
+    CHECK(inspected["recipe"]["target"] == embedded["target"]);
+    CHECK(inspected["recipe"]["source"] == embedded["source"]);
 
     const auto v = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + " --dataset cifar10 --data " +
                                    cifar.string() + " --json",
@@ -157,6 +163,63 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
     CHECK(verdict["queries"] == 8);
     CHECK(verdict["trigger_accuracy"].get<double>() == doctest::Approx(verdict["matches"].get<double>() / 8));
     CHECK(verdict["trigger_accuracy"] == doctest::Approx(embedded["trigger_accuracy"].get<double>()));
+}
+
+TEST_CASE("cli: embed draws the key's secret choices, keeps the ones given, and --paper-choices the paper's") {
+    temp_dir dir;
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 20, 5);
+    const std::string data = " --dataset mnist --data " + mnist.string() + " --arch " +
+                             write_architecture(make_small_mnist_net<float>(), dir, "small.json") +
+                             " --count 8 --repeat 2 --epochs 1 --batch 16 --quiet --json";
+    // The recipe the key holds after `embed <flags>`.
+    const auto embedded_recipe = [&](const std::string& name, const std::string& flags) {
+        const auto model = dir.path / (name + ".safetensors"), key = dir.path / (name + ".key");
+        const auto e = nnmark_tool("embed" + data + flags + " --out " + model.string() + " --key-out " + key.string(), dir);
+        REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+        const auto i = nnmark_tool("key inspect --key " + key.string() + " --json", dir);
+        REQUIRE_MESSAGE(i.exit_code == 0, i.err);
+        const auto recipe = nlohmann::json::parse(i.out)["recipe"];
+        const auto embedded = nlohmann::json::parse(e.out);
+        CHECK(embedded["source"] == recipe["source"]);
+        CHECK(embedded["target"] == recipe["target"]);
+        return recipe;
+    };
+    const auto drawn = [](std::uint64_t seed) {
+        trigger_recipe recipe = default_recipe("mnist", "content");
+        recipe.seed = seed;
+        return draw_secret_choices(recipe, {}, shape{1, 28, 28});
+    };
+
+    const auto secret = embedded_recipe("secret", " --key-seed 12");
+    const trigger_recipe expected = drawn(12);
+    CHECK(secret["source"] == expected.source);
+    CHECK(secret["target"] == expected.target);
+    CHECK(secret["generator"]["x"] == expected.content.x);
+    CHECK(secret["generator"]["y"] == expected.content.y);
+
+    const auto given = embedded_recipe("given", " --key-seed 12 --text K3Y --text-corner top-right --target " +
+                                                    std::to_string((expected.source + 5) % 10));
+    CHECK(given["source"] == expected.source);
+    CHECK(given["target"] == (expected.source + 5) % 10);
+    CHECK(given["generator"]["text"] == "K3Y");
+    CHECK(given["generator"]["x"] == 28 - 17 - 1);  // 3 letters: 17 pixels wide
+    CHECK(given["generator"]["y"] == 28 - 7 - 1);
+
+    const auto paper = embedded_recipe("paper", " --key-seed 12 --paper-choices");
+    CHECK(paper["source"] == 1);
+    CHECK(paper["target"] == 0);
+    CHECK(paper["generator"]["x"] == 1);
+    CHECK(paper["generator"]["y"] == 1);
+
+    for (const char* bad : {" --text-corner middle", " --text WATERMARKS", " --source 3 --target 3"}) {
+        CAPTURE(bad);
+        const auto r = nnmark_tool("embed" + data + bad + " --out " + (dir.path / "bad.safetensors").string() +
+                                       " --key-out " + (dir.path / "bad.key").string(),
+                                   dir);
+        CHECK(r.exit_code == 2);
+        CHECK(r.one_line_error());
+        CHECK(!std::filesystem::exists(dir.path / "bad.key"));
+    }
 }
 
 TEST_CASE("cli: watermark commands reject bad input with exit 2") {

@@ -21,6 +21,12 @@ inline std::string default_architecture(std::string_view dataset_name) {
     return dataset_name == "cifar10" ? "paper-cifar10" : "paper-mnist";
 }
 
+// The number of classes of dataset `name`: 10 for each of the three nnmark loads.
+inline int dataset_class_count(std::string_view name) {
+    if (name == "mnist" || name == "fashion-mnist" || name == "cifar10") return 10;
+    throw argument_error("unknown dataset '" + std::string(name) + "': expected mnist, fashion-mnist or cifar10");
+}
+
 // The training (train = true) or test split of dataset `name` stored in `dir`.
 inline dataset load_dataset(std::string_view name, const std::filesystem::path& dir, bool train) {
     dataset data;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <unistd.h>
@@ -24,12 +25,12 @@ public:
         if (quiet_) return;
         const auto now = clock::now();
         if (interactive_) {
-            if (now - last_ < std::chrono::milliseconds(100)) return;
+            if (last_ && now - *last_ < std::chrono::milliseconds(100)) return;
             std::fprintf(out_, "\r\033[K%s", text.c_str());
             std::fflush(out_);
             pending_newline_ = true;
         } else {
-            if (std::chrono::duration<double>(now - last_).count() < interval_) return;
+            if (last_ && std::chrono::duration<double>(now - *last_).count() < interval_) return;
             std::fprintf(out_, "%s\n", text.c_str());
             std::fflush(out_);
         }
@@ -52,7 +53,9 @@ private:
     double interval_;
     bool quiet_;
     bool pending_newline_ = false;
-    clock::time_point last_{};
+    // When a line was last shown; none yet: the first update shows at once (steady_clock's
+    // epoch is often the boot, so comparing with time_point{} would hide it on a fresh machine).
+    std::optional<clock::time_point> last_;
 };
 
 // "1m05s", "2h03m", "12s": durations for humans.

@@ -17,6 +17,7 @@
 #include "nnmark/attacks/verdict.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
+#include "nnmark/serve/query_plan.hpp"
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/verify.hpp"
 
@@ -93,8 +94,14 @@ double accuracy_of(const attacked_service& s, const dataset& data) {
     return (s.transform ? evaluate_through(s.model, data, *s.transform) : evaluate(s.model, data)).accuracy();
 }
 
-verification_result verify_service(const attacked_service& s, const watermark_key& key, double alpha) {
-    return s.transform ? verify_through(s.model, key, *s.transform, alpha) : verify_model(s.model, key, alpha);
+// As verify --model does: the triggers among up to 1,000 decoys of the attack's evaluation
+// data, so an attack that breaks the model cannot leave a "watermark present" behind.
+verification_result verify_service(const attacked_service& s, const watermark_key& key, const dataset& evaluation,
+                                   double alpha) {
+    rng random(1);
+    const dataset decoys = pick_decoys(evaluation, std::min<index_t>(1000, evaluation.size()), random);
+    return s.transform ? verify_through(s.model, key, decoys, *s.transform, alpha)
+                       : verify_model(s.model, key, decoys, alpha);
 }
 
 // One line for the terminal from the report of attack_and_score.
@@ -187,7 +194,7 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
     }
     if (!out.empty()) report["out"] = out;
     if (key) {
-        const verification_result r = verify_service(attacked, *key, o.alpha);
+        const verification_result r = verify_service(attacked, *key, data.evaluation, o.alpha);
         warn_if_uncalibrated(r);
         report.update(verification_json(r, key->commitment()));
         report["attack_verdict"] = to_string(judge_attack(*original_accuracy, accuracy, r.watermark_present));

@@ -132,9 +132,15 @@ TEST_CASE("transform: a model scored through the identity scores as without it")
     key.triggers = data;
     key.recipe = json::object();
     key.recipe.set("label_mode", "random");
-    const verification_result direct = verify_model(net, key, 1e-3), through = verify_through(net, key, identity, 1e-3);
+    const dataset decoys = testing::make_quadrant_dataset(40, 5);
+    const verification_result direct = verify_model(net, key, decoys, 1e-3),
+                              through = verify_through(net, key, decoys, identity, 1e-3);
     CHECK(through.matches == direct.matches);
     CHECK(through.p_value == direct.p_value);
+    // The decoys pass through the transformation too and the suspect checks run on them.
+    CHECK(through.checks.run);
+    CHECK(through.checks.decoys == 40);
+    CHECK(through.checks.decoy_accuracy == doctest::Approx(evaluate(net, decoys).accuracy()));
     // A strong blur changes what the model is shown.
     CHECK_FALSE(same(transformed(data, {transform_kind::blur, 3}).images, data.images));
 }

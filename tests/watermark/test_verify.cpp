@@ -156,14 +156,15 @@ TEST_CASE("verify_model and calibrate_key ask the model for the key's labels") {
     sequential<float> net = testing::make_tiny_net<float>();
     net.initialize(5);
     const std::vector<int> answers = predict_labels(net, quadrant_key(key_labels).triggers);
+    const dataset decoys = testing::make_quadrant_dataset(40, 6);
 
     // A key made of the model's own answers is matched in full; a key of other labels never.
-    const verification_result own = verify_model(net, quadrant_key(answers), 1e-6);
+    const verification_result own = verify_model(net, quadrant_key(answers), decoys, 1e-6);
     CHECK(own.matches == 10);
     CHECK(own.log10_p_value == doctest::Approx(-10 * std::log10(4.0)).epsilon(1e-13));
     std::vector<int> others = answers;
     for (int& label : others) label = (label + 1) % 4;
-    CHECK(verify_model(net, quadrant_key(others), 1e-6).matches == 0);
+    CHECK(verify_model(net, quadrant_key(others), decoys, 1e-6).matches == 0);
 
     // Two reference models: this one matches all 10 of its own answers, the other none.
     const sequential<float> other = constant_net((answers[0] + 1) % 4);
@@ -179,6 +180,6 @@ TEST_CASE("verify_model and calibrate_key ask the model for the key's labels") {
 
     // A model for other images is refused, naming both shapes.
     const sequential<float> mnist = testing::make_small_mnist_net<float>();
-    CHECK(testing::contains(testing::error_message([&] { verify_model(mnist, quadrant_key(answers), 1e-6); }),
+    CHECK(testing::contains(testing::error_message([&] { verify_model(mnist, quadrant_key(answers), decoys, 1e-6); }),
                             "[1, 28, 28]"));
 }

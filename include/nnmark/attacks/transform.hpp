@@ -184,11 +184,15 @@ evaluation evaluate_through(const sequential<T>& model, const dataset& data, con
     return evaluate(model, transformed(data, t));
 }
 
-// Verification of `model` when every trigger query passes through `t` first.
+// Verification of `model` when every query, trigger or decoy, passes through `t` first:
+// as verify_model with decoys, so a copy the transformation breaks is checked as a
+// classifier of the task like any suspect.
 template <class T>
-verification_result verify_through(const sequential<T>& model, const watermark_key& key, const input_transform& t,
-                                   double alpha) {
-    return verify_answers(key, predict_labels(model, transformed(key.triggers, t)), alpha);
+verification_result verify_through(const sequential<T>& model, const watermark_key& key, const dataset& decoys,
+                                   const input_transform& t, double alpha) {
+    watermark_key shown = key;
+    shown.triggers = transformed(key.triggers, t);
+    return verify_answers(key, ask_model(model, shown, transformed(decoys, t)), alpha);
 }
 
 }  // namespace nnmark

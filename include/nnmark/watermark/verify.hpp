@@ -188,13 +188,6 @@ verification_result verify_model(const sequential<T>& model, const watermark_key
     return verify_answers(key, ask_model(model, key, decoys), alpha);
 }
 
-// The trigger answers alone (no suspect checks): for an owner's studies of its own copies.
-template <class T>
-verification_result verify_model(const sequential<T>& model, const watermark_key& key, double alpha) {
-    detail::check_input_shape(model, key.triggers, "key's triggers");
-    return verify_answers(key, predict_labels(model, key.triggers), alpha);
-}
-
 // Calibration (the key's null for target labels): how often independently trained
 // models, which never saw the key, answer its triggers with its labels, model by model.
 // `identities` names each model (file name and SHA-256); their matches are filled in.

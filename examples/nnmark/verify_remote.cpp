@@ -195,17 +195,22 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
     query_plan plan(triggers, decoys, random);
     const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
     const response_layout reply{o.label_field, o.scores};
+    index_t non_finite = 0;
     for (index_t first = 0; first < plan.size(); first += o.batch) {
         const index_t count = std::min<index_t>(o.batch, plan.size() - first);
         const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
         try {
-            plan.record(first, read_prediction_labels(answer, count, reply, triggers.classes));
+            read_predictions_result read = read_predictions(answer, count, reply, triggers.classes);
+            plan.record(first, read.labels);
+            non_finite += read.non_finite;
         } catch (const format_error& e) {
             throw format_error("verify --url: the answer of " + o.url +
                                " does not have the expected layout (see --label-field, --scores): " + e.what());
         }
     }
-    const suspect_answers answers{plan.trigger_answers(), plan.decoy_answers(), decoys.labels, std::nullopt};
+    // Labels alone cannot show a non-finite output; scores can (null, predict_response.hpp).
+    const std::optional<index_t> non_finite_outputs = o.scores ? std::optional<index_t>(non_finite) : std::nullopt;
+    const suspect_answers answers{plan.trigger_answers(), plan.decoy_answers(), decoys.labels, non_finite_outputs};
     remote_verification out{verify_answers(key, answers, alpha), {}};
     out.transport = {{"url", o.url},
                      {"decoys", decoys.size()},

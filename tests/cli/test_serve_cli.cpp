@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <numeric>
 #include <csignal>
 #include <arpa/inet.h>
@@ -271,6 +272,49 @@ TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the num
     const auto neither = nnmark_tool("verify --key " + key.string(), dir);
     CHECK(neither.exit_code == 2);
     CHECK_MESSAGE(contains(neither.err, "--model or --url"), neither.err);
+}
+
+TEST_CASE("cli serve: a served model answering one class, or NaN, is never declared to carry the watermark") {
+    // A key whose 16 triggers all say class 0 (what a target key says), a model answering 0
+    // for every input (zero weights, one positive bias) and one whose finite weights
+    // overflow to non-finite outputs (a model file with NaN weights is refused at load):
+    // both "match" every trigger, and both must be refused as classifiers of the task, with
+    // labels and with scores asked for.
+    temp_dir dir;
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
+    const std::string data = " --dataset mnist --data " + mnist.string();
+    sequential<float> constant = make_small_mnist_net<float>();
+    std::fill(constant.parameters().begin(), constant.parameters().end(), 0.0f);
+    constant.named_parameters().back().value[0] = 1.0f;
+    sequential<float> overflowing = make_small_mnist_net<float>();
+    std::fill(overflowing.parameters().begin(), overflowing.parameters().end(), 1e30f);
+    const auto constant_file = dir / "constant.safetensors", overflowing_file = dir / "overflowing.safetensors";
+    const auto key = dir / "zero.key";
+    save_model(constant, constant_file);
+    save_model(overflowing, overflowing_file);
+    watermark_key zeros = key_answered_by(constant, load_dataset("mnist", mnist, true));
+    save_key(zeros, key);
+
+    const std::string remote_flags = " --rate 1000 --batch 8 --seed 3 --timeout 30 --alpha 1e-3" + data + " --json";
+    for (const auto& model : {constant_file, overflowing_file}) {
+        CAPTURE(model.string());
+        server_process server(model, "--name suspect", dir);
+        const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/models/suspect:predict";
+        for (const std::string asked : {"", " --signature scores --label-field scores --scores"}) {
+            CAPTURE(asked);
+            const auto remote = nnmark_tool("verify --url " + url + " --key " + key.string() + remote_flags + asked, dir);
+            CHECK_MESSAGE(remote.exit_code == 1, remote.err);
+            const auto r = nlohmann::json::parse(remote.out);
+            CHECK(r["verdict"] == "not-detected");
+            CHECK(r["suspect_checks"]["passed"] == false);
+            CHECK_FALSE(r["suspect_checks"]["failure"].get<std::string>().empty());
+        }
+        const auto local = nnmark_tool("verify --model " + model.string() + " --key " + key.string() + data +
+                                           " --alpha 1e-3 --json",
+                                       dir);
+        CHECK_MESSAGE(local.exit_code == 1, local.err);
+        CHECK(server.stop() == 0);
+    }
 }
 
 TEST_CASE("cli serve: malformed requests get 400, 404 or 413 with a message; valid ones the model's labels") {

@@ -5,8 +5,9 @@
 //     {"predictions": [{"label": 3}, {"label": 7}]}
 //     {"predictions": [{"label": 3, "scores": [p0, ..., pK-1]}]}     (signature "scores")
 // where label is the top-1 class (the first maximum, as argmax_rows) and scores the
-// softmax probabilities. Failures are {"error": "<message>"}, as TensorFlow Serving
-// writes them.
+// softmax probabilities; a score that is not finite (a broken model's NaN) is written
+// null, since JSON has no NaN, and a client counts such a prediction as a non-finite
+// output. Failures are {"error": "<message>"}, as TensorFlow Serving writes them.
 //
 // Other servers answer differently, so the client reads a prediction through a
 // response_layout: the prediction itself or one of its fields (label_field) holds
@@ -38,7 +39,10 @@ inline std::string format_predictions(const tensor<float>& logits, bool scores) 
         prediction.set("label", labels[i]);
         if (scores) {
             json row = json::array();
-            for (float p : probabilities.item(static_cast<index_t>(i))) row.push_back(static_cast<double>(p));
+            for (float p : probabilities.item(static_cast<index_t>(i))) {
+                if (std::isfinite(p)) row.push_back(static_cast<double>(p));
+                else row.push_back(nullptr);
+            }
             prediction.set("scores", std::move(row));
         }
         predictions.push_back(std::move(prediction));
@@ -75,13 +79,18 @@ struct response_layout {
 
 namespace detail::predict {
 
-// The class index a score vector votes for: its first maximum.
-inline int argmax_of(const json_view& value) {
+// The class index a score vector votes for: its first finite maximum (0 if none is
+// finite). A null score, a non-finite one written as JSON can, sets `non_finite`.
+inline int argmax_of(const json_view& value, bool& non_finite) {
     const std::vector<json_view> scores = value.elements();
     if (scores.empty()) value.fail("expected a vector of scores, found an empty array");
     int best = 0;
     double best_score = -INFINITY;
     for (std::size_t k = 0; k < scores.size(); ++k) {
+        if (scores[k].value().is_null()) {
+            non_finite = true;
+            continue;
+        }
         const double s = scores[k].as_double();
         if (s > best_score) {
             best = static_cast<int>(k);
@@ -91,9 +100,9 @@ inline int argmax_of(const json_view& value) {
     return best;
 }
 
-inline int read_label(const json_view& prediction, const response_layout& layout, int classes) {
+inline int read_label(const json_view& prediction, const response_layout& layout, int classes, bool& non_finite) {
     const json_view value = layout.label_field.empty() ? prediction : prediction[layout.label_field];
-    const std::int64_t label = layout.scores ? argmax_of(value) : value.as_int();
+    const std::int64_t label = layout.scores ? argmax_of(value, non_finite) : value.as_int();
     if (label < 0 || label >= classes)
         value.fail("expected a class in 0.." + std::to_string(classes - 1) + ", found " + std::to_string(label));
     return static_cast<int>(label);
@@ -101,20 +110,36 @@ inline int read_label(const json_view& prediction, const response_layout& layout
 
 }  // namespace detail::predict
 
-// The labels of an answer to `expected` instances, in order; format_error with the
-// JSON path when the answer does not have the layout or the count.
-inline std::vector<int> read_prediction_labels(std::string_view body, index_t expected, const response_layout& layout,
-                                               int classes) {
+// What a client reads from an answer: the labels in order, and how many predictions
+// carried a non-finite (null) score; that count is only known when scores were read.
+struct read_predictions_result {
+    std::vector<int> labels;
+    index_t non_finite = 0;
+};
+
+// The predictions of an answer to `expected` instances; format_error with the JSON path
+// when the answer does not have the layout or the count.
+inline read_predictions_result read_predictions(std::string_view body, index_t expected, const response_layout& layout,
+                                                int classes) {
     const json doc = json::parse(body, "response");
     const json_view predictions = json_view(doc, "response")["predictions"];
     const std::vector<json_view> list = predictions.elements();
     if (static_cast<index_t>(list.size()) != expected)
         predictions.fail("expected " + std::to_string(expected) + " predictions (one per image sent), found " +
                          std::to_string(list.size()));
-    std::vector<int> labels;
-    labels.reserve(list.size());
-    for (const json_view& prediction : list) labels.push_back(detail::predict::read_label(prediction, layout, classes));
-    return labels;
+    read_predictions_result r;
+    r.labels.reserve(list.size());
+    for (const json_view& prediction : list) {
+        bool non_finite = false;
+        r.labels.push_back(detail::predict::read_label(prediction, layout, classes, non_finite));
+        r.non_finite += non_finite;
+    }
+    return r;
+}
+
+inline std::vector<int> read_prediction_labels(std::string_view body, index_t expected, const response_layout& layout,
+                                               int classes) {
+    return read_predictions(body, expected, layout, classes).labels;
 }
 
 }  // namespace nnmark

@@ -163,15 +163,20 @@ std::vector<evasion> make_evasions(const std::vector<std::string>& names, const 
     std::vector<evasion> out;
     for (const std::string& name : names) {
         if (name == "union") {
-            out.push_back({name, nullptr, [&model, fitted](const dataset& q) { return answer_behind_detectors<float>(model, *fitted, q); }});
+            out.push_back({name, nullptr, [&model, fitted](const dataset& queries) {
+                               return answer_behind_detectors<float>(model, *fitted, queries);
+                           }});
         } else if (name == "ensemble") {
             progress_line progress(stderr, 5.0, o.quiet);
-            auto second = std::make_shared<sequential<float>>(train_second_opinion(model, data.attacker, o.second_opinion, progress));
-            out.push_back({name, nullptr, [&model, second](const dataset& q) { return answer_with_second_opinion(model, *second, q); }});
+            auto second = std::make_shared<sequential<float>>(
+                train_second_opinion(model, data.attacker, o.second_opinion, progress));
+            out.push_back({name, nullptr, [&model, second](const dataset& queries) {
+                               return answer_with_second_opinion(model, *second, queries);
+                           }});
         } else {
             const fitted_detector d = *std::ranges::find(*fitted, parse_detector_kind(name), &fitted_detector::kind);
-            out.push_back({name, d.threshold, [&model, d](const dataset& q) {
-                               return answer_behind_detectors<float>(model, std::span(&d, 1), q);
+            out.push_back({name, d.threshold, [&model, d](const dataset& queries) {
+                               return answer_behind_detectors<float>(model, std::span(&d, 1), queries);
                            }});
         }
     }
@@ -183,8 +188,9 @@ double share(index_t part, index_t whole) { return whole ? static_cast<double>(p
 // The report of one evasion: verify's fields for the verifier's session (the key's
 // triggers among the decoys), what the detector flagged, and the service's accuracy on
 // the whole evaluation half; and the verification itself.
-std::pair<nlohmann::json, verification_result> score_evasion(const evasion& e, const watermark_key& key, const attack_data& data, const dataset& decoys,
-                             double original_accuracy, double alpha) {
+std::pair<nlohmann::json, verification_result> score_evasion(const evasion& e, const watermark_key& key,
+                                                             const attack_data& data, const dataset& decoys,
+                                                             double original_accuracy, double alpha) {
     const service_answers triggers = e.answer(key.triggers), evaluation = e.answer(data.evaluation);
     const verification_result r = verify_answers(key, as_suspect_answers(triggers, e.answer(decoys), decoys), alpha);
     const double accuracy = evaluation.accuracy(data.evaluation.labels);
@@ -386,7 +392,8 @@ command add_attack_command(CLI::App& parent) {
     how->require_option(1);
     transform->add_option("--noise-seed", o->noise_seed, "Seed of the noise")->capture_default_str();
 
-    CLI::App* evade = add_shared_flags(*app, "evade", "Answer queries a detector flags with another class (Hitaj & Mancini 2018)", *o);
+    CLI::App* evade = add_shared_flags(*app, "evade",
+                                       "Answer queries a detector flags with another class (Hitaj & Mancini 2018)", *o);
     evade->get_option("--key")->required()->description("Watermark key: verify through each evading service");
     evade->add_option("--detector", o->detector,
                       "stamp, noise-residual, ood, union (any of the three), ensemble (a second model of the "

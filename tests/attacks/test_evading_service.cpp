@@ -26,7 +26,8 @@ dataset half_stamped(index_t count, std::uint64_t seed) {
     for (std::uint8_t& p : data.images.span()) p = static_cast<std::uint8_t>(20 + random.below(41));
     for (index_t n = 0; n < count; ++n) data.labels[static_cast<std::size_t>(n)] = static_cast<int>(n % 10);
     const dataset stamps = content_trigger().make(data.split(count / 2).second, count - count / 2, random);
-    for (index_t n = count / 2; n < count; ++n) std::ranges::copy(stamps.images.item(n - count / 2), data.images.item(n).begin());
+    for (index_t n = count / 2; n < count; ++n)
+        std::ranges::copy(stamps.images.item(n - count / 2), data.images.item(n).begin());
     return data;
 }
 

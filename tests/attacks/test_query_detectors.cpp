@@ -89,7 +89,8 @@ TEST_CASE("query detectors: stamp scores a constant-value text stamp high and ha
 TEST_CASE("query detectors: stamp counts only values all channels share, and ignores the extremes") {
     using namespace query_detectors_test;
     // A uniform mid-grey image is all one value; black or white images are background.
-    for (const auto& [value, expected] : {std::pair{100, 9.0 * 28}, std::pair{0, 0.0}, std::pair{255, 0.0}, std::pair{250, 0.0}}) {
+    for (const auto& [value, expected] :
+         {std::pair{100, 9.0 * 28}, std::pair{0, 0.0}, std::pair{255, 0.0}, std::pair{250, 0.0}}) {
         CAPTURE(value);
         tensor<std::uint8_t> image(shape{1, 1, 28, 28});
         std::ranges::fill(image.span(), static_cast<std::uint8_t>(value));
@@ -101,7 +102,8 @@ TEST_CASE("query detectors: stamp counts only values all channels share, and ign
     const dataset marked = stamped(tinted, content_options{"TEST", 1, 1, 192, 1});
     for (index_t n = 0; n < tinted.size(); ++n) {
         CHECK(stamp_score(tinted.images.item(n), tinted.item_shape()) == 0);
-        CHECK(stamp_score(marked.images.item(n), marked.item_shape()) >= static_cast<double>(inked_pixels(content_options{})));
+        CHECK(stamp_score(marked.images.item(n), marked.item_shape()) >=
+              static_cast<double>(inked_pixels(content_options{})));
     }
     tensor<std::uint8_t> not_an_image(shape{1, 28, 28});
     CHECK_THROWS_AS(stamp_score(not_an_image.item(0), shape{28, 28}), shape_error);

@@ -9,9 +9,11 @@
 //   query (flagged by at least one detector: the union) gets the model's second-best
 //   class, the most plausible wrong answer, so a trigger's learned target is never
 //   returned while an innocent image flagged by mistake often still gets its class.
-// - answer_with_second_opinion: the thief's own model trained on his data is asked too;
-//   a query is flagged when the two disagree and then gets the second model's class
-//   (it never saw the triggers, so it answers them as an innocent model would).
+// - answer_with_second_opinion: the thief's own model (train_second_opinion: a fresh
+//   network of the stolen one's architecture trained a few epochs on the attacker's
+//   labelled data) is asked too; a query is flagged when the two disagree and then gets
+//   the second model's class (it never saw the triggers, so it answers them as an
+//   innocent model would).
 // - as_suspect_answers: the service's answers to the key's triggers and to decoys of
 //   known labels, in the form verify_answers judges (watermark/verify.hpp). The service
 //   shows labels only, so whether its outputs were finite is unknown.
@@ -58,7 +60,9 @@ namespace detail {
 template <class T>
 void append_top_two(const tensor<T>& logits, std::vector<int>& best, std::vector<int>& second) {
     const index_t classes = logits.shape()[1];
-    if (classes < 2) throw shape_error("evading service: a model of " + std::to_string(classes) + " classes has no second-best class");
+    if (classes < 2)
+        throw shape_error("evading service: expected a model of at least 2 classes (a second-best answer), got " +
+                          std::to_string(classes));
     for (index_t row = 0; row < logits.shape()[0]; ++row) {
         const T* z = logits.data() + row * classes;
         index_t first = z[1] > z[0] ? 1 : 0, runner = 1 - first;

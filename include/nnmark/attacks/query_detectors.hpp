@@ -123,7 +123,8 @@ inline double noise_residual_score(std::span<const std::uint8_t> image, const sh
                 std::size_t k = 0;
                 for (index_t dy = -1; dy <= 1; ++dy)
                     for (index_t dx = -1; dx <= 1; ++dx)
-                        window[k++] = plane[std::clamp<index_t>(y + dy, 0, h - 1) * w + std::clamp<index_t>(x + dx, 0, w - 1)];
+                        window[k++] = plane[std::clamp<index_t>(y + dy, 0, h - 1) * w +
+                                            std::clamp<index_t>(x + dx, 0, w - 1)];
                 std::nth_element(window.begin(), window.begin() + 4, window.end());
                 const double residual = double(plane[y * w + x]) - double(window[4]);
                 sum += residual * residual;

@@ -6,13 +6,21 @@
 // The attacker's data and the evaluation half follow attacks/attacker_data.hpp: by
 // default the attacker holds the first half of the test set and accuracy is measured on
 // the second (the paper's Table 5). Exit 0 whatever the verdict, 2 on bad input.
+//
+// `attack evade` leaves the model alone and filters the verifier's queries instead
+// (attacks/query_detectors.hpp, attacks/evading_service.hpp): for each detector, the
+// service's accuracy, the share of triggers and of evaluation images it flags, and
+// verification through it. Exit 0 when the watermark is found behind every detector,
+// 1 otherwise, 2 on bad input.
 #include "attacking.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/distill.hpp"
+#include "nnmark/attacks/evading_service.hpp"
 #include "nnmark/attacks/fineprune.hpp"
 #include "nnmark/attacks/finetune.hpp"
 #include "nnmark/attacks/prune.hpp"
+#include "nnmark/attacks/query_detectors.hpp"
 #include "nnmark/attacks/transform.hpp"
 #include "nnmark/attacks/verdict.hpp"
 #include "nnmark/data/load.hpp"
@@ -23,8 +31,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace nnmark::cli {
 
@@ -81,7 +93,9 @@ bool trains(const std::string& kind) { return kind == "finetune" || kind == "fin
 // The attacker's data and the evaluation half; the training set is read only for
 // train-fraction, whose images are drawn with the attack's seed.
 attack_data load_attack_data(const std::string& kind, const attack_options& o) {
-    const std::uint64_t seed = kind == "distill" ? o.distillation.seed : o.finetuning.seed;
+    const std::uint64_t seed = kind == "distill" ? o.distillation.seed
+                               : kind == "evade" ? o.second_opinion.seed
+                                                 : o.finetuning.seed;
     const attacker_split split{parse_attacker_source(o.attacker_data), o.train_fraction, seed};
     const dataset test = load_dataset(o.data.name, o.data.resolved_dir(), false);
     const dataset train = split.source == attacker_source::train_fraction
@@ -96,10 +110,14 @@ double accuracy_of(const attacked_service& s, const dataset& data) {
 
 // As verify --model does: the triggers among up to 1,000 decoys of the attack's evaluation
 // data, so an attack that breaks the model cannot leave a "watermark present" behind.
+dataset verification_decoys(const dataset& evaluation) {
+    rng random(1);
+    return pick_decoys(evaluation, std::min<index_t>(1000, evaluation.size()), random);
+}
+
 verification_result verify_service(const attacked_service& s, const watermark_key& key, const dataset& evaluation,
                                    double alpha) {
-    rng random(1);
-    const dataset decoys = pick_decoys(evaluation, std::min<index_t>(1000, evaluation.size()), random);
+    const dataset decoys = verification_decoys(evaluation);
     return s.transform ? verify_through(s.model, key, decoys, *s.transform, alpha)
                        : verify_model(s.model, key, decoys, alpha);
 }
@@ -119,7 +137,133 @@ std::string summary_line(const std::string& kind, const nlohmann::json& r) {
     return line;
 }
 
+// One way the thief answers queries: a detector (or several, or a second opinion) in
+// front of the stolen model.
+struct evasion {
+    std::string name;
+    nlohmann::json threshold;  // null where no single threshold decides (union, ensemble)
+    std::function<service_answers(const dataset&)> answer;
+};
+
+std::vector<std::string> chosen_detectors(const std::string& name) {
+    if (name == "all") return {"stamp", "noise-residual", "ood", "union", "ensemble"};
+    return {name};
+}
+
+// The evasions `names` asks for. Each detector is fitted once on the attacker's data
+// and shared by its own evasion and the union; `model` must outlive the result.
+std::vector<evasion> make_evasions(const std::vector<std::string>& names, const sequential<float>& model,
+                                   const attack_data& data, const attack_options& o) {
+    const auto needed = [&](const std::string& n) {
+        return std::ranges::find(names, n) != names.end() || std::ranges::find(names, "union") != names.end();
+    };
+    auto fitted = std::make_shared<std::vector<fitted_detector>>();
+    for (detector_kind kind : all_detector_kinds)
+        if (needed(to_string(kind))) fitted->push_back(fit_detector(kind, model, data.attacker, o.false_positive_rate));
+    std::vector<evasion> out;
+    for (const std::string& name : names) {
+        if (name == "union") {
+            out.push_back({name, nullptr, [&model, fitted](const dataset& queries) {
+                               return answer_behind_detectors<float>(model, *fitted, queries);
+                           }});
+        } else if (name == "ensemble") {
+            progress_line progress(stderr, 5.0, o.quiet);
+            auto second = std::make_shared<sequential<float>>(
+                train_second_opinion(model, data.attacker, o.second_opinion, progress));
+            out.push_back({name, nullptr, [&model, second](const dataset& queries) {
+                               return answer_with_second_opinion(model, *second, queries);
+                           }});
+        } else {
+            const fitted_detector d = *std::ranges::find(*fitted, parse_detector_kind(name), &fitted_detector::kind);
+            out.push_back({name, d.threshold, [&model, d](const dataset& queries) {
+                               return answer_behind_detectors<float>(model, std::span(&d, 1), queries);
+                           }});
+        }
+    }
+    return out;
+}
+
+double share(index_t part, index_t whole) { return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
+
+// The report of one evasion: verify's fields for the verifier's session (the key's
+// triggers among the decoys), what the detector flagged, and the service's accuracy on
+// the whole evaluation half; and the verification itself.
+std::pair<nlohmann::json, verification_result> score_evasion(const evasion& e, const watermark_key& key,
+                                                             const attack_data& data, const dataset& decoys,
+                                                             double original_accuracy, double alpha) {
+    const service_answers triggers = e.answer(key.triggers), evaluation = e.answer(data.evaluation);
+    const verification_result r = verify_answers(key, as_suspect_answers(triggers, e.answer(decoys), decoys), alpha);
+    const double accuracy = evaluation.accuracy(data.evaluation.labels);
+    nlohmann::json j = verification_json(r, key.commitment());
+    j.update({{"name", e.name},
+              {"threshold", e.threshold},
+              {"triggers", key.triggers.size()},
+              {"triggers_flagged", triggers.flagged_count()},
+              {"triggers_flagged_share", share(triggers.flagged_count(), key.triggers.size())},
+              {"decoys_flagged", evaluation.flagged_count()},
+              {"decoys_flagged_share", share(evaluation.flagged_count(), data.evaluation.size())},
+              {"service_accuracy", accuracy},
+              {"attack_verdict", to_string(judge_attack(original_accuracy, accuracy, r.watermark_present))}});
+    return {std::move(j), r};
+}
+
+std::string evasion_line(const nlohmann::json& d, double original_accuracy, index_t evaluation_images) {
+    const std::string threshold = d["threshold"].is_null() ? "" : " (threshold " + d["threshold"].dump() + ")";
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "evade %s%s: %lld/%lld triggers flagged, %lld/%lld (%.2f%%) evaluation images flagged; service "
+                  "accuracy %.2f%% (original %.2f%%); p = %.3g (%s): %s",
+                  d["name"].get<std::string>().c_str(), threshold.c_str(), d["triggers_flagged"].get<long long>(),
+                  d["triggers"].get<long long>(), d["decoys_flagged"].get<long long>(),
+                  static_cast<long long>(evaluation_images), 100 * d["decoys_flagged_share"].get<double>(),
+                  100 * d["service_accuracy"].get<double>(), 100 * original_accuracy, d["p_value"].get<double>(),
+                  d["verdict"] == "watermark-present" ? "watermark present" : "not detected",
+                  d["attack_verdict"].get<std::string>().c_str());
+    return line;
+}
+
+int run_evade(const attack_options& o) {
+    const auto start = std::chrono::steady_clock::now();
+    threshold_at_rate({0.0}, o.false_positive_rate);  // the rate is checked before any slow work
+    const watermark_key key = load_key(o.key);
+    const sequential<float> model = load_model<float>(o.model);
+    const attack_data data = load_attack_data("evade", o);
+    if (!(data.evaluation.item_shape() == model.input_item()))
+        throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
+                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
+    const double original_accuracy = evaluate(model, data.evaluation).accuracy();
+    const dataset decoys = verification_decoys(data.evaluation);
+    nlohmann::json detectors = nlohmann::json::array();
+    bool everywhere = true;
+    for (const evasion& e : make_evasions(chosen_detectors(o.detector), model, data, o)) {
+        auto [report, verification] = score_evasion(e, key, data, decoys, original_accuracy, o.alpha);
+        if (detectors.empty()) warn_if_uncalibrated(verification);  // the same null for every detector
+        everywhere = everywhere && verification.watermark_present;
+        detectors.push_back(std::move(report));
+    }
+    const nlohmann::json report = {
+        {"attack", "evade"},
+        {"model", o.model},
+        {"dataset", o.data.name},
+        {"attacker_data", data.attacker.name},
+        {"attacker_images", data.attacker.size()},
+        {"evaluation_data", data.evaluation.name},
+        {"evaluation_images", data.evaluation.size()},
+        {"decoys", decoys.size()},
+        {"false_positive_rate", o.false_positive_rate},
+        {"original_test_accuracy", original_accuracy},
+        {"detectors", detectors},
+        {"watermark_found_behind_every_detector", everywhere},
+        {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+    if (o.json) print_json(report);
+    else
+        for (const nlohmann::json& d : detectors)
+            std::printf("%s\n", evasion_line(d, original_accuracy, data.evaluation.size()).c_str());
+    return everywhere ? success : not_detected;
+}
+
 int run_attack(const std::string& kind, const attack_options& o) {
+    if (kind == "evade") return run_evade(o);
     const auto start = std::chrono::steady_clock::now();
     if (kind == "transform") chosen_transform(o).validate();  // before any slow work
     const std::optional<watermark_key> key = o.key.empty() ? std::nullopt : std::optional(load_key(o.key));
@@ -134,13 +278,10 @@ int run_attack(const std::string& kind, const attack_options& o) {
 }
 
 // A kind of attack as a subcommand of `attack`, with the flags every kind shares.
-CLI::App* add_kind(CLI::App& attack, const std::string& name, const std::string& description, attack_options& o,
-                   bool writes_model) {
+CLI::App* add_shared_flags(CLI::App& attack, const std::string& name, const std::string& description,
+                           attack_options& o) {
     CLI::App* app = attack.add_subcommand(name, description);
     app->add_option("--model", o.model, "Model to attack (safetensors)")->required();
-    auto* out = app->add_option("--out", o.out, "Where to write the attacked model");
-    if (writes_model) out->required();
-    else out->description("Where to write the model (unchanged: the transformation applies to the queries)");
     o.data.add_to(*app);
     app->add_option("--key", o.key, "Watermark key: verify the attacked model and give the verdict");
     app->add_option("--alpha", o.alpha, "Significance level of verification")
@@ -148,6 +289,16 @@ CLI::App* add_kind(CLI::App& attack, const std::string& name, const std::string&
         ->capture_default_str();
     app->add_flag("--json", o.json, "Print the result as one JSON object on stdout");
     app->add_flag("--quiet", o.quiet, "No progress output");
+    return app;
+}
+
+// A kind that yields a model to write (unchanged when the attack is on the queries).
+CLI::App* add_kind(CLI::App& attack, const std::string& name, const std::string& description, attack_options& o,
+                   bool writes_model) {
+    CLI::App* app = add_shared_flags(attack, name, description, o);
+    auto* out = app->add_option("--out", o.out, "Where to write the attacked model");
+    if (writes_model) out->required();
+    else out->description("Where to write the model (unchanged: the transformation applies to the queries)");
     return app;
 }
 
@@ -240,6 +391,20 @@ command add_attack_command(CLI::App& parent) {
     how->add_option("--bits", o->bits, "Bit-depth reduction to B bits (1-8)");
     how->require_option(1);
     transform->add_option("--noise-seed", o->noise_seed, "Seed of the noise")->capture_default_str();
+
+    CLI::App* evade = add_shared_flags(*app, "evade",
+                                       "Answer queries a detector flags with another class (Hitaj & Mancini 2018)", *o);
+    evade->get_option("--key")->required()->description("Watermark key: verify through each evading service");
+    evade->add_option("--detector", o->detector,
+                      "stamp, noise-residual, ood, union (any of the three), ensemble (a second model of the "
+                      "attacker's) or all")
+        ->check(CLI::IsMember({"stamp", "noise-residual", "ood", "union", "ensemble", "all"}))
+        ->capture_default_str();
+    evade->add_option("--false-positive-rate", o->false_positive_rate,
+                      "Share of the attacker's images each detector flags at most (its threshold)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    add_training_flags(*evade, *o, o->second_opinion);
 
     return {app, [o, app] { return run_attack(app->get_subcommands().front()->get_name(), *o); }};
 }

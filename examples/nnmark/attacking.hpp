@@ -15,6 +15,14 @@
 
 namespace nnmark::cli {
 
+// The thief's second opinion for `attack evade --detector ensemble`: nnmark's recipe
+// cut to a few epochs, a model good enough to disagree with the stolen one on triggers.
+inline training_recipe second_opinion_recipe() {
+    training_recipe r;
+    r.epochs = 5;
+    return r;
+}
+
 // The flags of `nnmark attack KIND`.
 struct attack_options {
     std::string model, out, key;
@@ -36,6 +44,11 @@ struct attack_options {
     // transform: exactly one of these is given
     std::optional<double> jpeg, blur, noise, bits;
     std::uint64_t noise_seed = 1;
+    // evade: which detectors, fitted to flag this share of the attacker's images, and
+    // the training of the ensemble's second opinion
+    std::string detector = "all";
+    double false_positive_rate = 0.05;
+    training_recipe second_opinion = second_opinion_recipe();
 };
 
 // Attack `model` with `kind` ("prune", "finetune", "fineprune", "distill", "transform"),

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -129,4 +130,69 @@ TEST_CASE("cli: attack refuses bad input with exit 2 and one line") {
     const auto help = nnmark_tool("attack distill --help", m.dir);
     CHECK(help.exit_code == 0);
     CHECK(contains(help.out, "--soft"));
+}
+
+TEST_CASE("cli: attack evade reports each detector, and the stamp detector flags the content triggers") {
+    using namespace attack_cli_test;
+    const marked_model& m = marked();
+    const std::string base = "attack evade --model " + m.model + " --key " + m.key + m.data + " --quiet";
+    const auto r = nnmark_tool(base + " --detector stamp --json", m.dir);
+    REQUIRE_MESSAGE((r.exit_code == 0 || r.exit_code == 1), r.err);
+    const auto report = nlohmann::json::parse(r.out);
+    CHECK(report["attack"] == "evade");
+    CHECK(report["evaluation_images"] == 20);
+    CHECK(report["attacker_images"] == 20);
+    CHECK(report["false_positive_rate"] == 0.05);
+    REQUIRE(report["detectors"].size() == 1);
+    const auto& stamp = report["detectors"][0];
+    for (const char* field : {"name", "threshold", "triggers_flagged", "decoys_flagged", "decoys_flagged_share",
+                              "service_accuracy", "p_value", "log10_p_value", "verdict", "attack_verdict"})
+        CHECK_MESSAGE(stamp.contains(field), field);
+    CHECK(stamp["name"] == "stamp");
+    CHECK(stamp["threshold"].is_number());
+    // The generated images are noise in 0..59 and a bar in 200..255: no band repeats one
+    // value more than a few times, while every trigger carries the 53-55 pixels of its
+    // stamp. All 8 are flagged, and answered with another class than the target.
+    CHECK(stamp["triggers"] == 8);
+    CHECK(stamp["triggers_flagged"] == 8);
+    CHECK(stamp["matches"].get<int>() <= 1);  // the second-best class can be the target only where top-1 was not
+    CHECK(stamp["verdict"] == "not-detected");
+    CHECK(stamp["decoys_flagged_share"].get<double>() == doctest::Approx(stamp["decoys_flagged"].get<double>() / 20));
+    CHECK(stamp["decoys_flagged"].get<int>() <= 4);
+    // Flagged images lose their class, unflagged ones keep the model's.
+    CHECK(stamp["service_accuracy"].get<double>() >=
+          report["original_test_accuracy"].get<double>() - stamp["decoys_flagged_share"].get<double>() - 1e-9);
+    CHECK(stamp["attack_verdict"] ==
+          expected_attack_verdict({{"original_test_accuracy", report["original_test_accuracy"]},
+                                   {"test_accuracy", stamp["service_accuracy"]},
+                                   {"verdict", stamp["verdict"]}}));
+    CHECK(r.exit_code == 1);  // not found behind the stamp detector
+
+    // Every detector, in text: one line each, the union flagging at least what each flags.
+    const auto all = nnmark_tool(base + " --detector all --epochs 1 --batch 16 --json", m.dir);
+    REQUIRE_MESSAGE((all.exit_code == 0 || all.exit_code == 1), all.err);
+    const auto every = nlohmann::json::parse(all.out)["detectors"];
+    REQUIRE(every.size() == 5);
+    const char* names[] = {"stamp", "noise-residual", "ood", "union", "ensemble"};
+    bool everywhere = true;
+    for (std::size_t i = 0; i < 5; ++i) {
+        CHECK(every[i]["name"] == names[i]);
+        if (i < 3) CHECK(every[3]["triggers_flagged"].get<int>() >= every[i]["triggers_flagged"].get<int>());
+        everywhere = everywhere && every[i]["verdict"] == "watermark-present";
+    }
+    CHECK(every[3]["threshold"].is_null());
+    CHECK(all.exit_code == (everywhere ? 0 : 1));
+    const auto text = nnmark_tool(base + " --detector noise-residual", m.dir);
+    CHECK(text.exit_code == (nlohmann::json::parse(all.out)["detectors"][1]["verdict"] == "watermark-present" ? 0 : 1));
+    CHECK(std::count(text.out.begin(), text.out.end(), '\n') == 1);
+    CHECK(contains(text.out, "evade noise-residual (threshold "));
+
+    for (const std::string& bad : {base + " --detector stamps", base + " --false-positive-rate 1",
+                                   base + " --false-positive-rate -0.1",
+                                   "attack evade --model " + m.model + m.data + " --detector stamp"}) {
+        CAPTURE(bad);
+        const auto b = nnmark_tool(bad, m.dir);
+        CHECK(b.exit_code == 2);
+        CHECK(b.one_line_error());
+    }
 }

@@ -1,7 +1,10 @@
 // nnmark verify: does a suspect model carry the watermark of a key? Exit 0 when it
 // does (p <= alpha and the suspect behaves as a classifier of the task), 1 when it is
 // not detected, 2 on bad input (including a key whose commitment is not the expected one).
+// With --dawn-registry instead of --key, the same for the answers a DAWN server altered
+// (verify_dawn.cpp).
 #include "cli.hpp"
+#include "verify_dawn.hpp"
 #include "verify_remote.hpp"
 
 #include "nnmark/model/model_file.hpp"
@@ -116,14 +119,28 @@ command add_verify_command(CLI::App& parent) {
         "verify", "Test a suspect model for a key's watermark (p-value under the key's null, suspect checks)");
     CLI::Option* model = app->add_option("--model", o->model, "Suspect model file (safetensors)");
     const auto remote = add_remote_verify_options(*app, model);  // --url and its options, verify_remote.cpp
-    app->add_option("--key", o->key, "Watermark key file")->required();
+    CLI::Option* key_file = app->add_option("--key", o->key, "Watermark key file");
+    auto dawn = std::make_shared<dawn_verify_options>();
+    CLI::Option* registry = app->add_option("--dawn-registry", dawn->registry,
+                                            "DAWN registry of nnmark serve: test the suspect against the answers it "
+                                            "altered, instead of a key's triggers");
+    registry->excludes(key_file);
+    key_file->excludes(registry);
+    app->add_option("--client", dawn->client, "With --dawn-registry: only the answers altered for this client")
+        ->needs(registry);
+    // One of --key and --dawn-registry: checked once the command line is read, as a usage error.
+    app->parse_complete_callback([key_file, registry] {
+        if (key_file->count() == 0 && registry->count() == 0) throw CLI::RequiredError("--key or --dawn-registry");
+    });
     app->add_option("--alpha", o->alpha, "Significance level: present when p <= alpha")
         ->check(CLI::Range(1e-300, 0.5))
         ->capture_default_str();
     CLI::Option* expect = app->add_option("--expect-commitment", o->expected_commitment,
                     "The commitment the owner published (64 hex digits): refuse a key whose commitment differs");
+    expect->excludes(registry);
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
-    return {app, [o, remote, expect] {
+    return {app, [o, remote, expect, dawn] {
+                if (!dawn->registry.empty()) return verify_dawn(*dawn, o->model, *remote, o->alpha, o->json);
                 const watermark_key key = load_key(o->key);
                 const std::string commitment = key.commitment();
                 if (expect->count() > 0) check_commitment(commitment, o->expected_commitment);  // "" too

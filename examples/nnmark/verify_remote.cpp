@@ -123,8 +123,14 @@ private:
 
 dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,
                                  rng& random) {
+    // load_key checked the recipe's dataset is a string
+    return pick_decoys_of(o, *key.recipe.find("dataset")->if_string(), default_count, random);
+}
+
+dataset pick_decoys_of(const remote_verify_options& o, const std::string& default_dataset, index_t default_count,
+                       rng& random) {
     dataset_options data = o.data;
-    if (data.name.empty()) data.name = *key.recipe.find("dataset")->if_string();  // load_key checked it is a string
+    if (data.name.empty()) data.name = default_dataset;
     dataset test;
     try {
         test = load_dataset(data.name, data.resolved_dir(), false);
@@ -186,27 +192,25 @@ std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verif
     return o;
 }
 
-remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
+remote_answers ask_remote(const remote_verify_options& o, const dataset& queries, const std::string& default_dataset) {
     const auto start = remote::steady::now();
     remote::session service(o);  // first: a malformed URL is reported before any data is read
-    const dataset& triggers = key.triggers;
     rng random(remote::plan_seed(o));
-    const dataset decoys = pick_verification_decoys(o, key, triggers.size(), random);
-    query_plan plan(triggers, decoys, random);
+    const dataset decoys = pick_decoys_of(o, default_dataset, queries.size(), random);
+    query_plan plan(queries, decoys, random);
     const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
     const response_layout reply{o.label_field, o.scores};
     for (index_t first = 0; first < plan.size(); first += o.batch) {
         const index_t count = std::min<index_t>(o.batch, plan.size() - first);
         const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
         try {
-            plan.record(first, read_prediction_labels(answer, count, reply, triggers.classes));
+            plan.record(first, read_prediction_labels(answer, count, reply, queries.classes));
         } catch (const format_error& e) {
             throw format_error("verify --url: the answer of " + o.url +
                                " does not have the expected layout (see --label-field, --scores): " + e.what());
         }
     }
-    const suspect_answers answers{plan.trigger_answers(), plan.decoy_answers(), decoys.labels, std::nullopt};
-    remote_verification out{verify_answers(key, answers, alpha), {}};
+    remote_answers out{plan.trigger_answers(), plan.decoy_answers(), decoys.labels, {}};
     out.transport = {{"url", o.url},
                      {"decoys", decoys.size()},
                      {"decoy_accuracy", plan.decoy_accuracy()},
@@ -214,6 +218,14 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
                      {"requests", service.requests()},
                      {"seconds", remote::seconds(remote::steady::now() - start).count()}};
     return out;
+}
+
+remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
+    // load_key checked the recipe's dataset is a string
+    remote_answers asked = ask_remote(o, key.triggers, *key.recipe.find("dataset")->if_string());
+    const suspect_answers answers{std::move(asked.queries), std::move(asked.decoys), std::move(asked.decoy_labels),
+                                  std::nullopt};
+    return {verify_answers(key, answers, alpha), std::move(asked.transport)};
 }
 
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json) {

@@ -118,7 +118,6 @@ command add_verify_command(CLI::App& parent) {
     CLI::App* app = parent.add_subcommand(
         "verify", "Test a suspect model for a key's watermark (p-value under the key's null, suspect checks)");
     CLI::Option* model = app->add_option("--model", o->model, "Suspect model file (safetensors)");
-    const auto remote = add_remote_verify_options(*app, model);  // --url and its options, verify_remote.cpp
     CLI::Option* key_file = app->add_option("--key", o->key, "Watermark key file");
     auto dawn = std::make_shared<dawn_verify_options>();
     CLI::Option* registry = app->add_option("--dawn-registry", dawn->registry,
@@ -128,8 +127,9 @@ command add_verify_command(CLI::App& parent) {
     key_file->excludes(registry);
     app->add_option("--client", dawn->client, "With --dawn-registry: only the answers altered for this client")
         ->needs(registry);
-    // One of --key and --dawn-registry: checked once the command line is read, as a usage error.
-    app->parse_complete_callback([key_file, registry] {
+    // --url and its options (verify_remote.cpp); one of --key and --dawn-registry is
+    // checked once the command line is read, as a usage error.
+    const auto remote = add_remote_verify_options(*app, model, [key_file, registry] {
         if (key_file->count() == 0 && registry->count() == 0) throw CLI::RequiredError("--key or --dawn-registry");
     });
     app->add_option("--alpha", o->alpha, "Significance level: present when p <= alpha")

@@ -177,7 +177,8 @@ void add_service_query_options(CLI::App& app, remote_verify_options& o) {
     o.data.add_to(app, false);  // where the decoys come from (default: the key's dataset)
 }
 
-std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model) {
+std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model,
+                                                                 std::function<void()> more_checks) {
     auto o = std::make_shared<remote_verify_options>();
     CLI::Option* url = verify.add_option("--url", o->url,
                                          "Prediction service to verify instead of a model file: "
@@ -186,7 +187,8 @@ std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verif
     model->excludes(url);
     add_service_query_options(verify, *o);
     // One of --model and --url: checked once the command line is read, as a usage error.
-    verify.parse_complete_callback([o, model] {
+    verify.parse_complete_callback([o, model, more_checks] {
+        if (more_checks) more_checks();
         if (o->url.empty() && model->count() == 0) throw CLI::RequiredError("--model or --url");
     });
     return o;

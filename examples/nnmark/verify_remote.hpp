@@ -10,6 +10,7 @@
 #include "nnmark/core/rng.hpp"
 #include "nnmark/watermark/verify.hpp"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,8 +36,10 @@ struct remote_verify_options {
 // The options of asking a service (all above but the URL) on `app`: verify, calibrate.
 void add_service_query_options(CLI::App& app, remote_verify_options& o);
 
-// The options above on `verify`, where --url excludes --model.
-std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model);
+// The options above on `verify`, where --url excludes --model. One of them is required,
+// checked once the command line is read, after `more_checks` (the command's own).
+std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model,
+                                                                 std::function<void()> more_checks = {});
 
 struct remote_verification {
     verification_result result;

@@ -2,7 +2,8 @@
 // server creates its registry with an owner-only secret and prints its commitment,
 // answers the same input from the same client the same way twice and records what it
 // altered; the served model itself (which answers its own labels) is not detected, by
-// file or through HTTP; a corrupted registry or a badly kept secret is refused with
+// file or through HTTP, while the DAWN server asked by the same client (which repeats
+// its altered answers) is; a corrupted registry or a badly kept secret is refused with
 // exit 2; a server killed with SIGKILL in a burst of requests leaves a registry that
 // reads back whole and a restart that serves again.
 #include "nnmark/data/dataset.hpp"
@@ -100,25 +101,43 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
     CHECK(v["clients"][0]["client"] == "alice");
     CHECK(v["clients"][0]["queries"] == altered);
 
-    // The commitment verify prints is the one the server printed at start, and stays across restarts.
     const std::string commitment = v["commitment"];
     CHECK(commitment.size() == 64);
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 3);
+    const std::string remote_flags = " --dataset mnist --data " + mnist.string() + " --rate 1000 --seed 2 --json";
     {
-        server_process restarted(model, "--dawn-registry " + registry.string(), dir);
-        const auto http = client_of(restarted);
-        // Through HTTP (a server of the same model, answering its own labels), among decoys.
-        const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 3);
-        const std::string url = "http://127.0.0.1:" + std::to_string(restarted.port()) + "/v1/models/default:predict";
-        const auto remote = nnmark_tool("verify --dawn-registry " + registry.string() + " --url " + url +
-                                            " --dataset mnist --data " + mnist.string() + " --rate 1000 --seed 2 --json",
-                                        dir);
+        // Through HTTP, among decoys: a plain server of the same model answers its own labels.
+        server_process plain(model, "", dir);
+        const std::string url = "http://127.0.0.1:" + std::to_string(plain.port()) + "/v1/models/default:predict";
+        const auto remote = nnmark_tool("verify --dawn-registry " + registry.string() + " --url " + url + remote_flags, dir);
         CHECK_MESSAGE(remote.exit_code == 1, remote.err);
         const auto r = nlohmann::json::parse(remote.out);
         CHECK(r["queries"] == altered);
+        CHECK(r["matches"] == 0);
         CHECK(r["queries_sent"] == 2 * altered);  // each record among as many decoys
         CHECK(r["commitment"] == commitment);
-        CHECK(restarted.out().find("commitment " + commitment) != std::string::npos);
-        CHECK(restarted.stop() == 0);
+        CHECK(plain.stop() == 0);
+    }
+    {
+        // The DAWN server itself, asked by the same client (127.0.0.1, no client header),
+        // repeats every answer it altered: a perfect copy of its answers is detected.
+        server_process victim(model, "--dawn-registry " + registry.string() + " --dawn-rate 0.5", dir);
+        const auto http = client_of(victim);
+        ask(*http, images, "ignored");
+        // The commitment verify prints is the one the server prints at start, and stays across restarts.
+        CHECK(victim.out().find("commitment " + commitment) != std::string::npos);
+        const std::string url = "http://127.0.0.1:" + std::to_string(victim.port()) + "/v1/models/default:predict";
+        const auto copy = nnmark_tool(
+            "verify --dawn-registry " + registry.string() + " --client 127.0.0.1 --url " + url + remote_flags, dir);
+        CHECK_MESSAGE(copy.exit_code == 0, copy.err);
+        const auto c = nlohmann::json::parse(copy.out);
+        CHECK(c["verdict"] == "watermark-present");
+        CHECK(c["matches"] == c["queries"]);
+        CHECK(c["queries"].get<int>() > 10);
+        CHECK(c["log10_p_value"].get<double>() < -6);
+        REQUIRE(c["clients"].size() == 1);
+        CHECK(c["clients"][0]["client"] == "127.0.0.1");
+        CHECK(victim.stop() == 0);
     }
 
     const auto nobody = nnmark_tool("verify --dawn-registry " + registry.string() + " --model " + model.string() + " --client bob", dir);

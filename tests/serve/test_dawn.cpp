@@ -98,10 +98,14 @@ TEST_CASE("dawn answers: the decision follows the decoded image, not how the req
     const predict_request integers = parse_predict_request(R"({"instances": [[[84, 0], [255, 3]]]})", item);
     const predict_request channels = parse_predict_request(R"({"instances": [[[[84], [0]], [[255], [3]]]]})", item);
     const predict_request chw = parse_predict_request(R"({"instances": [[[[84, 0], [255, 3]]]]})", item);
+    // The same pixels as 0-1 intensities (84 / 255, 3 / 255 to double precision).
+    const predict_request intensities =
+        parse_predict_request(R"({"instances": [[[0.32941176470588235, 0.0], [1.0, 0.011764705882352941]]]})", item);
     const dawn_answers answers(fixed_secret(2), 0.5);
     const dawn_digest digest = answers.decide("c", integers.images.item(0), 0, 10).digest;
     CHECK(answers.decide("c", channels.images.item(0), 0, 10).digest == digest);
     CHECK(answers.decide("c", chw.images.item(0), 0, 10).digest == digest);
+    CHECK(answers.decide("c", intensities.images.item(0), 0, 10).digest == digest);
     const predict_request other = parse_predict_request(R"({"instances": [[[85, 0], [255, 3]]]})", item);
     CHECK(answers.decide("c", other.images.item(0), 0, 10).digest != digest);
 }
@@ -116,6 +120,8 @@ TEST_CASE("dawn registry: a secret of 32 bytes, owner-only; records round-trip a
         REQUIRE(::stat((registry_dir / "secret").c_str(), &st) == 0);
         CHECK((st.st_mode & 0777) == 0600);
         CHECK(st.st_size == 32);
+        REQUIRE(::stat(registry_dir.c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0700);
         for (std::uint64_t i = 0; i < 3; ++i) {
             written.push_back(keyed_record(registry.secret(), "client-" + std::to_string(i % 2), i));
             record_keyed(registry, written.back());

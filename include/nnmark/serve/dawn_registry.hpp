@@ -186,7 +186,9 @@ inline dawn_secret open_dawn_secret(const std::filesystem::path& dir, bool creat
     if (create && !std::filesystem::exists(path, ec)) {
         if (std::filesystem::exists(detail::dawn::records_path(dir), ec))
             throw io_error("dawn registry: '" + dir.string() + "' has records but no secret to check them with");
-        std::filesystem::create_directories(dir, ec);
+        // Owner-only like the secret: the records tell which answers were altered.
+        if (std::filesystem::create_directories(dir, ec))
+            std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
         if (ec) throw io_error("dawn registry: cannot create the directory '" + dir.string() + "': " + ec.message());
         dawn_secret fresh{};
         if (RAND_bytes(fresh.data(), static_cast<int>(fresh.size())) != 1)

@@ -11,12 +11,16 @@
 #include "nnmark/serve/dawn_registry.hpp"
 #include "nnmark/serve/dawn_statistics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 namespace nnmark::cli {
 
 namespace dawn_verifying {
+
+// A record's image shape [C, H, W] (the registry reader accepts rank 3 only).
+shape item_of(const dawn_record& r) { return {r.extents[0], r.extents[1], r.extents[2]}; }
 
 // The records of --client, or all of them.
 std::vector<dawn_record> chosen_records(const dawn_registry_contents& contents, const dawn_verify_options& o) {
@@ -27,6 +31,12 @@ std::vector<dawn_record> chosen_records(const dawn_registry_contents& contents, 
         throw argument_error("verify --dawn-registry: expected recorded answers" +
                              (o.client.empty() ? std::string() : " to client \"" + o.client + "\"") + " in '" +
                              o.registry + "', found none of " + std::to_string(contents.records.size()));
+    // One server's records are of one model's input; images of several cannot go to one suspect.
+    for (const dawn_record& r : chosen)
+        if (r.extents != chosen.front().extents)
+            throw format_error("verify --dawn-registry: expected the records of '" + o.registry +
+                               "' to be images of one shape, found " + item_of(chosen.front()).str() + " and " +
+                               item_of(r).str());
     return chosen;
 }
 
@@ -35,18 +45,24 @@ std::vector<int> model_answers(const std::string& path, const std::vector<dawn_r
     const sequential<float> suspect = load_model<float>(path);
     const shape& item = suspect.input_item();
     const dawn_record& first = records.front();
-    if (item.rank() != 3 || item[0] != first.extents[0] || item[1] != first.extents[1] || item[2] != first.extents[2] ||
-        suspect.output_item().count() != first.classes)
-        throw shape_error("verify --dawn-registry: the records are [" + std::to_string(first.extents[0]) + ", " +
-                          std::to_string(first.extents[1]) + ", " + std::to_string(first.extents[2]) + "] images of " +
+    if (!(item == item_of(first)) || suspect.output_item().count() != first.classes)
+        throw shape_error("verify --dawn-registry: the records are " + item_of(first).str() + " images of " +
                           std::to_string(first.classes) + " classes, the suspect '" + path + "' takes " + item.str() +
                           " to " + std::to_string(suspect.output_item().count()));
-    tensor<float> images(item.prepend(static_cast<index_t>(records.size()))), logits;
-    for (std::size_t i = 0; i < records.size(); ++i)
-        std::ranges::copy(records[i].image, images.item(static_cast<index_t>(i)).begin());
+    // In batches, so the model's scratch stays small however many records there are.
+    constexpr std::size_t batch = 256;
+    std::vector<int> labels;
+    tensor<float> images, logits;
     inference_buffers<float> buffers;
-    suspect.infer(images, logits, buffers);
-    return argmax_rows(logits);
+    for (std::size_t first = 0; first < records.size(); first += batch) {
+        const std::size_t count = std::min(batch, records.size() - first);
+        images.resize(item.prepend(static_cast<index_t>(count)));
+        for (std::size_t i = 0; i < count; ++i)
+            std::ranges::copy(records[first + i].image, images.item(static_cast<index_t>(i)).begin());
+        suspect.infer(images, logits, buffers);
+        for (int label : argmax_rows(logits)) labels.push_back(label);
+    }
+    return labels;
 }
 
 // A record's image as the 0-255 bytes a client sends, when it is exactly such bytes
@@ -82,7 +98,7 @@ remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_
     dataset queries;
     queries.classes = first.classes;
     queries.name = "dawn-registry";
-    queries.images.resize(shape{static_cast<index_t>(records.size()), first.extents[0], first.extents[1], first.extents[2]});
+    queries.images.resize(item_of(first).prepend(static_cast<index_t>(records.size())));
     for (std::size_t i = 0; i < images.size(); ++i) {
         std::ranges::copy(images[i], queries.images.item(static_cast<index_t>(i)).begin());
         queries.labels.push_back(records[i].answered_label);

@@ -112,13 +112,13 @@ private:
     void alter_answers(const tensor<float>& images, std::string_view client, std::vector<int>& labels,
                        tensor<float>* scores) const {
         const int classes = static_cast<int>(model_.output_item().count());
+        const shape& input = model_.input_item();
         for (std::size_t i = 0; i < labels.size(); ++i) {
             const auto item = static_cast<index_t>(i);
             const std::span<const float> image = images.item(item);
             const dawn_decision decision = dawn_->answers.decide(client, image, labels[i], classes);
             if (!decision.altered) continue;
-            const shape& extents = model_.input_item();
-            dawn_record record{std::string(client), {extents[0], extents[1], extents[2]},
+            dawn_record record{std::string(client), {input[0], input[1], input[2]},
                                {image.begin(), image.end()}, classes, labels[i], decision.label,
                                dawn_registry::now_ms()};
             dawn_->registry.record(record, decision.digest);

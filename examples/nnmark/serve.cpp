@@ -20,10 +20,10 @@
 // of (client, input) pairs is answered with a keyed wrong label and recorded in DIR
 // (serve/dawn_answers.hpp, serve/dawn_registry.hpp), so `nnmark verify --dawn-registry`
 // can show that a surrogate trained on this API's answers learned them. The client is
-// the request's remote address, or the value of the --dawn-client-header header when
-// given (behind a proxy, or for an API key). At start it prints the registry's
-// commitment, SHA-256 of HMAC(secret, "nnmark dawn commitment v1"), to publish: it
-// names the secret without revealing it.
+// the value of the header --dawn-client-header names when the request has it (behind a
+// proxy, or for an API key), else the request's remote address. At start it prints the
+// registry's commitment, SHA-256 of HMAC(secret, "nnmark dawn commitment v1"), to
+// publish: it names the secret without revealing it.
 #include "cli.hpp"
 #include "http_connection.hpp"
 
@@ -295,9 +295,11 @@ std::optional<service_reply> read_body(const httplib::ContentReader& read, const
     return service_reply{400, error_body("the request body ended early, or its chunked encoding is malformed")};
 }
 
-// Who asks, for DAWN's decision: the header the operator named, else the peer's address.
+// Who asks, for DAWN's decision: the header the operator named when the request has
+// it, else the peer's address (a client leaving the header out is still somebody).
 std::string client_of(const httplib::Request& req, const serve_options& o) {
-    if (!o.dawn_client_header.empty()) return req.get_header_value(o.dawn_client_header);
+    if (!o.dawn_client_header.empty() && req.has_header(o.dawn_client_header))
+        return req.get_header_value(o.dawn_client_header);
     return req.remote_addr;
 }
 

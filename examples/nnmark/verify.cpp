@@ -94,14 +94,13 @@ int report_verification(const verification_result& r, const std::string& commitm
     return r.watermark_present ? success : not_detected;
 }
 
-// Exit 2 unless the key's commitment is the one the owner published (any case).
-void check_commitment(const std::string& commitment, std::string expected) {
+void check_commitment(const std::string& commitment, std::string expected, const std::string& of) {
     std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (!detail::is_sha256_hex(expected))
         throw argument_error("verify --expect-commitment: expected 64 hex digits, found \"" + expected.substr(0, 80) + "\"");
     if (expected != commitment)
-        throw argument_error("verify: the key's commitment " + commitment + " is not the expected " + expected +
-                             " (--expect-commitment): this is not the published key");
+        throw argument_error("verify: the " + of + "'s commitment " + commitment + " is not the expected " + expected +
+                             " (--expect-commitment): this is not the published " + of);
 }
 
 // In-memory suspects get up to this many decoys by default: enough to measure accuracy
@@ -136,14 +135,17 @@ command add_verify_command(CLI::App& parent) {
         ->check(CLI::Range(1e-300, 0.5))
         ->capture_default_str();
     CLI::Option* expect = app->add_option("--expect-commitment", o->expected_commitment,
-                    "The commitment the owner published (64 hex digits): refuse a key whose commitment differs");
-    expect->excludes(registry);
+                    "The commitment the owner published (64 hex digits): refuse a key (or a DAWN registry) whose "
+                    "commitment differs");
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
     return {app, [o, remote, expect, dawn] {
-                if (!dawn->registry.empty()) return verify_dawn(*dawn, o->model, *remote, o->alpha, o->json);
+                if (!dawn->registry.empty()) {
+                    if (expect->count() > 0) dawn->expected_commitment = o->expected_commitment;  // "" too
+                    return verify_dawn(*dawn, o->model, *remote, o->alpha, o->json);
+                }
                 const watermark_key key = load_key(o->key);
                 const std::string commitment = key.commitment();
-                if (expect->count() > 0) check_commitment(commitment, o->expected_commitment);  // "" too
+                if (expect->count() > 0) check_commitment(commitment, o->expected_commitment, "key");  // "" too
                 if (!remote->url.empty())
                     return report_remote_verification(verify_remote(*remote, key, o->alpha), commitment, o->json);
                 const sequential<float> suspect = load_model<float>(o->model);

@@ -142,6 +142,8 @@ int verify_dawn(const dawn_verify_options& o, const std::string& model, const re
                 double alpha, bool json) {
     using namespace dawn_verifying;
     const dawn_secret secret = open_dawn_secret(o.registry, false);
+    const std::string commitment = dawn_commitment(secret);
+    if (o.expected_commitment) check_commitment(commitment, *o.expected_commitment, "registry");
     const dawn_registry_contents contents = read_dawn_records(o.registry, secret);
     if (contents.torn_bytes)
         std::fprintf(stderr, "nnmark: the registry's last record is torn (%llu bytes, the server died writing it); "
@@ -157,7 +159,6 @@ int verify_dawn(const dawn_verify_options& o, const std::string& model, const re
         transport = std::move(asked.transport);
     }
     const dawn_verification v = verify_dawn_answers(records, answers, alpha);
-    const std::string commitment = dawn_commitment(secret);
     const int code = v.overall.watermark_present ? success : not_detected;
     if (!json) {
         print_text(v, commitment, transport);

@@ -3,7 +3,7 @@
 // answers the same input from the same client the same way twice and records what it
 // altered; the served model itself (which answers its own labels) is not detected, by
 // file or through HTTP, while the DAWN server asked by the same client (which repeats
-// its altered answers) is; a corrupted registry or a badly kept secret is refused with
+// its altered answers) is; a registry of another commitment than the expected one, a corrupted registry or a badly kept secret is refused with
 // exit 2; a server killed with SIGKILL in a burst of requests leaves a registry that
 // reads back whole and a restart that serves again.
 #include "nnmark/data/dataset.hpp"
@@ -103,6 +103,13 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
 
     const std::string commitment = v["commitment"];
     CHECK(commitment.size() == 64);
+    const std::string verify_model = "verify --dawn-registry " + registry.string() + " --model " + model.string();
+    CHECK(nnmark_tool(verify_model + " --expect-commitment " + commitment, dir).exit_code == 1);
+    const auto other = nnmark_tool(verify_model + " --expect-commitment " + std::string(64, 'a'), dir);
+    CHECK(other.exit_code == 2);
+    CHECK(other.one_line_error());
+    CHECK_MESSAGE(other.err.find("the registry's commitment " + commitment + " is not the expected") != std::string::npos,
+                  other.err);
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 3);
     const std::string remote_flags = " --dataset mnist --data " + mnist.string() + " --rate 1000 --seed 2 --json";
     {
@@ -140,7 +147,7 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
         CHECK(victim.stop() == 0);
     }
 
-    const auto nobody = nnmark_tool("verify --dawn-registry " + registry.string() + " --model " + model.string() + " --client bob", dir);
+    const auto nobody = nnmark_tool(verify_model + " --client bob", dir);
     CHECK(nobody.exit_code == 2);
     CHECK(nobody.one_line_error());
     CHECK(nobody.err.find("client \"bob\"") != std::string::npos);
@@ -149,7 +156,7 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
     std::vector<unsigned char> records = read_file(registry / "records");
     records[100] ^= 1;
     write_file_atomically(registry / "records", std::span<const unsigned char>(records));
-    const auto corrupted = nnmark_tool("verify --dawn-registry " + registry.string() + " --model " + model.string(), dir);
+    const auto corrupted = nnmark_tool(verify_model, dir);
     CHECK(corrupted.exit_code == 2);
     CHECK(corrupted.one_line_error());
     CHECK_MESSAGE(corrupted.err.find("HMAC tag") != std::string::npos, corrupted.err);

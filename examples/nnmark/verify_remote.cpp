@@ -121,10 +121,16 @@ private:
 
 }  // namespace remote
 
+namespace remote {
+
+// The dataset the key was made for (load_key checked the recipe names one as a string).
+const std::string& dataset_of(const watermark_key& key) { return *key.recipe.find("dataset")->if_string(); }
+
+}  // namespace remote
+
 dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,
                                  rng& random) {
-    // load_key checked the recipe's dataset is a string
-    return pick_decoys_of(o, *key.recipe.find("dataset")->if_string(), default_count, random);
+    return pick_decoys_of(o, remote::dataset_of(key), default_count, random);
 }
 
 dataset pick_decoys_of(const remote_verify_options& o, const std::string& default_dataset, index_t default_count,
@@ -223,8 +229,7 @@ remote_answers ask_remote(const remote_verify_options& o, const dataset& queries
 }
 
 remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
-    // load_key checked the recipe's dataset is a string
-    remote_answers asked = ask_remote(o, key.triggers, *key.recipe.find("dataset")->if_string());
+    remote_answers asked = ask_remote(o, key.triggers, remote::dataset_of(key));
     const suspect_answers answers{std::move(asked.queries), std::move(asked.decoys), std::move(asked.decoy_labels),
                                   std::nullopt};
     return {verify_answers(key, answers, alpha), std::move(asked.transport)};

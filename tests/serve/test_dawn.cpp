@@ -331,7 +331,13 @@ TEST_CASE("dawn statistic: an adversarial innocent population is declared presen
     }
     // The discrete tail keeps the exact rate below alpha; 3 sd of the simulation above it.
     CHECK(rejections <= alpha * trials + 3 * std::sqrt(alpha * trials));
-    CHECK(rejections > 0);  // the test has power to notice, it is not vacuous
+    // And the rate is the binomial's own, P[Binomial(30, 1/9) >= 8] = 0.0143 (the least
+    // count with a tail <= alpha), within 4 sd: the HMAC labels are uniform and
+    // independent as the bound assumes, and the simulation is not vacuous.
+    const double exact = binomial_tail_p_value(records_per_trial, 8, 1.0 / (classes - 1));
+    REQUIRE(exact <= alpha);
+    REQUIRE(binomial_tail_p_value(records_per_trial, 7, 1.0 / (classes - 1)) > alpha);
+    CHECK(std::abs(rejections - exact * trials) < 4 * std::sqrt(exact * trials));
 }
 
 }  // namespace nnmark::testing::dawn_tests

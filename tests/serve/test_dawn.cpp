@@ -110,7 +110,7 @@ TEST_CASE("dawn answers: the decision follows the decoded image, not how the req
     CHECK(answers.decide("c", other.images.item(0), 0, 10).digest != digest);
 }
 
-TEST_CASE("dawn registry: a secret of 32 bytes, owner-only; records round-trip and are not duplicated") {
+TEST_CASE("dawn registry: a secret of 32 bytes, owner-only; records round-trip, are not duplicated, one server at a time") {
     temp_dir dir;
     const auto registry_dir = dir / "registry";
     std::vector<dawn_record> written;
@@ -129,6 +129,7 @@ TEST_CASE("dawn registry: a secret of 32 bytes, owner-only; records round-trip a
         const dawn_record& repeat = written.front();
         CHECK_FALSE(registry.record(repeat, dawn_decision_digest(registry.secret(), repeat.client, repeat.image)));
         CHECK(registry.size() == 3);
+        CHECK(error_message<io_error>([&] { dawn_registry second(registry_dir); }).find("locked") != std::string::npos);
     }
     dawn_registry reopened(registry_dir);
     CHECK(reopened.size() == 3);

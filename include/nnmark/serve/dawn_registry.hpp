@@ -19,8 +19,10 @@
 // again. A complete record whose tag does not check out is corruption or tampering
 // (the tag needs the secret, so no one without it can add or change a record), and the
 // reader refuses the registry, as it does a record whose answered label is not the one
-// the secret gives its (client, image). The (client, input) pairs recorded are kept in memory,
-// so asking again does not record twice.
+// the secret gives its (client, image). The (client, input) pairs recorded are kept in
+// memory, so asking again does not record twice; one server at a time holds the
+// registry (an exclusive flock on the records file, released by the kernel when the
+// server dies).
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"
@@ -47,6 +49,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -266,6 +269,12 @@ public:
         const auto path = detail::dawn::records_path(dir);
         fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd_ < 0) throw io_error(detail::os_error("dawn registry: cannot open for appending", path));
+        // One server per registry: a second would record the pairs the first has already.
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            ::close(fd_);
+            throw io_error("dawn registry: expected '" + dir.string() +
+                           "' to be used by no other server, found it locked by one");
+        }
         // A torn record would swallow the next one's bytes: it goes before anything is appended.
         if (::ftruncate(fd_, static_cast<off_t>(contents.complete_bytes)) != 0 || ::fsync(fd_) != 0) {
             const std::string message = detail::os_error("dawn registry: cannot cut the torn record off", path);

@@ -313,8 +313,9 @@ service_reply predict_reply(const httplib::Request& req, const httplib::ContentR
     const auto refusal = read_body(read, o, body);
     received = body.size();
     if (refusal) return *refusal;
+    const std::string client = client_of(req, o);
     const auto answer = slots.run(std::chrono::duration<double>(o.timeout),
-                                  [&](service_buffers& buffers) { return service.predict(body, buffers, client_of(req, o)); });
+                                  [&](service_buffers& buffers) { return service.predict(body, buffers, client); });
     if (answer) return *answer;
     return {503, error_body("busy: no compute slot became free within the time limit of " + seconds_str(o.timeout) +
                             " s (--timeout)")};

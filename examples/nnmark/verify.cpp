@@ -94,6 +94,8 @@ int report_verification(const verification_result& r, const std::string& commitm
     return r.watermark_present ? success : not_detected;
 }
 
+// Exit 2 unless the commitment of the key or registry (`of`) is the one the owner
+// published (any case); verify_dawn.hpp declares it for the registry's check.
 void check_commitment(const std::string& commitment, std::string expected, const std::string& of) {
     std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (!detail::is_sha256_hex(expected))

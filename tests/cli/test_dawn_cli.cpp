@@ -3,9 +3,10 @@
 // answers the same input from the same client the same way twice and records what it
 // altered; the served model itself (which answers its own labels) is not detected, by
 // file or through HTTP, while the DAWN server asked by the same client (which repeats
-// its altered answers) is; a registry of another commitment than the expected one, a corrupted registry or a badly kept secret is refused with
-// exit 2; a server killed with SIGKILL in a burst of requests leaves a registry that
-// reads back whole and a restart that serves again.
+// its altered answers) is; a registry whose commitment is not the expected one, a
+// corrupted registry and a badly kept secret are refused with exit 2; a server killed
+// with SIGKILL in a burst of requests leaves a registry that reads back whole and a
+// restart that serves again.
 #include "nnmark/data/dataset.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/serve/dawn_registry.hpp"
@@ -76,7 +77,8 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
     const std::vector<int> own = predict_labels(load_model<float>(model), images);
     std::vector<int> answered;
     {
-        server_process server(model, "--dawn-registry " + registry.string() + " --dawn-rate 0.5 --dawn-client-header X-Client", dir);
+        server_process server(
+            model, "--dawn-registry " + registry.string() + " --dawn-rate 0.5 --dawn-client-header X-Client", dir);
         const auto http = client_of(server);
         answered = ask(*http, images, "alice");
         CHECK(ask(*http, images, "alice") == answered);
@@ -90,7 +92,8 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
     REQUIRE(::stat((registry / "secret").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
 
-    const auto verified = nnmark_tool("verify --dawn-registry " + registry.string() + " --model " + model.string() + " --json", dir);
+    const auto verified =
+        nnmark_tool("verify --dawn-registry " + registry.string() + " --model " + model.string() + " --json", dir);
     CHECK_MESSAGE(verified.exit_code == 1, verified.err);  // it answers its own labels: no match
     const auto v = nlohmann::json::parse(verified.out);
     CHECK(v["queries"] == altered);  // asked twice, recorded once
@@ -108,15 +111,17 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
     const auto other = nnmark_tool(verify_model + " --expect-commitment " + std::string(64, 'a'), dir);
     CHECK(other.exit_code == 2);
     CHECK(other.one_line_error());
-    CHECK_MESSAGE(other.err.find("the registry's commitment " + commitment + " is not the expected") != std::string::npos,
-                  other.err);
+    CHECK_MESSAGE(
+        other.err.find("the registry's commitment " + commitment + " is not the expected") != std::string::npos,
+        other.err);
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 20, 60, 3);
     const std::string remote_flags = " --dataset mnist --data " + mnist.string() + " --rate 1000 --seed 2 --json";
     {
         // Through HTTP, among decoys: a plain server of the same model answers its own labels.
         server_process plain(model, "", dir);
         const std::string url = "http://127.0.0.1:" + std::to_string(plain.port()) + "/v1/models/default:predict";
-        const auto remote = nnmark_tool("verify --dawn-registry " + registry.string() + " --url " + url + remote_flags, dir);
+        const auto remote =
+            nnmark_tool("verify --dawn-registry " + registry.string() + " --url " + url + remote_flags, dir);
         CHECK_MESSAGE(remote.exit_code == 1, remote.err);
         const auto r = nlohmann::json::parse(remote.out);
         CHECK(r["queries"] == altered);
@@ -163,7 +168,8 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
 
     // A secret others may read is refused before serving.
     ::chmod((registry / "secret").c_str(), 0644);
-    const auto exposed = nnmark_tool("serve --model " + model.string() + " --port 0 --dawn-registry " + registry.string(), dir);
+    const auto exposed =
+        nnmark_tool("serve --model " + model.string() + " --port 0 --dawn-registry " + registry.string(), dir);
     CHECK(exposed.exit_code == 2);
     CHECK(exposed.one_line_error());
     CHECK(exposed.err.find("mode 0644") != std::string::npos);
@@ -177,15 +183,17 @@ TEST_CASE("cli serve --dawn-registry: killed with SIGKILL in a burst, its regist
     std::vector<dataset> images;
     for (int c = 0; c < clients; ++c) images.push_back(random_images(400, 10 + static_cast<std::uint64_t>(c)));
     {
-        server_process server(model, "--dawn-registry " + registry.string() + " --dawn-rate 0.5 --dawn-client-header X-Client", dir);
+        server_process server(
+            model, "--dawn-registry " + registry.string() + " --dawn-rate 0.5 --dawn-client-header X-Client", dir);
         std::atomic<int> answered{0};
         std::vector<std::thread> burst;
         for (int c = 0; c < clients; ++c)
             burst.emplace_back([&, c] {
                 const auto http = client_of(server);
                 for (index_t first = 0; first < images[static_cast<std::size_t>(c)].size(); first += 8) {
-                    const auto r = http->Post("/v1/models/default:predict", {{"X-Client", "client-" + std::to_string(c)}},
-                                              body_of(images[static_cast<std::size_t>(c)], first, 8), "application/json");
+                    const auto r =
+                        http->Post("/v1/models/default:predict", {{"X-Client", "client-" + std::to_string(c)}},
+                                   body_of(images[static_cast<std::size_t>(c)], first, 8), "application/json");
                     if (!r) return;  // killed
                     answered += r->status == 200;
                 }

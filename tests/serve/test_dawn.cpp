@@ -64,7 +64,8 @@ std::filesystem::path records_file(const temp_dir& dir) { return dir / "registry
 TEST_CASE("dawn answers: deterministic per (client, input), a fraction near r altered, to the other labels uniformly") {
     const dawn_answers answers(fixed_secret(1), 0.1);
     const std::vector<float> image = random_image(5);
-    const dawn_decision once = answers.decide("10.0.0.1", image, 4, 10), again = answers.decide("10.0.0.1", image, 4, 10);
+    const dawn_decision once = answers.decide("10.0.0.1", image, 4, 10),
+                        again = answers.decide("10.0.0.1", image, 4, 10);
     CHECK(once.digest == again.digest);
     CHECK(once.altered == again.altered);
     CHECK(once.label == again.label);
@@ -75,7 +76,8 @@ TEST_CASE("dawn answers: deterministic per (client, input), a fraction near r al
     std::vector<int> label_counts(classes);
     for (int i = 0; i < inputs; ++i) {
         const int own = i % classes;
-        const dawn_decision d = answers.decide("client", random_image(100 + static_cast<std::uint64_t>(i), 16), own, classes);
+        const dawn_decision d =
+            answers.decide("client", random_image(100 + static_cast<std::uint64_t>(i), 16), own, classes);
         if (!d.altered) {
             CHECK(d.label == own);
             continue;
@@ -90,7 +92,8 @@ TEST_CASE("dawn answers: deterministic per (client, input), a fraction near r al
     // Each of the 9 offsets has about altered / 9 = 222 (sd 14): within 5 sd.
     for (int offset = 1; offset < classes; ++offset)
         CHECK(std::abs(label_counts[static_cast<std::size_t>(offset)] - altered / 9.0) < 75);
-    CHECK(error_message<argument_error>([] { dawn_answers(fixed_secret(1), 0.6); }).find("(0, 0.5]") != std::string::npos);
+    CHECK(error_message<argument_error>([] { dawn_answers(fixed_secret(1), 0.6); }).find("(0, 0.5]") !=
+          std::string::npos);
 }
 
 TEST_CASE("dawn answers: the decision follows the decoded image, not how the request wrote it") {
@@ -110,7 +113,8 @@ TEST_CASE("dawn answers: the decision follows the decoded image, not how the req
     CHECK(answers.decide("c", other.images.item(0), 0, 10).digest != digest);
 }
 
-TEST_CASE("dawn registry: a secret of 32 bytes, owner-only; records round-trip, are not duplicated, one server at a time") {
+TEST_CASE(
+    "dawn registry: a secret of 32 bytes, owner-only; records round-trip, are not duplicated, one server at a time") {
     temp_dir dir;
     const auto registry_dir = dir / "registry";
     std::vector<dawn_record> written;
@@ -147,7 +151,8 @@ TEST_CASE("dawn registry: a secret of another size or readable by others is refu
     { dawn_registry created(registry_dir); }
     const auto secret = registry_dir / "secret";
     ::chmod(secret.c_str(), 0640);
-    CHECK(error_message<io_error>([&] { dawn_registry opened(registry_dir); }).find("found mode 0640") != std::string::npos);
+    CHECK(error_message<io_error>([&] { dawn_registry opened(registry_dir); }).find("found mode 0640") !=
+          std::string::npos);
     ::chmod(secret.c_str(), 0600);
     std::filesystem::resize_file(secret, 31);
     CHECK(error_message<format_error>([&] { dawn_registry opened(registry_dir); }).find("32 bytes, found 31") !=
@@ -323,8 +328,10 @@ TEST_CASE("dawn statistic: an adversarial innocent population is declared presen
         std::vector<int> answers;
         for (int i = 0; i < records_per_trial; ++i) {
             const int own = i % classes;
-            std::vector<float> image = random_image(static_cast<std::uint64_t>(trial) * 1000 + static_cast<std::uint64_t>(i), 8);
-            const int label = dawn_altered_label(dawn_decision_digest(secret, std::to_string(trial), image), own, classes);
+            std::vector<float> image =
+                random_image(static_cast<std::uint64_t>(trial) * 1000 + static_cast<std::uint64_t>(i), 8);
+            const int label =
+                dawn_altered_label(dawn_decision_digest(secret, std::to_string(trial), image), own, classes);
             records.push_back({"c", {1, 2, 4}, std::move(image), classes, own, label, 0});
             answers.push_back((own + 1 + i % (classes - 1)) % classes);  // any class but the victim's
         }

@@ -20,9 +20,9 @@
 // same pixel, or HWC and CHW layouts, give one decision. Of the 32 bytes of the digest,
 // bytes 0-7 (u64 LE, as a fraction of 2^64) decide whether to alter (fraction r) and
 // bytes 8-15 choose the label uniformly among the K - 1 classes other than the model's
-// own answer; the bias of reducing a 64-bit number modulo K - 1 is below 2^-56. The
-// digest also names the (client, input) pair in the registry, so a repeated query is
-// recorded once.
+// own answer (reducing a 64-bit number modulo K - 1 biases it by less than
+// (K - 1) / 2^64). The digest also names the (client, input) pair in the registry, so a
+// repeated query is recorded once.
 #pragma once
 
 #include "nnmark/core/error.hpp"
@@ -123,13 +123,12 @@ public:
     dawn_answers(const dawn_answers&) = delete;
     dawn_answers& operator=(const dawn_answers&) = delete;
 
-    double rate() const { return rate_; }
-
     // The answer to `image` from `client`, whose model answered `own_label` of `classes`.
     dawn_decision decide(std::string_view client, std::span<const float> image, int own_label, int classes) const {
         if (classes < 2 || own_label < 0 || own_label >= classes)
-            throw argument_error("dawn: expected a label in 0.." + std::to_string(classes - 1) + " of at least 2 classes, found " +
-                                 std::to_string(own_label) + " of " + std::to_string(classes));
+            throw argument_error("dawn: expected a label in 0.." + std::to_string(classes - 1) +
+                                 " of at least 2 classes, found " + std::to_string(own_label) + " of " +
+                                 std::to_string(classes));
         dawn_decision decision;
         decision.digest = dawn_decision_digest(secret_, client, image);
         const std::span<const unsigned char> digest(decision.digest);

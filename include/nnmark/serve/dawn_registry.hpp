@@ -117,7 +117,8 @@ public:
         return std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24;
     }
     void expect_end() const {
-        if (at_ != bytes_.size()) fail("expected the payload to end, found " + std::to_string(bytes_.size() - at_) + " more bytes");
+        if (at_ != bytes_.size())
+            fail("expected the payload to end, found " + std::to_string(bytes_.size() - at_) + " more bytes");
     }
     [[noreturn]] void fail(const std::string& what) const { throw format_error(where_ + ": " + what); }
 
@@ -144,7 +145,9 @@ inline dawn_record decode_payload(std::span<const unsigned char> bytes, const st
     std::uint64_t count = 1;
     for (std::uint32_t axis = 0; axis < rank; ++axis) {
         const std::uint64_t extent = in.u64();
-        if (extent == 0 || extent > max_payload) in.fail("expected an image extent in 1.." + std::to_string(max_payload) + ", found " + std::to_string(extent));
+        if (extent == 0 || extent > max_payload)
+            in.fail("expected an image extent in 1.." + std::to_string(max_payload) + ", found " +
+                    std::to_string(extent));
         count *= extent;
         if (count > max_payload) in.fail("expected at most " + std::to_string(max_payload) + " values, found more");
         r.extents.push_back(static_cast<index_t>(extent));
@@ -232,7 +235,8 @@ inline dawn_registry_contents read_dawn_records(const std::filesystem::path& dir
             throw format_error(where + ": expected the record marker \"DWN1\", found other bytes");
         const std::uint32_t length = payload_reader(bytes.subspan(at + 4, 4), where).u32();
         if (length > max_payload)
-            throw format_error(where + ": expected a payload of at most " + std::to_string(max_payload) + " bytes, found " + std::to_string(length));
+            throw format_error(where + ": expected a payload of at most " + std::to_string(max_payload) +
+                               " bytes, found " + std::to_string(length));
         if (left < frame_header + length + tag_size) break;  // torn in its payload or tag
         const auto payload = bytes.subspan(at + frame_header, length);
         const dawn_digest tag = hmac(secret, {reinterpret_cast<const char*>(payload.data()), payload.size()});
@@ -244,7 +248,8 @@ inline dawn_registry_contents read_dawn_records(const std::filesystem::path& dir
                                              record.own_label, record.classes);
         if (record.answered_label != label)
             throw format_error(where + ": expected the answered label " + std::to_string(label) +
-                               " the secret gives this client and image, found " + std::to_string(record.answered_label));
+                               " the secret gives this client and image, found " +
+                               std::to_string(record.answered_label));
         out.records.push_back(std::move(record));
         at += frame_header + length + tag_size;
     }
@@ -313,7 +318,8 @@ public:
 
     // Milliseconds since 1970, the time a record keeps.
     static std::int64_t now_ms() {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
             .count();
     }
 

@@ -80,8 +80,9 @@ std::optional<std::vector<std::uint8_t>> as_bytes(const dawn_record& r) {
 
 // The service's labels for the records sent as 0-255 pixels among decoys. Records that
 // were asked in 0-1 intensities no byte gives exactly cannot be sent as the server saw
-// them; they are left out (`kept` says which are asked), which keeps the test valid:
-// which records are left out depends on their images only, not on their labels.
+// them; they are left out (`records` keeps those asked, transport.records_left_out
+// counts the others), which keeps the test valid: which records are left out depends
+// on their images only, not on their labels.
 remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_record>& records) {
     std::vector<dawn_record> kept;
     std::vector<std::vector<std::uint8_t>> images;
@@ -93,6 +94,10 @@ remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_
     if (kept.empty())
         throw argument_error("verify --dawn-registry --url: none of the " + std::to_string(records.size()) +
                              " records is an image of 0-255 pixels that can be sent as it was answered");
+    const std::size_t left_out = records.size() - kept.size();
+    if (left_out)
+        std::fprintf(stderr, "nnmark: %zu records were asked in 0-1 intensities no 0-255 pixel gives exactly; "
+                             "they cannot be sent as they were answered and are left out\n", left_out);
     records = std::move(kept);
     const dawn_record& first = records.front();
     dataset queries;
@@ -103,7 +108,9 @@ remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_
         std::ranges::copy(images[i], queries.images.item(static_cast<index_t>(i)).begin());
         queries.labels.push_back(records[i].answered_label);
     }
-    return ask_remote(o, queries, "mnist");
+    remote_answers asked = ask_remote(o, queries, "mnist");
+    asked.transport["records_left_out"] = left_out;
+    return asked;
 }
 
 nlohmann::json clients_json(const std::vector<dawn_client_result>& clients) {

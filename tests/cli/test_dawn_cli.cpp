@@ -127,6 +127,7 @@ TEST_CASE("cli serve --dawn-registry: the same input gets the same answer; the s
         CHECK(r["queries"] == altered);
         CHECK(r["matches"] == 0);
         CHECK(r["queries_sent"] == 2 * altered);  // each record among as many decoys
+        CHECK(r["records_left_out"] == 0);        // all were asked in 0-255 pixels
         CHECK(r["commitment"] == commitment);
         CHECK(plain.stop() == 0);
     }

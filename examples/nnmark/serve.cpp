@@ -15,11 +15,22 @@
 // slow and idle clients give their workers up while others wait for one); at most T
 // requests (--threads, default: all cores) are parsed and computed at once, each on one
 // core, since a batch-1 request is too small to split between cores.
+//
+// DAWN (--dawn-registry DIR; Szyller et al., ACM MM 2021): a keyed fraction --dawn-rate
+// of (client, input) pairs is answered with a keyed wrong label and recorded in DIR
+// (serve/dawn_answers.hpp, serve/dawn_registry.hpp), so `nnmark verify --dawn-registry`
+// can show that a surrogate trained on this API's answers learned them. The client is
+// the value of the header --dawn-client-header names when the request has it (behind a
+// proxy, or for an API key), else the request's remote address. At start it prints the
+// registry's commitment, SHA-256 of HMAC(secret, "nnmark dawn commitment v1"), to
+// publish: it names the secret without revealing it.
 #include "cli.hpp"
 #include "http_connection.hpp"
 
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/model/model_file.hpp"
+#include "nnmark/serve/dawn_answers.hpp"
+#include "nnmark/serve/dawn_registry.hpp"
 #include "nnmark/serve/prediction_service.hpp"
 
 #include <httplib.h>
@@ -54,6 +65,8 @@ struct serve_options {
     double timeout = 10;
     double read_timeout = 5;
     int connections = 128;
+    std::string dawn_dir, dawn_client_header;
+    double dawn_rate = 0.005;
 };
 
 // At most `slots` requests compute at once: one per core keeps the cores busy without
@@ -282,6 +295,14 @@ std::optional<service_reply> read_body(const httplib::ContentReader& read, const
     return service_reply{400, error_body("the request body ended early, or its chunked encoding is malformed")};
 }
 
+// Who asks, for DAWN's decision: the header the operator named when the request has
+// it, else the peer's address (a client leaving the header out is still somebody).
+std::string client_of(const httplib::Request& req, const serve_options& o) {
+    if (!o.dawn_client_header.empty() && req.has_header(o.dawn_client_header))
+        return req.get_header_value(o.dawn_client_header);
+    return req.remote_addr;
+}
+
 // What a predict request gets; `received` is set to the bytes of body read.
 service_reply predict_reply(const httplib::Request& req, const httplib::ContentReader& read,
                             const prediction_service& service, compute_slots& slots, const serve_options& o,
@@ -292,8 +313,9 @@ service_reply predict_reply(const httplib::Request& req, const httplib::ContentR
     const auto refusal = read_body(read, o, body);
     received = body.size();
     if (refusal) return *refusal;
+    const std::string client = client_of(req, o);
     const auto answer = slots.run(std::chrono::duration<double>(o.timeout),
-                                  [&](service_buffers& buffers) { return service.predict(body, buffers); });
+                                  [&](service_buffers& buffers) { return service.predict(body, buffers, client); });
     if (answer) return *answer;
     return {503, error_body("busy: no compute slot became free within the time limit of " + seconds_str(o.timeout) +
                             " s (--timeout)")};
@@ -352,9 +374,33 @@ http::connection_limits limits_of(const serve_options& o) {
     return limits;
 }
 
+// The registry of --dawn-registry and its decision rule, when asked for.
+struct dawn_parts {
+    std::unique_ptr<dawn_registry> registry;
+    std::unique_ptr<dawn_answers> answers;
+
+    std::optional<dawn_layer> layer() const {
+        if (!registry) return std::nullopt;
+        return dawn_layer{*answers, *registry};
+    }
+};
+
+dawn_parts open_dawn(const serve_options& o) {
+    dawn_parts parts;
+    if (o.dawn_dir.empty()) return parts;
+    parts.registry = std::make_unique<dawn_registry>(o.dawn_dir);
+    parts.answers = std::make_unique<dawn_answers>(parts.registry->secret(), o.dawn_rate);
+    std::printf("nnmark serve: DAWN registry %s: %zu altered answers recorded%s; rate %g; commitment %s\n",
+                o.dawn_dir.c_str(), parts.registry->size(),
+                parts.registry->torn_bytes_at_start() ? " (a torn last record was cut off)" : "", o.dawn_rate,
+                parts.answers->commitment().c_str());
+    return parts;
+}
+
 int serve(const serve_options& o) {
     const sequential<float> model = load_model<float>(o.model);
-    const prediction_service service(model, o.name, {o.max_instances});
+    const dawn_parts dawn = open_dawn(o);
+    const prediction_service service(model, o.name, {o.max_instances}, dawn.layer());
     // Parallelism comes from serving requests side by side, each computed on one core.
     compute_slots slots(thread_count());
     share_malloc_arenas(thread_count());
@@ -416,6 +462,16 @@ command add_serve_command(CLI::App& parent) {
     app->add_option("--connections", o->connections, "Connections served at once (HTTP worker threads)")
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();
+    CLI::Option* dawn = app->add_option("--dawn-registry", o->dawn_dir,
+                    "DAWN: answer a keyed fraction of queries with keyed wrong labels and record them in this "
+                    "directory (created with its secret on the first start), for verify --dawn-registry");
+    app->add_option("--dawn-rate", o->dawn_rate, "DAWN: fraction of (client, input) pairs answered wrongly")
+        ->check(CLI::Range(1e-9, 0.5))
+        ->capture_default_str()
+        ->needs(dawn);
+    app->add_option("--dawn-client-header", o->dawn_client_header,
+                    "DAWN: the request header naming the client (default: the remote address)")
+        ->needs(dawn);
     return {app, [o] { return serve(*o); }};
 }
 

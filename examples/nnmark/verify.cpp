@@ -1,7 +1,10 @@
 // nnmark verify: does a suspect model carry the watermark of a key? Exit 0 when it
 // does (p <= alpha and the suspect behaves as a classifier of the task), 1 when it is
 // not detected, 2 on bad input (including a key whose commitment is not the expected one).
+// With --dawn-registry instead of --key, the same for the answers a DAWN server altered
+// (verify_dawn.cpp).
 #include "cli.hpp"
+#include "verify_dawn.hpp"
 #include "verify_remote.hpp"
 
 #include "nnmark/model/model_file.hpp"
@@ -91,14 +94,15 @@ int report_verification(const verification_result& r, const std::string& commitm
     return r.watermark_present ? success : not_detected;
 }
 
-// Exit 2 unless the key's commitment is the one the owner published (any case).
-void check_commitment(const std::string& commitment, std::string expected) {
+// Exit 2 unless the commitment of the key or registry (`of`) is the one the owner
+// published (any case); verify_dawn.hpp declares it for the registry's check.
+void check_commitment(const std::string& commitment, std::string expected, const std::string& of) {
     std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (!detail::is_sha256_hex(expected))
         throw argument_error("verify --expect-commitment: expected 64 hex digits, found \"" + expected.substr(0, 80) + "\"");
     if (expected != commitment)
-        throw argument_error("verify: the key's commitment " + commitment + " is not the expected " + expected +
-                             " (--expect-commitment): this is not the published key");
+        throw argument_error("verify: the " + of + "'s commitment " + commitment + " is not the expected " + expected +
+                             " (--expect-commitment): this is not the published " + of);
 }
 
 // In-memory suspects get up to this many decoys by default: enough to measure accuracy
@@ -115,18 +119,35 @@ command add_verify_command(CLI::App& parent) {
     CLI::App* app = parent.add_subcommand(
         "verify", "Test a suspect model for a key's watermark (p-value under the key's null, suspect checks)");
     CLI::Option* model = app->add_option("--model", o->model, "Suspect model file (safetensors)");
-    const auto remote = add_remote_verify_options(*app, model);  // --url and its options, verify_remote.cpp
-    app->add_option("--key", o->key, "Watermark key file")->required();
+    CLI::Option* key_file = app->add_option("--key", o->key, "Watermark key file");
+    auto dawn = std::make_shared<dawn_verify_options>();
+    CLI::Option* registry = app->add_option("--dawn-registry", dawn->registry,
+                                            "DAWN registry of nnmark serve: test the suspect against the answers it "
+                                            "altered, instead of a key's triggers");
+    registry->excludes(key_file);
+    key_file->excludes(registry);
+    app->add_option("--client", dawn->client, "With --dawn-registry: only the answers altered for this client")
+        ->needs(registry);
+    // --url and its options (verify_remote.cpp); one of --key and --dawn-registry is
+    // checked once the command line is read, as a usage error.
+    const auto remote = add_remote_verify_options(*app, model, [key_file, registry] {
+        if (key_file->count() == 0 && registry->count() == 0) throw CLI::RequiredError("--key or --dawn-registry");
+    });
     app->add_option("--alpha", o->alpha, "Significance level: present when p <= alpha")
         ->check(CLI::Range(1e-300, 0.5))
         ->capture_default_str();
     CLI::Option* expect = app->add_option("--expect-commitment", o->expected_commitment,
-                    "The commitment the owner published (64 hex digits): refuse a key whose commitment differs");
+                    "The commitment the owner published (64 hex digits): refuse a key (or a DAWN registry) whose "
+                    "commitment differs");
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
-    return {app, [o, remote, expect] {
+    return {app, [o, remote, expect, dawn] {
+                if (!dawn->registry.empty()) {
+                    if (expect->count() > 0) dawn->expected_commitment = o->expected_commitment;  // "" too
+                    return verify_dawn(*dawn, o->model, *remote, o->alpha, o->json);
+                }
                 const watermark_key key = load_key(o->key);
                 const std::string commitment = key.commitment();
-                if (expect->count() > 0) check_commitment(commitment, o->expected_commitment);  // "" too
+                if (expect->count() > 0) check_commitment(commitment, o->expected_commitment, "key");  // "" too
                 if (!remote->url.empty())
                     return report_remote_verification(verify_remote(*remote, key, o->alpha), commitment, o->json);
                 const sequential<float> suspect = load_model<float>(o->model);

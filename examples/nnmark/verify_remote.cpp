@@ -121,10 +121,22 @@ private:
 
 }  // namespace remote
 
+namespace remote {
+
+// The dataset the key was made for (load_key checked the recipe names one as a string).
+const std::string& dataset_of(const watermark_key& key) { return *key.recipe.find("dataset")->if_string(); }
+
+}  // namespace remote
+
 dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,
                                  rng& random) {
+    return pick_decoys_of(o, remote::dataset_of(key), default_count, random);
+}
+
+dataset pick_decoys_of(const remote_verify_options& o, const std::string& default_dataset, index_t default_count,
+                       rng& random) {
     dataset_options data = o.data;
-    if (data.name.empty()) data.name = *key.recipe.find("dataset")->if_string();  // load_key checked it is a string
+    if (data.name.empty()) data.name = default_dataset;
     dataset test;
     try {
         test = load_dataset(data.name, data.resolved_dir(), false);
@@ -171,7 +183,8 @@ void add_service_query_options(CLI::App& app, remote_verify_options& o) {
     o.data.add_to(app, false);  // where the decoys come from (default: the key's dataset)
 }
 
-std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model) {
+std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model,
+                                                                 std::function<void()> more_checks) {
     auto o = std::make_shared<remote_verify_options>();
     CLI::Option* url = verify.add_option("--url", o->url,
                                          "Prediction service to verify instead of a model file: "
@@ -180,19 +193,19 @@ std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verif
     model->excludes(url);
     add_service_query_options(verify, *o);
     // One of --model and --url: checked once the command line is read, as a usage error.
-    verify.parse_complete_callback([o, model] {
+    verify.parse_complete_callback([o, model, more_checks] {
+        if (more_checks) more_checks();
         if (o->url.empty() && model->count() == 0) throw CLI::RequiredError("--model or --url");
     });
     return o;
 }
 
-remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
+remote_answers ask_remote(const remote_verify_options& o, const dataset& queries, const std::string& default_dataset) {
     const auto start = remote::steady::now();
     remote::session service(o);  // first: a malformed URL is reported before any data is read
-    const dataset& triggers = key.triggers;
     rng random(remote::plan_seed(o));
-    const dataset decoys = pick_verification_decoys(o, key, triggers.size(), random);
-    query_plan plan(triggers, decoys, random);
+    const dataset decoys = pick_decoys_of(o, default_dataset, queries.size(), random);
+    query_plan plan(queries, decoys, random);
     const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
     const response_layout reply{o.label_field, o.scores};
     index_t non_finite = 0;
@@ -200,7 +213,7 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
         const index_t count = std::min<index_t>(o.batch, plan.size() - first);
         const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
         try {
-            read_predictions_result read = read_predictions(answer, count, reply, triggers.classes);
+            const read_predictions_result read = read_predictions(answer, count, reply, queries.classes);
             plan.record(first, read.labels);
             non_finite += read.non_finite;
         } catch (const format_error& e) {
@@ -208,10 +221,8 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
                                " does not have the expected layout (see --label-field, --scores): " + e.what());
         }
     }
-    // Labels alone cannot show a non-finite output; scores can (null, predict_response.hpp).
-    const std::optional<index_t> non_finite_outputs = o.scores ? std::optional<index_t>(non_finite) : std::nullopt;
-    const suspect_answers answers{plan.trigger_answers(), plan.decoy_answers(), decoys.labels, non_finite_outputs};
-    remote_verification out{verify_answers(key, answers, alpha), {}};
+    remote_answers out{plan.trigger_answers(), plan.decoy_answers(), decoys.labels,
+                       o.scores ? std::optional<index_t>(non_finite) : std::nullopt, {}};
     out.transport = {{"url", o.url},
                      {"decoys", decoys.size()},
                      {"decoy_accuracy", plan.decoy_accuracy()},
@@ -219,6 +230,13 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
                      {"requests", service.requests()},
                      {"seconds", remote::seconds(remote::steady::now() - start).count()}};
     return out;
+}
+
+remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
+    remote_answers asked = ask_remote(o, key.triggers, remote::dataset_of(key));
+    const suspect_answers answers{std::move(asked.queries), std::move(asked.decoys), std::move(asked.decoy_labels),
+                                  asked.non_finite_outputs};
+    return {verify_answers(key, answers, alpha), std::move(asked.transport)};
 }
 
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json) {

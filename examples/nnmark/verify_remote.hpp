@@ -6,13 +6,15 @@
 
 #include "cli.hpp"
 
-#include "nnmark/watermark/key.hpp"
 #include "nnmark/core/rng.hpp"
+#include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/verify.hpp"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace nnmark::cli {
 
@@ -34,8 +36,10 @@ struct remote_verify_options {
 // The options of asking a service (all above but the URL) on `app`: verify, calibrate.
 void add_service_query_options(CLI::App& app, remote_verify_options& o);
 
-// The options above on `verify`, where --url excludes --model.
-std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model);
+// The options above on `verify`, where --url excludes --model. One of them is required,
+// checked once the command line is read, after `more_checks` (the command's own).
+std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model,
+                                                                 std::function<void()> more_checks = {});
 
 struct remote_verification {
     verification_result result;
@@ -44,10 +48,26 @@ struct remote_verification {
 
 remote_verification verify_remote(const remote_verify_options& options, const watermark_key& key, double alpha);
 
+// What a service answered to `queries` sent shuffled among as many decoys (at least).
+struct remote_answers {
+    std::vector<int> queries, decoys, decoy_labels;
+    // Predictions with a non-finite score; labels alone cannot show one (predict_response.hpp).
+    std::optional<index_t> non_finite_outputs;
+    nlohmann::json transport;  // url, decoys, decoy_accuracy, queries_sent, requests, seconds
+};
+
+// Asks the service of `options.url` the `queries`, hidden among decoys from the test
+// split of --dataset/--data (default: `default_dataset`).
+remote_answers ask_remote(const remote_verify_options& options, const dataset& queries,
+                          const std::string& default_dataset);
+
 // `o.decoys` test images of the key's task (`default_count` when 0, at most the test
 // split's size): from --dataset/--data, else the dataset the key was made for.
 dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,
                                  rng& random);
+// The same from the test split of --dataset/--data, else of `default_dataset`.
+dataset pick_decoys_of(const remote_verify_options& o, const std::string& default_dataset, index_t default_count,
+                       rng& random);
 
 // Prints the result as verify --model does, plus the transport fields; returns the exit code.
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json);

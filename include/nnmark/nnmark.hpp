@@ -15,7 +15,8 @@
 //            attacker's data split and the removed / survived verdict
 //   serve    the TensorFlow Serving REST predict format: requests (JSON or base64 PNG
 //            images), answers, the server's request handling, and the remote query plan
-//            that hides a key's triggers among decoys (the HTTP itself is the tool's)
+//            that hides a key's triggers among decoys (the HTTP itself is the tool's);
+//            DAWN's keyed altered answers, their registry and its statistic
 //   report   line charts as PNG images (the figures of `nnmark reproduce`)
 #pragma once
 
@@ -90,6 +91,9 @@
 #include "nnmark/attacks/transform.hpp"
 #include "nnmark/attacks/verdict.hpp"
 #include "nnmark/serve/base64.hpp"
+#include "nnmark/serve/dawn_answers.hpp"
+#include "nnmark/serve/dawn_registry.hpp"
+#include "nnmark/serve/dawn_statistics.hpp"
 #include "nnmark/serve/predict_request.hpp"
 #include "nnmark/serve/predict_response.hpp"
 #include "nnmark/serve/prediction_service.hpp"

@@ -67,9 +67,10 @@ inline int create_temp_for(const std::filesystem::path& path, std::string& temp)
 }
 }  // namespace detail
 
-// Replace `path` with `chunks` written one after another.
+// Replace `path` with `chunks` written one after another, with permissions `mode`
+// (0600 for a secret only its owner may read).
 inline void write_file_atomically(const std::filesystem::path& path,
-                                  std::span<const std::span<const unsigned char>> chunks) {
+                                  std::span<const std::span<const unsigned char>> chunks, mode_t mode = 0644) {
     std::string tmpl;
     const int fd = detail::create_temp_for(path, tmpl);
     auto fail = [&](const std::string& what) {
@@ -91,7 +92,7 @@ inline void write_file_atomically(const std::filesystem::path& path,
             left -= static_cast<std::size_t>(n);
         }
     }
-    if (::fchmod(fd, 0644) != 0) fail("cannot set permissions of");
+    if (::fchmod(fd, mode) != 0) fail("cannot set permissions of");
     if (::fsync(fd) != 0) fail("cannot flush");
     if (::close(fd) != 0) {
         const std::string message = detail::os_error("cannot close", path);
@@ -105,9 +106,10 @@ inline void write_file_atomically(const std::filesystem::path& path,
     }
 }
 
-inline void write_file_atomically(const std::filesystem::path& path, std::span<const unsigned char> bytes) {
+inline void write_file_atomically(const std::filesystem::path& path, std::span<const unsigned char> bytes,
+                                  mode_t mode = 0644) {
     const std::span<const unsigned char> chunks[] = {bytes};
-    write_file_atomically(path, chunks);
+    write_file_atomically(path, chunks, mode);
 }
 
 inline void write_file_atomically(const std::filesystem::path& path, const std::string& text) {

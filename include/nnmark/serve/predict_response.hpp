@@ -22,24 +22,23 @@
 #include "nnmark/layers/softmax_cross_entropy.hpp"
 
 #include <cmath>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace nnmark {
 
-// The body answering logits [N, K]: labels, and probabilities when `scores`.
-inline std::string format_predictions(const tensor<float>& logits, bool scores) {
-    const std::vector<int> labels = argmax_rows(logits);
-    tensor<float> probabilities;
-    if (scores) softmax(logits, probabilities);
+// The body answering `labels`, one per instance, with the rows of `probabilities`
+// [N, K] as scores unless it is null.
+inline std::string format_predictions(std::span<const int> labels, const tensor<float>* probabilities) {
     json predictions = json::array();
     for (std::size_t i = 0; i < labels.size(); ++i) {
         json prediction = json::object();
         prediction.set("label", labels[i]);
-        if (scores) {
+        if (probabilities) {
             json row = json::array();
-            for (float p : probabilities.item(static_cast<index_t>(i))) {
+            for (float p : probabilities->item(static_cast<index_t>(i))) {
                 if (std::isfinite(p)) row.push_back(static_cast<double>(p));
                 else row.push_back(nullptr);
             }
@@ -50,6 +49,13 @@ inline std::string format_predictions(const tensor<float>& logits, bool scores) 
     json body = json::object();
     body.set("predictions", std::move(predictions));
     return body.dump();
+}
+
+// The body answering logits [N, K]: labels, and probabilities when `scores`.
+inline std::string format_predictions(const tensor<float>& logits, bool scores) {
+    tensor<float> probabilities;
+    if (scores) softmax(logits, probabilities);
+    return format_predictions(argmax_rows(logits), scores ? &probabilities : nullptr);
 }
 
 // {"error": message}. Never throws for the text: bytes that are not UTF-8 (a message

@@ -6,20 +6,30 @@
 //
 // predict() answers 200 with the predictions (serve/predict_response.hpp), 400 with
 // {"error": ...} for a body that is not a valid request for this model
-// (serve/predict_request.hpp), 413 for one over the limits. It never throws an
+// (serve/predict_request.hpp), 413 for one over the limits, 500 when DAWN's registry
+// cannot record an altered answer. It never throws an
 // nnmark::error. Thread safety: the model is only read (sequential::infer is const),
 // so any number of threads may call predict() at once, each with its own buffers.
+//
+// With a dawn_layer (DAWN, Szyller et al., ACM MM 2021), the model's answers pass
+// through serve/dawn_answers.hpp's keyed decision before they are written: a small
+// fraction of (client, input) pairs gets a wrong label (and scores swapped to agree
+// with it), each recorded in serve/dawn_registry.hpp before the answer leaves.
 #pragma once
 
 #include "nnmark/core/error.hpp"
 #include "nnmark/core/json.hpp"
 #include "nnmark/model/sequential.hpp"
+#include "nnmark/serve/dawn_answers.hpp"
+#include "nnmark/serve/dawn_registry.hpp"
 #include "nnmark/serve/predict_request.hpp"
 #include "nnmark/serve/predict_response.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace nnmark {
 
@@ -31,14 +41,21 @@ struct service_reply {
 // A model's per-thread scratch while it answers requests.
 struct service_buffers {
     inference_buffers<float> inference;
-    tensor<float> logits;
+    tensor<float> logits, probabilities;
+};
+
+// DAWN's part of a service: both must outlive it.
+struct dawn_layer {
+    const dawn_answers& answers;
+    dawn_registry& registry;
 };
 
 class prediction_service {
 public:
-    // `model` must outlive the service.
-    prediction_service(const sequential<float>& model, std::string name, predict_limits limits)
-        : model_(model), name_(std::move(name)), limits_(limits) {
+    // `model` (and `dawn`'s parts) must outlive the service.
+    prediction_service(const sequential<float>& model, std::string name, predict_limits limits,
+                       std::optional<dawn_layer> dawn = std::nullopt)
+        : model_(model), name_(std::move(name)), limits_(limits), dawn_(dawn) {
         if (model.input_item().rank() != 3)
             throw shape_error("serve: a served model takes [C, H, W] images, this one takes " +
                               model.input_item().str());
@@ -47,13 +64,20 @@ public:
     const std::string& name() const { return name_; }
     const predict_limits& limits() const { return limits_; }
 
-    service_reply predict(std::string_view body, service_buffers& buffers) const {
+    // `client` names who asks (DAWN decides per client and input): an address or a header.
+    service_reply predict(std::string_view body, service_buffers& buffers, std::string_view client = {}) const {
         try {
             const predict_request request = parse_predict_request(body, model_.input_item(), limits_);
             model_.infer(request.images, buffers.logits, buffers.inference);
-            return {200, format_predictions(buffers.logits, request.scores)};
+            std::vector<int> labels = argmax_rows(buffers.logits);
+            if (request.scores) softmax(buffers.logits, buffers.probabilities);
+            tensor<float>* scores = request.scores ? &buffers.probabilities : nullptr;
+            if (dawn_) alter_answers(request.images, client, labels, scores);
+            return {200, format_predictions(labels, scores)};
         } catch (const limit_error& e) {
             return {413, error_body(e.what())};
+        } catch (const io_error& e) {  // the DAWN registry could not record: no answer leaves unrecorded
+            return {500, error_body(e.what())};
         } catch (const error& e) {
             return {400, error_body(e.what())};
         }
@@ -84,9 +108,29 @@ public:
     }
 
 private:
+    // DAWN's decision for each instance; altered ones are recorded, then answered.
+    void alter_answers(const tensor<float>& images, std::string_view client, std::vector<int>& labels,
+                       tensor<float>* scores) const {
+        const int classes = static_cast<int>(model_.output_item().count());
+        const shape& input = model_.input_item();
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            const auto item = static_cast<index_t>(i);
+            const std::span<const float> image = images.item(item);
+            const dawn_decision decision = dawn_->answers.decide(client, image, labels[i], classes);
+            if (!decision.altered) continue;
+            dawn_record record{std::string(client), {input[0], input[1], input[2]},
+                               {image.begin(), image.end()}, classes, labels[i], decision.label,
+                               dawn_registry::now_ms()};
+            dawn_->registry.record(record, decision.digest);
+            if (scores) swap_scores(scores->item(item), labels[i], decision.label);
+            labels[i] = decision.label;
+        }
+    }
+
     const sequential<float>& model_;
     std::string name_;
     predict_limits limits_;
+    std::optional<dawn_layer> dawn_;
 };
 
 }  // namespace nnmark

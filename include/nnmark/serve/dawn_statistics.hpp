@@ -1,0 +1,111 @@
+// dawn_statistics: the p-value of "the suspect answers the registry's images with the
+// labels the API altered" (DAWN, Szyller et al., ACM MM 2021, Section 5).
+//
+// H0: the suspect was trained independently of the server's answers; it never saw the
+// altered labels. Then the count of matches k over the n records is stochastically at
+// most Binomial(n, 1/(K - 1)), and watermark/statistics.hpp's binomial tail at
+// p0 = 1/(K - 1) is a valid p-value for EVERY such suspect, with no calibration:
+//   - record i's altered label L_i was drawn by serve/dawn_answers.hpp from digest bits
+//     of HMAC-SHA256(secret, client_i, image_i), uniformly over the K - 1 classes other
+//     than the victim's own answer v_i. Whether the pair was altered at all comes from
+//     other bits of the same digest, so given that it was (that it is in the registry),
+//     L_i is still uniform over those K - 1 classes;
+//   - the suspect's answer a_i is a function of image_i and of randomness independent of
+//     the secret. It may well depend on v_i (a good independent model often agrees with
+//     the victim), but whatever a_i is: P[L_i = a_i | a_i] = 0 when a_i = v_i and
+//     1/(K - 1) otherwise, so at most 1/(K - 1);
+//   - the records are distinct (client, image) pairs, so their HMAC messages differ and
+//     the L_i are independent (HMAC as a pseudorandom function), also given all a_i.
+// So given the suspect's answers, the matches are independent Bernoulli trials of
+// success probabilities at most 1/(K - 1), and P[k >= observed | H0] <= the binomial
+// tail. The test of each client's records alone is the same argument on a subset; when
+// all clients are reported, the per-client p-values are also given Bonferroni-adjusted
+// (times the number of clients), since the smallest of many p-values is not one.
+#pragma once
+
+#include "nnmark/core/error.hpp"
+#include "nnmark/serve/dawn_registry.hpp"
+#include "nnmark/watermark/statistics.hpp"
+#include "nnmark/watermark/verify.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numbers>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace nnmark {
+
+struct dawn_client_result {
+    std::string client;
+    index_t queries = 0;
+    index_t matches = 0;
+    double log10_p_value = 0.0;
+    double p_value = 1.0;
+    double adjusted_p_value = 1.0;  // min(1, p times the number of clients)
+};
+
+struct dawn_verification {
+    verification_result overall;  // all the records tested (null_source "dawn")
+    std::vector<dawn_client_result> clients;
+};
+
+namespace detail::dawn {
+
+inline double log10_tail(index_t n, index_t k, int classes) {
+    return log_binomial_tail(n, k, 1.0 / (classes - 1)) / std::numbers::ln10;
+}
+
+inline int common_classes(std::span<const dawn_record> records) {
+    if (records.empty()) throw argument_error("dawn verify: the registry has no records to ask the suspect");
+    const int classes = records.front().classes;
+    for (const dawn_record& r : records)
+        if (r.classes != classes)
+            throw format_error("dawn verify: expected every record to be of " + std::to_string(classes) +
+                               " classes, found one of " + std::to_string(r.classes));
+    return classes;
+}
+
+}  // namespace detail::dawn
+
+// The test of `answers` (the suspect's label for each record, in order) at level `alpha`.
+inline dawn_verification verify_dawn_answers(std::span<const dawn_record> records, std::span<const int> answers,
+                                             double alpha) {
+    const int classes = detail::dawn::common_classes(records);
+    if (answers.size() != records.size())
+        throw argument_error("dawn verify: " + std::to_string(answers.size()) + " answers for " +
+                             std::to_string(records.size()) + " records");
+    std::map<std::string, dawn_client_result> by_client;
+    index_t matches = 0;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        dawn_client_result& c = by_client[records[i].client];
+        const bool match = answers[i] == records[i].answered_label;
+        ++c.queries;
+        c.matches += match;
+        matches += match;
+    }
+    dawn_verification out;
+    verification_result& r = out.overall;
+    r.queries = static_cast<index_t>(records.size());
+    r.matches = matches;
+    r.trigger_accuracy = static_cast<double>(matches) / static_cast<double>(r.queries);
+    r.null_rate = 1.0 / (classes - 1);
+    r.null_source = "dawn";
+    r.log10_p_value = r.population_log10_p_value = detail::dawn::log10_tail(r.queries, matches, classes);
+    r.p_value = std::pow(10.0, r.log10_p_value);
+    r.alpha = alpha;
+    r.significant = r.watermark_present = r.log10_p_value <= std::log10(alpha);
+    const double client_count = static_cast<double>(by_client.size());
+    for (auto& [client, c] : by_client) {
+        c.client = client;
+        c.log10_p_value = detail::dawn::log10_tail(c.queries, c.matches, classes);
+        c.p_value = std::pow(10.0, c.log10_p_value);
+        c.adjusted_p_value = std::min(1.0, c.p_value * client_count);
+        out.clients.push_back(c);
+    }
+    return out;
+}
+
+}  // namespace nnmark

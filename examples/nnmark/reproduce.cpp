@@ -1,7 +1,9 @@
 // nnmark reproduce: the paper's experiments (Zhang et al., ASIACCS 2018, Tables 1-5) and
 // the later removal attacks, run end to end by one command:
 //
-//   1. train a clean model and three independent reference models (seeds s, s+1..s+3);
+//   1. train a clean model and R independent reference models (seeds s, s+1..s+R;
+//      --references, 10 by default: a target-label key's calibrated null needs about ten
+//      models to bound how much models differ, statistics.hpp);
 //   2. embed one watermark per trigger kind (content, unrelated, noise; seed s, so each
 //      watermarked model is compared with the clean model of the same seed: Table 2);
 //   3. calibrate each key's null rate on the reference models, and verify the key against
@@ -47,7 +49,6 @@ namespace fs = std::filesystem;
 using namespace steps;
 
 const std::vector<std::string> trigger_kinds = {"content", "unrelated", "noise"};
-constexpr int reference_model_count = 3;
 
 struct reproduce_options {
     dataset_options data;
@@ -55,6 +56,7 @@ struct reproduce_options {
     watermark_options watermark;
     std::string out = "report";
     int attack_epochs = 10;
+    int references = 10;  // reference models calibrating the keys
     double alpha = 1e-6;
     bool json = false;
 };
@@ -76,6 +78,7 @@ nlohmann::json settings_of(const reproduce_options& o) {
             {"trigger_count", o.watermark.count},
             {"trigger_repeat", o.watermark.repeat},
             {"attack_epochs", o.attack_epochs},
+            {"references", o.references},
             {"alpha", o.alpha}};
 }
 
@@ -109,7 +112,7 @@ public:
     explicit reproduction(const reproduce_options& o)
         : o_(o),
           dir_(o.out),
-          steps_("reproduce", dir_, 1 + reference_model_count + static_cast<int>(trigger_kinds.size()) * (3 + int(attack_specs().size())),
+          steps_("reproduce", dir_, 1 + o.references + static_cast<int>(trigger_kinds.size()) * (3 + int(attack_specs().size())),
                  o.training.quiet) {}
 
     nlohmann::json run() {
@@ -118,7 +121,7 @@ public:
 
         nlohmann::json models = nlohmann::json::object();
         models["clean"] = train_clean("clean", o_.training.recipe.seed);
-        for (int r = 1; r <= reference_model_count; ++r)
+        for (int r = 1; r <= o_.references; ++r)
             models[reference_name(r)] = train_clean(reference_name(r), o_.training.recipe.seed + r);
         for (const auto& kind : trigger_kinds) models[kind] = embed(kind);
 
@@ -172,7 +175,7 @@ private:
         steps_.announce("calibrate the " + kind + " key on the reference models, verify it");
         watermark_key key = load_key(key_path(kind));
         std::vector<std::string> references;
-        for (int r = 1; r <= reference_model_count; ++r) references.push_back(model_path(reference_name(r)).string());
+        for (int r = 1; r <= o_.references; ++r) references.push_back(model_path(reference_name(r)).string());
         key.calibration = calibrate_from_files(key, references);
         save_key(key, key_path(kind));
         write_mosaic_png(first_triggers(key, 20), dir_ / "figures" / ("triggers-" + kind + ".png"), 10, 2);
@@ -315,6 +318,10 @@ command add_reproduce_command(CLI::App& parent) {
         ->capture_default_str();
     app->add_option("--attack-epochs", o->attack_epochs, "Training epochs of fine-tuning, fine-pruning and distillation")
         ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
+    app->add_option("--references", o->references,
+                    "Independently trained reference models (seeds s+1..s+R) calibrating the target-label keys")
+        ->check(CLI::Range(2, 1000))
         ->capture_default_str();
     app->add_option("--alpha", o->alpha, "Significance level of verification")
         ->check(CLI::Range(1e-300, 0.5))

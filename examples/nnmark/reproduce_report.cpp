@@ -54,10 +54,10 @@ std::string detection(const json& verification) {
 
 void models_section(std::ostringstream& md, const json& results) {
     md << "## Models\n\n| model | seed | test accuracy | training | images/s |\n|---|---|---|---|---|\n";
-    // clean and the references first (the object's keys are sorted), then the watermarked models.
-    std::vector<std::string> names;
-    for (const auto& [name, m] : results["models"].items())
-        if (name == "clean" || name.starts_with("reference")) names.push_back(name);
+    // clean and the references first, in seed order, then the watermarked models.
+    const int references = results["settings"]["references"].get<int>();
+    std::vector<std::string> names = {"clean"};
+    for (int r = 1; r <= references; ++r) names.push_back("reference-" + std::to_string(r));
     for (const json& k : results["triggers"]) names.push_back(k["kind"]);
     for (const std::string& name : names) {
         const json& m = results["models"][name];
@@ -65,7 +65,8 @@ void models_section(std::ostringstream& md, const json& results) {
            << static_cast<long long>(m["seconds"].get<double>()) << " s | "
            << static_cast<long long>(m["images_per_second"].get<double>()) << " |\n";
     }
-    md << "\nreference-1..3 only calibrate the keys' null rates. The watermarked models share the clean model's "
+    md << "\nreference-1.." << references
+       << " only calibrate the keys' null rates. The watermarked models share the clean model's "
           "seed, so each differs from it by the watermark alone (Table 2).\n\n";
 }
 
@@ -107,7 +108,8 @@ void false_detections(std::ostringstream& md, const json& results) {
 
 void verification_section(std::ostringstream& md, const json& results) {
     md << "## Verification (alpha = " << results["settings"]["alpha"].get<double>() << ")\n\n"
-          "The null is a beta-binomial fitted to how often the three reference models answer the key's triggers "
+          "The null is a beta-binomial fitted to how often the "
+       << results["settings"]["references"].get<int>() << " reference models answer the key's triggers "
           "with its labels: 99% upper bounds on its mean rate and on the correlation of one model's answers "
           "(watermark/statistics.hpp). The independent models never saw the key and took no part in "
           "calibrating it: the watermark must not be found in them.\n\n"

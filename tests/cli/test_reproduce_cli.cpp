@@ -36,7 +36,7 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
     const std::string settings = "reproduce --dataset cifar10 --data " + cifar.string() + " --unrelated-data " +
                                 mnist.string() + " --arch " +
                                 write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
-                                " --epochs 1 --batch 16 --count 6 --repeat 2 --alpha 0.01 --out " + report.string();
+                                " --epochs 1 --batch 16 --count 6 --repeat 2 --references 3 --alpha 0.01 --out " + report.string();
     const std::string command = settings + " --attack-epochs 1";
 
     const auto first = nnmark_tool(command + " --json", dir);
@@ -48,6 +48,7 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
     {  // every table is filled
         CHECK(results["dataset"] == "cifar10");
         CHECK(results["settings"]["epochs"] == 1);
+        CHECK(results["settings"]["references"] == 3);
         // Each model's test accuracy is the one `nnmark eval` measures on the saved file.
         std::map<std::string, double> evaluated;
         for (const std::string model : {"clean", "reference-1", "reference-2", "reference-3", "content", "unrelated", "noise"}) {

@@ -38,19 +38,21 @@ void watermark_options::add_to(CLI::App& app) {
                  "The paper's public choices where none are given: source 1 -> target 0 (unrelated: bags of "
                  "Fashion-MNIST), stamp bottom-left; models of other owners who keep them can be accused");
     add_common_to(app);
-    app.add_option("--key-seed", key_seed, "Seed of the trigger images, labels and noise (default: --seed)");
+    app.add_option("--key-seed", key_seed,
+                   "Seed of the trigger images, labels, noise and secret choices; keep it secret (default: drawn "
+                   "at random and printed, to pass again with --resume)");
     app.add_option("--wm-schedule", schedule, "Trigger loss weight per epoch: constant, warmup or step")
         ->check(CLI::IsMember({"constant", "warmup", "step"}))
         ->capture_default_str();
     app.add_option("--wm-weight", weight, "Trigger loss weight lambda")->check(CLI::Range(0.0, 100.0))->capture_default_str();
 }
 
-trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, std::uint64_t training_seed,
+trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, std::uint64_t seed,
                                              const shape& item) const {
     trigger_recipe recipe = default_recipe(dataset_name, trigger);
     recipe.count = count;
     recipe.label_mode = labels;
-    recipe.seed = key_seed ? key_seed : training_seed;
+    recipe.seed = seed;
     recipe.content.text = text;
     trigger_choices given;
     if (source >= 0) given.source = source;
@@ -64,10 +66,27 @@ trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, st
     return draw_secret_choices(recipe, given, item);
 }
 
+// The owner's key seed, or a fresh secret one. A resumed run must make the same triggers
+// as the run it continues, so it needs that run's seed: a fresh one would be refused by
+// the checkpoint ("another triggers") after the time spent loading.
+static std::uint64_t key_seed_for(const watermark_options& watermark, const training_options& training) {
+    if (watermark.key_seed) return *watermark.key_seed;
+    if (training.resume)
+        throw argument_error("embed --resume: pass --key-seed, the seed the interrupted run printed (without it a "
+                             "new secret seed is drawn, and the triggers would not be the run's)");
+    const std::uint64_t seed = draw_secret_seed();
+    if (!training.quiet)
+        std::fprintf(stderr, "key seed %llu drawn at random (secret: it makes the key; pass --key-seed %llu with "
+                             "--resume to continue this run if it is interrupted)\n",
+                     static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+    return seed;
+}
+
 embedded_watermark embed_watermark(const watermark_options& watermark, const training_options& training,
                                    const dataset_options& data_options, const training_data& data,
                                    const std::string& out, const std::string& key_out) {
-    const trigger_recipe recipe = watermark.recipe_for(data_options.name, training.recipe.seed, data.train.item_shape());
+    const trigger_recipe recipe = watermark.recipe_for(data_options.name, key_seed_for(watermark, training),
+                                                       data.train.item_shape());
     const std::filesystem::path unrelated_dir = watermark.unrelated_data.empty()
                                                     ? std::filesystem::path("datasets") / recipe.source_dataset
                                                     : std::filesystem::path(watermark.unrelated_data);

@@ -11,6 +11,7 @@
 #include "nnmark/watermark/trigger_set.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace nnmark::cli {
@@ -26,7 +27,7 @@ struct watermark_options {
     bool paper_choices = false; // the paper's source 1 -> target 0, bottom-left stamp
     index_t count = 100;
     index_t repeat = 10;
-    std::uint64_t key_seed = 0;  // 0: the training seed
+    std::optional<std::uint64_t> key_seed;  // none: drawn at random (draw_secret_seed)
     std::string schedule = "constant";
     double weight = 1.0;
     std::string unrelated_data;  // empty: datasets/<source dataset>/
@@ -36,7 +37,7 @@ struct watermark_options {
     // Every flag, for `nnmark embed`.
     void add_to(CLI::App& app);
     // The key's recipe for images of shape `item`: the choices given, the others drawn.
-    trigger_recipe recipe_for(const std::string& dataset_name, std::uint64_t training_seed, const shape& item) const;
+    trigger_recipe recipe_for(const std::string& dataset_name, std::uint64_t key_seed, const shape& item) const;
 };
 
 struct embedded_watermark {

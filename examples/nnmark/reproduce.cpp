@@ -158,6 +158,7 @@ private:
             watermark_options w = o_.watermark;
             w.trigger = kind;
             w.paper_choices = true;  // the paper's digit 1 -> 0 and bottom-left stamp, to reproduce its tables
+            w.key_seed = t.recipe.seed;  // a reproducible run: its keys derive from --seed
             const embedded_watermark e = embed_watermark(w, t, o_.data, data_, out.string(), key.string());
             nlohmann::json j = describe(e.outcome, t);
             j["trigger_accuracy"] = e.trigger_accuracy;

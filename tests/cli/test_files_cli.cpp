@@ -187,8 +187,11 @@ TEST_CASE("cli files: --resume refuses a checkpoint of other data, another archi
         write_architecture(make_small_image_net<float>(shape{1, 28, 28}, 10, 0.5), f.work, "dropout.json");
     f.refused("train --dataset mnist --data " + f.mnist.string() + " --arch " + other_arch + flags,
               "another architecture");
-    f.refused("embed" + f.data + " --count 8 --repeat 2 --key-out " + (f.work / "k.key").string() + flags,
+    f.refused("embed" + f.data + " --count 8 --repeat 2 --key-seed 4 --key-out " + (f.work / "k.key").string() + flags,
               "another triggers");
+    // Without its key seed an embed cannot continue: a new secret one would make other triggers.
+    f.refused("embed" + f.data + " --count 8 --repeat 2 --key-out " + (f.work / "k.key").string() + flags,
+              "pass --key-seed");
     // The same run continues.
     const run_result same = bounded_tool("train" + f.data + flags, f.logs);
     CHECK_MESSAGE(same.exit_code == 0, same.err);

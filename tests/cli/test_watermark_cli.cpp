@@ -205,6 +205,12 @@ TEST_CASE("cli: embed draws the key's secret choices, keeps the ones given, and 
     CHECK(given["generator"]["x"] == 28 - 17 - 1);  // 3 letters: 17 pixels wide
     CHECK(given["generator"]["y"] == 28 - 7 - 1);
 
+    // Without --key-seed, each embed draws a secret seed of its own: two owners who keep the
+    // defaults do not share a key.
+    const auto first_default = embedded_recipe("default-1", ""), second_default = embedded_recipe("default-2", "");
+    CHECK(first_default["seed"] != second_default["seed"]);
+    CHECK(first_default["seed"] != 1);  // not the training seed
+
     const auto paper = embedded_recipe("paper", " --key-seed 12 --paper-choices");
     CHECK(paper["source"] == 1);
     CHECK(paper["target"] == 0);

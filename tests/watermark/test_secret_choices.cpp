@@ -106,3 +106,13 @@ TEST_CASE("draw_secret_choices: a given choice that cannot work is refused, nami
     unknown.source_dataset = "imagenet";
     CHECK_THROWS_WITH_AS(draw_secret_choices(unknown, {}, digit_image), doctest::Contains("imagenet"), argument_error);
 }
+
+TEST_CASE("draw_secret_seed: 63 random bits, different every time") {
+    std::set<std::uint64_t> seeds;
+    for (int i = 0; i < 8; ++i) {
+        const std::uint64_t seed = draw_secret_seed();
+        CHECK(seed < (std::uint64_t{1} << 63));  // stored as a JSON int64
+        seeds.insert(seed);
+    }
+    CHECK(seeds.size() == 8);
+}

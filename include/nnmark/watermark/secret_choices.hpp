@@ -17,6 +17,9 @@
 // two owners share source class, target class and corner with probability 1/360 (1/100
 // for the source class and target of unrelated triggers).
 //
+// The key seed itself must be secret: `embed` draws it with draw_secret_seed() unless
+// the owner gives one.
+//
 // Contract of draw_secret_choices(recipe, given, item):
 // - Each choice the owner gives (given.source, given.target, given.corner) is kept;
 //   the others are drawn from rng(recipe.seed).derive(choice_stream), so the same seed
@@ -39,12 +42,26 @@
 #include "nnmark/watermark/bitmap_font.hpp"
 #include "nnmark/watermark/trigger_set.hpp"
 
+#include <openssl/rand.h>
+
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace nnmark {
+
+// A key seed nobody can guess: 63 bits from OpenSSL's CSPRNG (a key stores its seed as
+// a JSON integer, int64). The choices and the trigger images all derive from the key
+// seed, so a default anyone can guess (the training seed, 1 unless changed) would give
+// every owner who keeps it the same key.
+inline std::uint64_t draw_secret_seed() {
+    std::uint64_t seed = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1)
+        throw error("key seed: OpenSSL's RAND_bytes could not draw 8 random bytes");
+    return seed >> 1;
+}
 
 enum class text_corner { bottom_left, bottom_right, top_left, top_right };
 

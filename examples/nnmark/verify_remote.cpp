@@ -157,13 +157,8 @@ std::uint64_t plan_seed(const remote_verify_options& o) {
 
 }  // namespace remote
 
-void add_service_query_options(CLI::App& app, remote_verify_options& o) {
-    o.data.name.clear();
-    app.add_option("--decoys", o.decoys,
-                   "Test images asked with the triggers, to check the suspect classifies the task (--url: default "
-                   "and minimum as many as triggers, hiding them; --model: default up to 1000)")
-        ->check(CLI::Range(0LL, 1LL << 30));
-    app.add_option("--batch", o.batch, "Images per request")->check(CLI::Range(1LL, 1LL << 20))->capture_default_str();
+void add_transport_options(CLI::App& app, remote_verify_options& o, const std::string& batch_flag) {
+    app.add_option(batch_flag, o.batch, "Images per request")->check(CLI::Range(1LL, 1LL << 20))->capture_default_str();
     app.add_option("--rate", o.rate, "Requests per second at most")->check(CLI::Range(0.001, 1e6))->capture_default_str();
     app.add_option("--timeout", o.timeout, "Seconds to connect, send and receive")
         ->check(CLI::Range(0.001, 3600.0))
@@ -179,6 +174,15 @@ void add_service_query_options(CLI::App& app, remote_verify_options& o) {
         ->check(CLI::IsMember({"hwc", "chw"}))
         ->capture_default_str();
     app.add_option("--signature", o.signature, "\"signature_name\" to send, e.g. scores (nnmark serve: answer scores too)");
+}
+
+void add_service_query_options(CLI::App& app, remote_verify_options& o) {
+    o.data.name.clear();
+    app.add_option("--decoys", o.decoys,
+                   "Test images asked with the triggers, to check the suspect classifies the task (--url: default "
+                   "and minimum as many as triggers, hiding them; --model: default up to 1000)")
+        ->check(CLI::Range(0LL, 1LL << 30));
+    add_transport_options(app, o, "--batch");
     app.add_option("--seed", o.seed, "Seed for the decoys and the order (default: unpredictable)");
     o.data.add_to(app, false);  // where the decoys come from (default: the key's dataset)
 }
@@ -229,6 +233,52 @@ remote_answers ask_remote(const remote_verify_options& o, const dataset& queries
                      {"queries_sent", service.images_sent()},
                      {"requests", service.requests()},
                      {"seconds", remote::seconds(remote::steady::now() - start).count()}};
+    return out;
+}
+
+namespace remote {
+
+// The predict request for images [first, first + count) of `images`, in file order.
+std::string in_order_body(const unlabeled_images& images, index_t first, index_t count, image_layout layout,
+                          const std::string& signature) {
+    const shape item = images.images.shape().drop_front();
+    std::string body = signature.empty() ? "{" : "{\"signature_name\":" + json(signature).dump() + ",";
+    body += "\"instances\":[";
+    for (index_t i = first; i < first + count; ++i) {
+        if (i > first) body += ',';
+        append_instance(body, images.images.item(i), item, layout);
+    }
+    return body + "]}";
+}
+
+}  // namespace remote
+
+service_replies ask_in_order(const remote_verify_options& o, const unlabeled_images& images, int classes,
+                             progress_line& progress) {
+    remote::session service(o);
+    const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
+    const response_layout reply{o.label_field, o.scores};
+    service_replies out;
+    for (index_t first = 0; first < images.size(); first += o.batch) {
+        const index_t count = std::min<index_t>(o.batch, images.size() - first);
+        const std::string answer = service.post(remote::in_order_body(images, first, count, layout, o.signature), count);
+        try {
+            read_predictions_result read = read_predictions(answer, count, reply, classes);
+            if (o.scores && read.scores.size() != static_cast<std::size_t>(count * classes))
+                throw format_error("expected " + std::to_string(classes) + " scores per prediction, found " +
+                                   std::to_string(read.scores.size()) + " scores for " + std::to_string(count) +
+                                   " predictions");
+            out.labels.insert(out.labels.end(), read.labels.begin(), read.labels.end());
+            out.scores.insert(out.scores.end(), read.scores.begin(), read.scores.end());
+        } catch (const format_error& e) {
+            throw format_error("attack extract --url: the answer of " + o.url +
+                               " does not have the expected layout (see --label-field, --scores): " + e.what());
+        }
+        progress.update("asked " + std::to_string(first + count) + "/" + std::to_string(images.size()) + " images");
+    }
+    out.requests = service.requests();
+    progress.finish("asked " + std::to_string(images.size()) + " images in " + std::to_string(out.requests) +
+                    " requests");
     return out;
 }
 

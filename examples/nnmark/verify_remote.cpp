@@ -236,23 +236,6 @@ remote_answers ask_remote(const remote_verify_options& o, const dataset& queries
     return out;
 }
 
-namespace remote {
-
-// The predict request for images [first, first + count) of `images`, in file order.
-std::string in_order_body(const unlabeled_images& images, index_t first, index_t count, image_layout layout,
-                          const std::string& signature) {
-    const shape item = images.images.shape().drop_front();
-    std::string body = signature.empty() ? "{" : "{\"signature_name\":" + json(signature).dump() + ",";
-    body += "\"instances\":[";
-    for (index_t i = first; i < first + count; ++i) {
-        if (i > first) body += ',';
-        append_instance(body, images.images.item(i), item, layout);
-    }
-    return body + "]}";
-}
-
-}  // namespace remote
-
 service_replies ask_in_order(const remote_verify_options& o, const unlabeled_images& images, int classes,
                              progress_line& progress) {
     remote::session service(o);
@@ -261,7 +244,10 @@ service_replies ask_in_order(const remote_verify_options& o, const unlabeled_ima
     service_replies out;
     for (index_t first = 0; first < images.size(); first += o.batch) {
         const index_t count = std::min<index_t>(o.batch, images.size() - first);
-        const std::string answer = service.post(remote::in_order_body(images, first, count, layout, o.signature), count);
+        const std::string answer = service.post(
+            predict_request_body(count, images.images.shape().drop_front(), layout, o.signature,
+                                 [&](index_t i) { return images.images.item(first + i); }),
+            count);
         try {
             read_predictions_result read = read_predictions(answer, count, reply, classes);
             if (o.scores && read.scores.size() != static_cast<std::size_t>(count * classes))

@@ -128,6 +128,7 @@ int run_extract(const attack_options& o) {
 void add_extract_kind(CLI::App& attack, attack_options& o) {
     CLI::App* app = attack.add_subcommand(
         "extract", "Model extraction through a prediction API: train a surrogate on a service's answers");
+    o.service.command = "attack extract --url";
     app->add_option("--url", o.service.url, "Prediction service to steal: http://HOST:PORT/v1/models/NAME:predict")
         ->required();
     app->add_option("--queries", o.queries, "Images to ask the service about, drawn without replacement from the pool")

@@ -33,6 +33,8 @@ struct remote_verify_options {
     std::string signature;                   // "signature_name" of the requests ("": none)
     std::optional<unsigned long long> seed;  // decoys and order; default: unpredictable
     dataset_options data;                    // where the decoys come from (default: the key's dataset)
+    std::string command = "verify --url";    // who asks, in error messages
+    std::string batch_flag = "--batch";      // the flag of `batch`, in error messages
 };
 
 // How requests are sent and answers read (--batch under the name `batch_flag`, --rate,

@@ -106,7 +106,7 @@ TEST_CASE("cli attack extract --extra-pool: a Knockoff pool adds another dataset
     CHECK(r["pool"].get<std::string>().find("fashion-mnist") != std::string::npos);
 }
 
-TEST_CASE("cli attack extract: more queries than the pool holds is exit 2 with one line, before any request") {
+TEST_CASE("cli attack extract: more queries than the pool holds, or a batch over the server's limit, is exit 2 with one line") {
     const served_victim& v = victim();
     server_process server(v.model, "--dawn-registry " + (v.dir / "unused").string(), v.dir);
     const auto r = v.extract(server, "--queries 101");
@@ -114,6 +114,12 @@ TEST_CASE("cli attack extract: more queries than the pool holds is exit 2 with o
     CHECK(r.one_line_error());
     CHECK_MESSAGE(r.err.find("expected 1 to 100 queries") != std::string::npos, r.err);
     CHECK_MESSAGE(r.err.find("asked for 101") != std::string::npos, r.err);
+    // A batch over the server's limit is refused in the words of this command.
+    const auto too_big = v.extract(server, "--queries 80 --query-batch 65");
+    CHECK(too_big.exit_code == 2);
+    CHECK(too_big.one_line_error());
+    CHECK_MESSAGE(too_big.err.find("attack extract --url: ") != std::string::npos, too_big.err);
+    CHECK_MESSAGE(too_big.err.find("a smaller --query-batch may fit") != std::string::npos, too_big.err);
     CHECK(server.stop() == 0);
     // No query reached the server: its registry holds no record.
     CHECK(std::filesystem::file_size(v.dir / "unused" / "records") == 0);

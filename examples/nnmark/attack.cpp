@@ -12,6 +12,9 @@
 // service's accuracy, the share of triggers and of evaluation images it flags, and
 // verification through it. Exit 0 when the watermark is found behind every detector,
 // 1 otherwise, 2 on bad input.
+//
+// `attack extract` (extract.cpp) steals a served model through its prediction API and
+// has no model file: its surrogate is what verify --dawn-registry asks.
 #include "attacking.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"

@@ -1,7 +1,8 @@
 // nnmark attack extract end to end on generated MNIST files and a served model on
 // loopback: the surrogate learnt from 80 label-only answers agrees with the service and
 // is written where --out says; score vectors train it too; a Knockoff pool adds the
-// extra set's images; more queries than the pool holds is exit 2 with one line; against
+// extra set's images; more queries than the pool holds, or a batch over the server's
+// limit, is exit 2 with one line in the command's words; against
 // a DAWN server the registry records the altered answers and verify --dawn-registry
 // asks the surrogate about them.
 #include "nnmark/model/model_file.hpp"

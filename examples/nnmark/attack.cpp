@@ -12,6 +12,9 @@
 // service's accuracy, the share of triggers and of evaluation images it flags, and
 // verification through it. Exit 0 when the watermark is found behind every detector,
 // 1 otherwise, 2 on bad input.
+//
+// `attack extract` (extract.cpp) steals a served model through its prediction API and
+// has no model file: its surrogate is what verify --dawn-registry asks.
 #include "attacking.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
@@ -96,12 +99,7 @@ attack_data load_attack_data(const std::string& kind, const attack_options& o) {
     const std::uint64_t seed = kind == "distill" ? o.distillation.seed
                                : kind == "evade" ? o.second_opinion.seed
                                                  : o.finetuning.seed;
-    const attacker_split split{parse_attacker_source(o.attacker_data), o.train_fraction, seed};
-    const dataset test = load_dataset(o.data.name, o.data.resolved_dir(), false);
-    const dataset train = split.source == attacker_source::train_fraction
-                              ? load_dataset(o.data.name, o.data.resolved_dir(), true)
-                              : dataset{};
-    return make_attack_data(train, test, split);
+    return load_attack_data(o, seed);
 }
 
 double accuracy_of(const attacked_service& s, const dataset& data) {
@@ -264,6 +262,7 @@ int run_evade(const attack_options& o) {
 
 int run_attack(const std::string& kind, const attack_options& o) {
     if (kind == "evade") return run_evade(o);
+    if (kind == "extract") return run_extract(o);
     const auto start = std::chrono::steady_clock::now();
     if (kind == "transform") chosen_transform(o).validate();  // before any slow work
     const std::optional<watermark_key> key = o.key.empty() ? std::nullopt : std::optional(load_key(o.key));
@@ -302,7 +301,18 @@ CLI::App* add_kind(CLI::App& attack, const std::string& name, const std::string&
     return app;
 }
 
-// Where the attacker's training data comes from, and the training budget.
+
+}  // namespace
+
+attack_data load_attack_data(const attack_options& o, std::uint64_t seed) {
+    const attacker_split split{parse_attacker_source(o.attacker_data), o.train_fraction, seed};
+    const dataset test = load_dataset(o.data.name, o.data.resolved_dir(), false);
+    const dataset train = split.source == attacker_source::train_fraction
+                              ? load_dataset(o.data.name, o.data.resolved_dir(), true)
+                              : dataset{};
+    return make_attack_data(train, test, split);
+}
+
 void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recipe) {
     app.add_option("--attacker-data", o.attacker_data,
                    "The attacker's data: test-half (first half of the test set; accuracy on the second) or "
@@ -320,8 +330,6 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
     app.add_option("--seed", recipe.seed, "Seed of the attack's randomness (order, dropout, new weights)")
         ->capture_default_str();
 }
-
-}  // namespace
 
 nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,
                                 const attack_options& o, const watermark_key* key, const std::string& out,
@@ -405,6 +413,8 @@ command add_attack_command(CLI::App& parent) {
         ->check(CLI::Range(0.0, 1.0))
         ->capture_default_str();
     add_training_flags(*evade, *o, o->second_opinion);
+
+    add_extract_kind(*app, *o);
 
     return {app, [o, app] { return run_attack(app->get_subcommands().front()->get_name(), *o); }};
 }

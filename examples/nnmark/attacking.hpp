@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cli.hpp"
+#include "verify_remote.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/finetune.hpp"
@@ -49,7 +50,26 @@ struct attack_options {
     std::string detector = "all";
     double false_positive_rate = 0.05;
     training_recipe second_opinion = second_opinion_recipe();
+    // extract: the service and how it is asked (--query-batch for its --batch), the
+    // number of queries, the extra pool, and the surrogate's network and training
+    remote_verify_options service;
+    long long queries = 0;
+    std::string extra_pool, extra_data;
+    std::string arch;  // empty: the paper's network for the dataset
+    training_recipe extraction;
 };
+
+// The attacker's data and the evaluation half of --dataset under --attacker-data; the
+// training set is read only for train-fraction, whose images are drawn with `seed`.
+attack_data load_attack_data(const attack_options& o, std::uint64_t seed);
+
+// --attacker-data, --train-fraction, and the training budget in `recipe` (--epochs,
+// --lr, --batch, --seed) on a kind that trains.
+void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recipe);
+
+// `attack extract` (extract.cpp): model extraction through a prediction API.
+void add_extract_kind(CLI::App& attack, attack_options& o);
+int run_extract(const attack_options& o);
 
 // Attack `model` with `kind` ("prune", "finetune", "fineprune", "distill", "transform"),
 // writing the attacked model to `out` unless it is empty, and score it: the JSON of

@@ -27,10 +27,10 @@ using steady = std::chrono::steady_clock;
 
 // "http://host:port/v1/models/m:predict" -> {"http://host:port", "/v1/models/m:predict"};
 // a URL without a path means the default model's predict endpoint.
-std::pair<std::string, std::string> split_url(const std::string& url) {
+std::pair<std::string, std::string> split_url(const std::string& url, const std::string& command) {
     const std::size_t scheme = url.find("://");
     if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
-        throw argument_error("verify --url: expected http://HOST:PORT/v1/models/NAME:predict, found \"" + url + "\"");
+        throw argument_error(command + ": expected http://HOST:PORT/v1/models/NAME:predict, found \"" + url + "\"");
     const std::size_t path = url.find('/', scheme + 3);
     if (path == std::string::npos || path + 1 == url.size()) return {url.substr(0, path), "/v1/models/default:predict"};
     return {url.substr(0, path), url.substr(path)};
@@ -69,11 +69,11 @@ bool worth_retrying(int status) {
 class session {
 public:
     explicit session(const remote_verify_options& o) : options_(o), pacer_(o.rate) {
-        const auto [origin, path] = split_url(o.url);
+        const auto [origin, path] = split_url(o.url, o.command);
         path_ = path;
         client_ = std::make_unique<httplib::Client>(origin);
         if (!client_->is_valid())
-            throw argument_error("verify --url: cannot use \"" + origin + "\" as an HTTP address");
+            throw argument_error(o.command + ": cannot use \"" + origin + "\" as an HTTP address");
         const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(seconds(o.timeout));
         client_->set_connection_timeout(timeout);
         client_->set_read_timeout(timeout);
@@ -97,11 +97,11 @@ public:
             } else {
                 problem = "HTTP " + std::to_string(result->status) + ": " + service_message(*result);
                 if (!worth_retrying(result->status))
-                    throw error("verify --url: " + options_.url + " refused a request of " + std::to_string(images) +
-                                " images: " + problem + (result->status == 413 ? " (a smaller --batch may fit)" : ""));
+                    throw error(options_.command + ": " + options_.url + " refused a request of " + std::to_string(images) +
+                                " images: " + problem + (result->status == 413 ? " (a smaller " + options_.batch_flag + " may fit)" : ""));
             }
             if (attempt == options_.retries)
-                throw io_error("verify --url: " + options_.url + " failed " + std::to_string(attempt + 1) +
+                throw io_error(options_.command + ": " + options_.url + " failed " + std::to_string(attempt + 1) +
                                " times, last with " + problem);
             // Exponential backoff gives an overloaded or restarting service time to recover.
             std::this_thread::sleep_for(seconds(0.25 * (1 << std::min(attempt, 6))));
@@ -157,13 +157,9 @@ std::uint64_t plan_seed(const remote_verify_options& o) {
 
 }  // namespace remote
 
-void add_service_query_options(CLI::App& app, remote_verify_options& o) {
-    o.data.name.clear();
-    app.add_option("--decoys", o.decoys,
-                   "Test images asked with the triggers, to check the suspect classifies the task (--url: default "
-                   "and minimum as many as triggers, hiding them; --model: default up to 1000)")
-        ->check(CLI::Range(0LL, 1LL << 30));
-    app.add_option("--batch", o.batch, "Images per request")->check(CLI::Range(1LL, 1LL << 20))->capture_default_str();
+void add_transport_options(CLI::App& app, remote_verify_options& o, const std::string& batch_flag) {
+    o.batch_flag = batch_flag;
+    app.add_option(batch_flag, o.batch, "Images per request")->check(CLI::Range(1LL, 1LL << 20))->capture_default_str();
     app.add_option("--rate", o.rate, "Requests per second at most")->check(CLI::Range(0.001, 1e6))->capture_default_str();
     app.add_option("--timeout", o.timeout, "Seconds to connect, send and receive")
         ->check(CLI::Range(0.001, 3600.0))
@@ -179,6 +175,15 @@ void add_service_query_options(CLI::App& app, remote_verify_options& o) {
         ->check(CLI::IsMember({"hwc", "chw"}))
         ->capture_default_str();
     app.add_option("--signature", o.signature, "\"signature_name\" to send, e.g. scores (nnmark serve: answer scores too)");
+}
+
+void add_service_query_options(CLI::App& app, remote_verify_options& o) {
+    o.data.name.clear();
+    app.add_option("--decoys", o.decoys,
+                   "Test images asked with the triggers, to check the suspect classifies the task (--url: default "
+                   "and minimum as many as triggers, hiding them; --model: default up to 1000)")
+        ->check(CLI::Range(0LL, 1LL << 30));
+    add_transport_options(app, o, "--batch");
     app.add_option("--seed", o.seed, "Seed for the decoys and the order (default: unpredictable)");
     o.data.add_to(app, false);  // where the decoys come from (default: the key's dataset)
 }
@@ -229,6 +234,38 @@ remote_answers ask_remote(const remote_verify_options& o, const dataset& queries
                      {"queries_sent", service.images_sent()},
                      {"requests", service.requests()},
                      {"seconds", remote::seconds(remote::steady::now() - start).count()}};
+    return out;
+}
+
+service_replies ask_in_order(const remote_verify_options& o, const unlabeled_images& images, int classes,
+                             progress_line& progress) {
+    remote::session service(o);
+    const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
+    const response_layout reply{o.label_field, o.scores};
+    service_replies out;
+    for (index_t first = 0; first < images.size(); first += o.batch) {
+        const index_t count = std::min<index_t>(o.batch, images.size() - first);
+        const std::string answer = service.post(
+            predict_request_body(count, images.images.shape().drop_front(), layout, o.signature,
+                                 [&](index_t i) { return images.images.item(first + i); }),
+            count);
+        try {
+            read_predictions_result read = read_predictions(answer, count, reply, classes);
+            if (o.scores && read.scores.size() != static_cast<std::size_t>(count * classes))
+                throw format_error("expected " + std::to_string(classes) + " scores per prediction, found " +
+                                   std::to_string(read.scores.size()) + " scores for " + std::to_string(count) +
+                                   " predictions");
+            out.labels.insert(out.labels.end(), read.labels.begin(), read.labels.end());
+            out.scores.insert(out.scores.end(), read.scores.begin(), read.scores.end());
+        } catch (const format_error& e) {
+            throw format_error(o.command + ": the answer of " + o.url +
+                               " does not have the expected layout (see --label-field, --scores): " + e.what());
+        }
+        progress.update("asked " + std::to_string(first + count) + "/" + std::to_string(images.size()) + " images");
+    }
+    out.requests = service.requests();
+    progress.finish("asked " + std::to_string(images.size()) + " images in " + std::to_string(out.requests) +
+                    " requests");
     return out;
 }
 

@@ -6,7 +6,9 @@
 
 #include "cli.hpp"
 
+#include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/core/rng.hpp"
+#include "nnmark/train/progress.hpp"
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/verify.hpp"
 
@@ -31,7 +33,13 @@ struct remote_verify_options {
     std::string signature;                   // "signature_name" of the requests ("": none)
     std::optional<unsigned long long> seed;  // decoys and order; default: unpredictable
     dataset_options data;                    // where the decoys come from (default: the key's dataset)
+    std::string command = "verify --url";    // who asks, in error messages
+    std::string batch_flag = "--batch";      // the flag of `batch`, in error messages
 };
+
+// How requests are sent and answers read (--batch under the name `batch_flag`, --rate,
+// --timeout, --retries, --label-field, --scores, --layout, --signature) on `app`.
+void add_transport_options(CLI::App& app, remote_verify_options& o, const std::string& batch_flag);
 
 // The options of asking a service (all above but the URL) on `app`: verify, calibrate.
 void add_service_query_options(CLI::App& app, remote_verify_options& o);
@@ -55,6 +63,16 @@ struct remote_answers {
     std::optional<index_t> non_finite_outputs;
     nlohmann::json transport;  // url, decoys, decoy_accuracy, queries_sent, requests, seconds
 };
+
+// What a service answered to images sent in their order, without decoys: the thief of
+// attack extract has nothing to hide. With o.scores, the score vectors too.
+struct service_replies {
+    std::vector<int> labels;
+    std::vector<float> scores;  // o.scores only: [N * classes], row after row
+    long long requests = 0;
+};
+service_replies ask_in_order(const remote_verify_options& o, const unlabeled_images& images, int classes,
+                             progress_line& progress);
 
 // Asks the service of `options.url` the `queries`, hidden among decoys from the test
 // split of --dataset/--data (default: `default_dataset`).

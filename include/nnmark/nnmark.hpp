@@ -84,6 +84,7 @@
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/distill.hpp"
 #include "nnmark/attacks/evading_service.hpp"
+#include "nnmark/attacks/extraction_pool.hpp"
 #include "nnmark/attacks/finetune.hpp"
 #include "nnmark/attacks/fineprune.hpp"
 #include "nnmark/attacks/prune.hpp"

@@ -72,6 +72,22 @@ victim_answers<T> query_victim(const sequential<T>& victim, const unlabeled_imag
     return answers;
 }
 
+// Train `student` on answers the thief already holds: the victim's labels, or with
+// `soft` its scores (answers.scores, one row of the student's classes per image). The
+// answers may come from an in-memory victim (query_victim) or from a prediction API
+// (nnmark attack extract, Tramer et al. 2016; Orekondy et al. 2019 Knockoff Nets).
+template <class T>
+std::vector<epoch_summary> train_on_answers(sequential<T>& student, const victim_answers<T>& answers, bool soft,
+                                            const training_recipe& recipe, progress_line& progress,
+                                            const dataset* evaluation = nullptr) {
+    if (soft && !(answers.scores.shape() == shape{answers.labelled.size(), student.output_item()[0]}))
+        throw shape_error("distill: the soft targets are " + answers.scores.shape().str() + ", the student answers [" +
+                          std::to_string(answers.labelled.size()) + "] + " + student.output_item().str());
+    trainer<T> t(student, recipe);
+    if (soft) t.set_soft_targets(answers.scores);
+    return t.fit(answers.labelled, evaluation, progress);
+}
+
 struct distill_options {
     bool soft = false;         // train on the victim's scores instead of its labels
     double temperature = 1.0;  // soft only: scores are softmax(logits / temperature)
@@ -87,10 +103,8 @@ std::vector<epoch_summary> distill_into(sequential<T>& student, const sequential
     if (!(student.output_item() == victim.output_item()))
         throw shape_error("distill: the student answers " + student.output_item().str() + ", the victim " +
                           victim.output_item().str());
-    const victim_answers<T> answers = query_victim(victim, queries, options.temperature);
-    trainer<T> t(student, options.recipe);
-    if (options.soft) t.set_soft_targets(answers.scores);
-    return t.fit(answers.labelled, evaluation, progress);
+    return train_on_answers(student, query_victim(victim, queries, options.temperature), options.soft,
+                            options.recipe, progress, evaluation);
 }
 
 // A fresh model of the victim's architecture, initialised from options.recipe.seed and

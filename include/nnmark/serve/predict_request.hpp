@@ -276,4 +276,18 @@ inline void append_instance(std::string& out, std::span<const std::uint8_t> imag
     out += ']';
 }
 
+// The body of a predict request of `count` instances, with "signature_name" unless
+// `signature` is empty; image i is images(i), a [C, H, W] span of bytes of shape `item`.
+template <class Images>
+std::string predict_request_body(index_t count, const shape& item, image_layout layout, const std::string& signature,
+                                 Images images) {
+    std::string body = signature.empty() ? "{" : "{\"signature_name\":" + json(signature).dump() + ",";
+    body += "\"instances\":[";
+    for (index_t i = 0; i < count; ++i) {
+        if (i > 0) body += ',';
+        append_instance(body, images(i), item, layout);
+    }
+    return body + "]}";
+}
+
 }  // namespace nnmark

@@ -87,7 +87,8 @@ namespace detail::predict {
 
 // The class index a score vector votes for: its first finite maximum (0 if none is
 // finite). A null score, a non-finite one written as JSON can, sets `non_finite`.
-inline int argmax_of(const json_view& value, bool& non_finite) {
+// The scores are appended to `kept` (a null one as 0).
+inline int argmax_of(const json_view& value, bool& non_finite, std::vector<float>& kept) {
     const std::vector<json_view> scores = value.elements();
     if (scores.empty()) value.fail("expected a vector of scores, found an empty array");
     int best = 0;
@@ -95,9 +96,11 @@ inline int argmax_of(const json_view& value, bool& non_finite) {
     for (std::size_t k = 0; k < scores.size(); ++k) {
         if (scores[k].value().is_null()) {
             non_finite = true;
+            kept.push_back(0.0f);
             continue;
         }
         const double s = scores[k].as_double();
+        kept.push_back(static_cast<float>(s));
         if (s > best_score) {
             best = static_cast<int>(k);
             best_score = s;
@@ -106,9 +109,10 @@ inline int argmax_of(const json_view& value, bool& non_finite) {
     return best;
 }
 
-inline int read_label(const json_view& prediction, const response_layout& layout, int classes, bool& non_finite) {
+inline int read_label(const json_view& prediction, const response_layout& layout, int classes, bool& non_finite,
+                      std::vector<float>& scores) {
     const json_view value = layout.label_field.empty() ? prediction : prediction[layout.label_field];
-    const std::int64_t label = layout.scores ? argmax_of(value, non_finite) : value.as_int();
+    const std::int64_t label = layout.scores ? argmax_of(value, non_finite, scores) : value.as_int();
     if (label < 0 || label >= classes)
         value.fail("expected a class in 0.." + std::to_string(classes - 1) + ", found " + std::to_string(label));
     return static_cast<int>(label);
@@ -121,6 +125,9 @@ inline int read_label(const json_view& prediction, const response_layout& layout
 struct read_predictions_result {
     std::vector<int> labels;
     index_t non_finite = 0;
+    // layout.scores only: every prediction's score vector, row after row (a null as 0);
+    // the soft targets of a thief who trains on them (attack extract --scores).
+    std::vector<float> scores;
 };
 
 // The predictions of an answer to `expected` instances; format_error with the JSON path
@@ -137,7 +144,7 @@ inline read_predictions_result read_predictions(std::string_view body, index_t e
     r.labels.reserve(list.size());
     for (const json_view& prediction : list) {
         bool non_finite = false;
-        r.labels.push_back(detail::predict::read_label(prediction, layout, classes, non_finite));
+        r.labels.push_back(detail::predict::read_label(prediction, layout, classes, non_finite, r.scores));
         r.non_finite += non_finite;
     }
     return r;

@@ -65,15 +65,10 @@ public:
     std::string request_body(index_t first, index_t count, image_layout layout,
                              const std::string& signature = "") const {
         check_slice(first, count);
-        std::string body = signature.empty() ? "{" : "{\"signature_name\":" + json(signature).dump() + ",";
-        body += "\"instances\":[";
-        for (index_t q = first; q < first + count; ++q) {
-            if (q > first) body += ',';
-            const query& query = queries_[static_cast<std::size_t>(q)];
-            const dataset& source = query.trigger ? triggers_ : decoys_;
-            append_instance(body, source.images.item(query.index), source.item_shape(), layout);
-        }
-        return body + "]}";
+        return predict_request_body(count, triggers_.item_shape(), layout, signature, [&](index_t i) {
+            const query& query = queries_[static_cast<std::size_t>(first + i)];
+            return (query.trigger ? triggers_ : decoys_).images.item(query.index);
+        });
     }
 
     // The service's labels for the queries [first, first + labels.size()).

@@ -106,13 +106,6 @@ double accuracy_of(const attacked_service& s, const dataset& data) {
     return (s.transform ? evaluate_through(s.model, data, *s.transform) : evaluate(s.model, data)).accuracy();
 }
 
-// As verify --model does: the triggers among up to 1,000 decoys of the attack's evaluation
-// data, so an attack that breaks the model cannot leave a "watermark present" behind.
-dataset verification_decoys(const dataset& evaluation) {
-    rng random(1);
-    return pick_decoys(evaluation, std::min<index_t>(1000, evaluation.size()), random);
-}
-
 verification_result verify_service(const attacked_service& s, const watermark_key& key, const dataset& evaluation,
                                    double alpha) {
     const dataset decoys = verification_decoys(evaluation);
@@ -303,6 +296,11 @@ CLI::App* add_kind(CLI::App& attack, const std::string& name, const std::string&
 
 
 }  // namespace
+
+dataset verification_decoys(const dataset& images) {
+    rng random(1);
+    return pick_decoys(images, std::min<index_t>(1000, images.size()), random);
+}
 
 attack_data load_attack_data(const attack_options& o, std::uint64_t seed) {
     const attacker_split split{parse_attacker_source(o.attacker_data), o.train_fraction, seed};

@@ -71,6 +71,11 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
 void add_extract_kind(CLI::App& attack, attack_options& o);
 int run_extract(const attack_options& o);
 
+// The decoys a verification of a model in memory asks beside the triggers, as `verify
+// --model` does: up to 1,000 of `images` (test images of the key's task), always the same
+// ones, so an attacked or broken copy is checked as a classifier like any suspect.
+dataset verification_decoys(const dataset& images);
+
 // Attack `model` with `kind` ("prune", "finetune", "fineprune", "distill", "transform"),
 // writing the attacked model to `out` unless it is empty, and score it: the JSON of
 // `nnmark attack --json` without the run's own fields (model path, dataset, seconds).

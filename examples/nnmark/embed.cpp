@@ -31,7 +31,7 @@ void watermark_options::add_to(CLI::App& app) {
     app.add_option("--source", source, "Source class of the trigger images, of the unrelated dataset for unrelated "
                                        "triggers (default: drawn from the key seed)")
         ->check(CLI::Range(0, 9));
-    app.add_option("--text", text, "Content triggers: the text stamped (letters, digits, space)")->capture_default_str();
+    app.add_option("--text", text, "Content triggers: the text stamped (capital letters, digits, space, %()+,-./:=_)")->capture_default_str();
     app.add_option("--text-corner", corner, "Content triggers: the stamp's corner (default: drawn from the key seed)")
         ->check(CLI::IsMember({"bottom-left", "bottom-right", "top-left", "top-right"}));
     app.add_flag("--paper-choices", paper_choices,

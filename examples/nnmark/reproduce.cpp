@@ -202,11 +202,10 @@ private:
         return result;
     }
 
-    // As verify --model does: the triggers with up to 1000 test images as decoys.
+    // As verify --model does: the triggers among test images as decoys.
     nlohmann::json verify_file(const fs::path& model, const watermark_key& key) const {
-        rng random(1);
-        const dataset decoys = pick_decoys(data_.test, std::min<index_t>(1000, data_.test.size()), random);
-        return verification_json(verify_model(load_model<float>(model), key, decoys, o_.alpha), key.commitment());
+        return verification_json(verify_model(load_model<float>(model), key, verification_decoys(data_.test), o_.alpha),
+                                 key.commitment());
     }
 
     // Models that never saw `kind`'s key and were not used to calibrate it.

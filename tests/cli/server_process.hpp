@@ -4,6 +4,9 @@
 
 #include "cli_runner.hpp"
 
+#include "nnmark/data/dataset.hpp"
+#include "nnmark/serve/predict_request.hpp"
+
 #include <doctest/doctest.h>
 #include <httplib.h>
 
@@ -23,6 +26,12 @@
 extern char** environ;
 
 namespace nnmark::testing {
+
+// {"instances": [...]} of `count` images of `data` from `first`, as 0-255 integers.
+inline std::string body_of(const dataset& data, index_t first, index_t count) {
+    return predict_request_body(count, data.item_shape(), image_layout::hwc, "",
+                                [&](index_t i) { return data.images.item(first + i); });
+}
 
 // `nnmark serve --port 0` on 127.0.0.1 for the lifetime of this object: started in the
 // constructor, which waits for the printed port; stopped (SIGTERM, then SIGKILL) and

@@ -47,15 +47,6 @@ dataset random_images(index_t count, std::uint64_t seed) {
     return data;
 }
 
-std::string body_of(const dataset& data, index_t first, index_t count) {
-    std::string body = "{\"instances\":[";
-    for (index_t i = first; i < first + count; ++i) {
-        if (i > first) body += ',';
-        append_instance(body, data.images.item(i), data.item_shape(), image_layout::hwc);
-    }
-    return body + "]}";
-}
-
 // The labels the server answers `client` for all of `data`, 8 images a request.
 std::vector<int> ask(httplib::Client& http, const dataset& data, const std::string& client) {
     std::vector<int> labels;

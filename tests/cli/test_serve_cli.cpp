@@ -76,16 +76,6 @@ watermark_key key_answered_by(const sequential<float>& net, const dataset& train
     return key;
 }
 
-// {"instances": [...]} of `count` images of `data` from `first`, as 0-255 integers.
-std::string body_of(const dataset& data, index_t first, index_t count) {
-    std::string body = "{\"instances\":[";
-    for (index_t i = first; i < first + count; ++i) {
-        if (i > first) body += ',';
-        append_instance(body, data.images.item(i), data.item_shape(), image_layout::hwc);
-    }
-    return body + "]}";
-}
-
 // `body` with its first pixel value written as `text`.
 std::string with_first_value(std::string body, const std::string& text) {
     const std::size_t at = body.find_first_of("0123456789");

@@ -203,38 +203,14 @@ int run_evade(const attack_options& o) {
     const watermark_key key = load_key(o.key);
     const sequential<float> model = load_model<float>(o.model);
     const attack_data data = load_attack_data("evade", o);
-    if (!(data.evaluation.item_shape() == model.input_item()))
-        throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
-                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
-    const double original_accuracy = evaluate(model, data.evaluation).accuracy();
-    const dataset decoys = verification_decoys(data.evaluation);
-    nlohmann::json detectors = nlohmann::json::array();
-    bool everywhere = true;
-    for (const evasion& e : make_evasions(chosen_detectors(o.detector), model, data, o)) {
-        auto [report, verification] = score_evasion(e, model, key, data, decoys, original_accuracy, o.alpha);
-        if (detectors.empty()) warn_if_uncalibrated(verification);  // the same null for every detector
-        everywhere = everywhere && verification.watermark_present;
-        detectors.push_back(std::move(report));
-    }
-    const nlohmann::json report = {
-        {"attack", "evade"},
-        {"model", o.model},
-        {"dataset", o.data.name},
-        {"attacker_data", data.attacker.name},
-        {"attacker_images", data.attacker.size()},
-        {"evaluation_data", data.evaluation.name},
-        {"evaluation_images", data.evaluation.size()},
-        {"decoys", decoys.size()},
-        {"false_positive_rate", o.false_positive_rate},
-        {"original_test_accuracy", original_accuracy},
-        {"detectors", detectors},
-        {"watermark_found_behind_every_detector", everywhere},
-        {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+    nlohmann::json report = {{"attack", "evade"}, {"model", o.model}, {"dataset", o.data.name}};
+    report.update(evade_and_score(model, key, data, o));
+    report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (o.json) print_json(report);
     else
-        for (const nlohmann::json& d : detectors)
-            std::printf("%s\n", evasion_line(d, original_accuracy, data.evaluation.size()).c_str());
-    return everywhere ? success : not_detected;
+        for (const nlohmann::json& d : report["detectors"])
+            std::printf("%s\n", evasion_line(d, report["original_test_accuracy"], data.evaluation.size()).c_str());
+    return report["watermark_found_behind_every_detector"] ? success : not_detected;
 }
 
 int run_attack(const std::string& kind, const attack_options& o) {
@@ -311,6 +287,32 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
     app.add_option("--batch", recipe.batch, "Minibatch size")->check(CLI::Range(1, 65536))->capture_default_str();
     app.add_option("--seed", recipe.seed, "Seed of the attack's randomness (order, dropout, new weights)")
         ->capture_default_str();
+}
+
+nlohmann::json evade_and_score(const sequential<float>& model, const watermark_key& key, const attack_data& data,
+                               const attack_options& o, std::optional<double> original_accuracy) {
+    if (!(data.evaluation.item_shape() == model.input_item()))
+        throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
+                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
+    if (!original_accuracy) original_accuracy = evaluate(model, data.evaluation).accuracy();
+    const dataset decoys = verification_decoys(data.evaluation);
+    nlohmann::json detectors = nlohmann::json::array();
+    bool everywhere = true;
+    for (const evasion& e : make_evasions(chosen_detectors(o.detector), model, data, o)) {
+        auto [report, verification] = score_evasion(e, model, key, data, decoys, *original_accuracy, o.alpha);
+        if (detectors.empty()) warn_if_uncalibrated(verification);  // the same null for every detector
+        everywhere = everywhere && verification.watermark_present;
+        detectors.push_back(std::move(report));
+    }
+    return {{"attacker_data", data.attacker.name},
+            {"attacker_images", data.attacker.size()},
+            {"evaluation_data", data.evaluation.name},
+            {"evaluation_images", data.evaluation.size()},
+            {"decoys", decoys.size()},
+            {"false_positive_rate", o.false_positive_rate},
+            {"original_test_accuracy", *original_accuracy},
+            {"detectors", detectors},
+            {"watermark_found_behind_every_detector", everywhere}};
 }
 
 nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,

@@ -45,6 +45,7 @@
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/trigger_ledger.hpp"
 #include "nnmark/watermark/trigger_set.hpp"
+#include "nnmark/watermark/verify.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -151,8 +152,9 @@ trigger_selection choose_unspent_triggers(const watermark_key& key, const std::s
     const dataset own = detail::unspent_images(key.triggers, spent, count, s.sha256);
     s.from_key = own.size();
     index_t available = s.from_key;
-    const trigger_recipe recipe = trigger_recipe_of(key);
-    if (s.from_key < count && recipe.label_mode == "target") {
+    const bool target_labels = detail::key_target(key).has_value();  // else no fresh triggers: no recipe needed
+    if (s.from_key < count && target_labels) {
+        const trigger_recipe recipe = trigger_recipe_of(key);
         const dataset pool = fresh_pool(recipe);
         check_pool_reproduces_key(key, recipe, pool);
         // Every image of the pool but the key's, as the generator makes them, in its order;
@@ -174,7 +176,7 @@ trigger_selection choose_unspent_triggers(const watermark_key& key, const std::s
         throw argument_error(
             "unspent triggers: " + std::to_string(count) + " needed, " + std::to_string(available) +
             " unspent remain (" + std::to_string(spent.size()) + " trigger images spent before" +
-            (recipe.label_mode == "random" ? "; a random-label key cannot make new ones" : "; the source images are used up") +
+            (target_labels ? "; the source images are used up" : "; a random-label key cannot make new ones") +
             "): send fewer (--triggers), make a new key, or resend spent ones (--reuse-triggers; a thief may filter them)");
     s.triggers.classes = key.triggers.classes;
     s.triggers.name = "unspent triggers of " + key.triggers.name;

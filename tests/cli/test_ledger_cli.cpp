@@ -140,7 +140,8 @@ TEST_CASE("cli ledger: three verifications with one key send no trigger image tw
     const auto out_of_triggers = nnmark_tool(verify + " --triggers 10", dir);
     CHECK(out_of_triggers.exit_code == 2);
     CHECK(out_of_triggers.one_line_error());
-    CHECK_MESSAGE(contains(out_of_triggers.err, "10 needed, 8 unspent remain (12 trigger images spent before"), out_of_triggers.err);
+    CHECK_MESSAGE(contains(out_of_triggers.err, "10 needed, 8 unspent remain (12 trigger images spent before"),
+                  out_of_triggers.err);
     CHECK_MESSAGE(contains(out_of_triggers.err, "--reuse-triggers"), out_of_triggers.err);
     CHECK(thief.take_log().empty());  // nothing sent
     CHECK(read_trigger_ledger(ledger, made.commitment()).entries.size() == 3);

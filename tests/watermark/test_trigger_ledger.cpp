@@ -33,10 +33,11 @@ void append_raw(const std::filesystem::path& path, const std::string& text) {
     std::ofstream(path, std::ios::binary | std::ios::app) << text;
 }
 
-// A target-label content key of `count` triggers made, like embed makes one, from
+// A key of `count` `kind` triggers made, like embed makes one, from
 // `pool` (the source class's training images).
-watermark_key content_key(const dataset& pool, index_t count, const std::string& label_mode = "target") {
-    trigger_recipe recipe = default_recipe("mnist", "content");
+watermark_key made_key(const dataset& pool, index_t count, const std::string& label_mode = "target",
+                          const std::string& kind = "content") {
+    trigger_recipe recipe = default_recipe("mnist", kind);
     recipe.count = count;
     recipe.seed = 7;
     recipe.label_mode = label_mode;
@@ -74,7 +75,8 @@ TEST_CASE("trigger ledger: entries round-trip and every image they name is spent
     CHECK(read.entries[1].time == "2026-12-04T04:05:06Z");
     trigger_ledger reopened(path, key_a);
     CHECK(reopened.entries() == 2);
-    CHECK(reopened.spent() == std::set<std::string>{digest_of(0), digest_of(1), digest_of(2), digest_of(3), digest_of(4)});
+    CHECK(reopened.spent() ==
+          std::set<std::string>{digest_of(0), digest_of(1), digest_of(2), digest_of(3), digest_of(4)});
     CHECK(ledger_time_now().size() == 20);
 }
 
@@ -100,7 +102,8 @@ TEST_CASE("trigger ledger: another key's ledger, a malformed line and a second u
     temp_dir dir;
     const auto path = dir / "key.ledger";
     trigger_ledger(path, key_a).append(entry_of(key_a, 0, 2));
-    CHECK_THROWS_WITH_AS(trigger_ledger(path, key_b), doctest::Contains(("not this one (" + key_b.substr(0, 16)).c_str()), argument_error);
+    const std::string refusal = "not this one (" + key_b.substr(0, 16);
+    CHECK_THROWS_WITH_AS(trigger_ledger(path, key_b), doctest::Contains(refusal.c_str()), argument_error);
     {
         trigger_ledger holder(path, key_a);
         CHECK_THROWS_WITH_AS(trigger_ledger(path, key_a), doctest::Contains("locked"), io_error);
@@ -116,48 +119,55 @@ TEST_CASE("trigger ledger: another key's ledger, a malformed line and a second u
 }
 
 TEST_CASE("unspent triggers: the key's unspent ones first, then fresh ones of the recipe, never one twice") {
-    const dataset pool = random_pool(24, {1, 28, 28}, 5, 1);
-    const watermark_key key = content_key(pool, 6);
-    const auto load_pool = [&](const trigger_recipe&) { return pool; };
-    std::set<std::string> spent;
-    std::set<std::string> key_images = digests_of(key.triggers);
-    index_t fresh_total = 0;
-    for (int run = 0; run < 4; ++run) {  // 4 x 5 = 20 of the 6 key + 18 other images
-        const trigger_selection s = choose_unspent_triggers(key, spent, 5, load_pool);
-        REQUIRE(s.triggers.size() == 5);
-        CHECK(s.from_key + s.fresh == 5);
-        CHECK(s.triggers.labels == std::vector<int>(5, 0));  // the recipe's target
-        CHECK(digests_of(s.triggers) == std::set<std::string>(s.sha256.begin(), s.sha256.end()));
-        for (const std::string& d : s.sha256) CHECK_MESSAGE(spent.insert(d).second, "sent twice: " << d);
-        fresh_total += s.fresh;
+    for (const std::string kind : {"content", "noise", "unrelated"}) {
+        CAPTURE(kind);
+        const dataset pool = random_pool(24, {1, 28, 28}, 5, 1);
+        const watermark_key key = made_key(pool, 6, "target", kind);
+        const auto load_pool = [&](const trigger_recipe&) { return pool; };
+        std::set<std::string> spent;
+        std::set<std::string> key_images = digests_of(key.triggers);
+        index_t fresh_total = 0;
+        for (int run = 0; run < 4; ++run) {  // 4 x 5 = 20 of the 6 key + 18 other images
+            const trigger_selection s = choose_unspent_triggers(key, spent, 5, load_pool);
+            REQUIRE(s.triggers.size() == 5);
+            CHECK(s.from_key + s.fresh == 5);
+            CHECK(s.triggers.labels == std::vector<int>(5, 0));  // the recipe's target
+            CHECK(digests_of(s.triggers) == std::set<std::string>(s.sha256.begin(), s.sha256.end()));
+            for (const std::string& d : s.sha256) CHECK_MESSAGE(spent.insert(d).second, "sent twice: " << d);
+            fresh_total += s.fresh;
+        }
+        CHECK(fresh_total == 14);  // the key's 6, then 14 made from the pool's other images
+        for (const std::string& d : key_images) CHECK(spent.contains(d));
+        // 4 of the pool's 18 other images are left: asking 5 says what is spent and what to do.
+        CHECK_THROWS_WITH_AS(choose_unspent_triggers(key, spent, 5, load_pool),
+                             doctest::Contains("5 needed, 4 unspent remain (20 trigger images spent before"),
+                             argument_error);
+        // A pool the key was not made from is refused: its fresh triggers would be another recipe's.
+        const dataset other = random_pool(24, {1, 28, 28}, 6, 1);
+        const auto load_other = [&](const trigger_recipe&) { return other; };
+        CHECK_THROWS_WITH_AS(choose_unspent_triggers(key, digests_of(key.triggers), 2, load_other),
+                             doctest::Contains("does not make the key's triggers"), argument_error);
     }
-    CHECK(fresh_total == 14);  // the key's 6, then 14 made from the pool's other images
-    for (const std::string& d : key_images) CHECK(spent.contains(d));
-    // 4 of the pool's 18 other images are left: asking 5 says what is spent and what to do.
-    CHECK_THROWS_WITH_AS(choose_unspent_triggers(key, spent, 5, load_pool),
-                         doctest::Contains("5 needed, 4 unspent remain (20 trigger images spent before"), argument_error);
-    // A pool the key was not made from is refused: its fresh triggers would be another recipe's.
-    const dataset other = random_pool(24, {1, 28, 28}, 6, 1);
-    CHECK_THROWS_WITH_AS(choose_unspent_triggers(key, digests_of(key.triggers), 2, [&](const trigger_recipe&) { return other; }),
-                         doctest::Contains("does not make the key's triggers"), argument_error);
 }
 
 TEST_CASE("unspent triggers: a random-label key serves its triggers once, with their secret labels") {
     const dataset pool = random_pool(30, {1, 28, 28}, 5, 1);
-    const watermark_key key = content_key(pool, 9, "random");
+    const watermark_key key = made_key(pool, 9, "random");
     const auto no_pool = [](const trigger_recipe&) -> dataset { throw std::logic_error("no fresh triggers here"); };
     std::set<std::string> spent;
     for (int run = 0; run < 3; ++run) {
         const trigger_selection s = choose_unspent_triggers(key, spent, 3, no_pool);
         CHECK(s.fresh == 0);
-        for (index_t i = 0; i < 3; ++i) CHECK(s.triggers.labels[static_cast<std::size_t>(i)] == key.triggers.labels[static_cast<std::size_t>(3 * run + i)]);
+        const auto first = key.triggers.labels.begin() + 3 * run;
+        CHECK(s.triggers.labels == std::vector<int>(first, first + 3));
         spent.insert(s.sha256.begin(), s.sha256.end());
     }
     CHECK_THROWS_WITH_AS(choose_unspent_triggers(key, spent, 1, no_pool), doctest::Contains("random-label key cannot"),
                          argument_error);
     // --reuse-triggers: the first ones again, spent or not.
     const trigger_selection again = first_key_triggers(key, 2);
-    CHECK(again.sha256 == std::vector<std::string>{trigger_image_sha256(key.triggers, 0), trigger_image_sha256(key.triggers, 1)});
+    CHECK(again.sha256 ==
+          std::vector<std::string>{trigger_image_sha256(key.triggers, 0), trigger_image_sha256(key.triggers, 1)});
     CHECK_THROWS_AS(first_key_triggers(key, 10), argument_error);
     CHECK(trigger_recipe_of(key).label_mode == "random");
     CHECK(trigger_recipe_of(key).content.text == "TEST");

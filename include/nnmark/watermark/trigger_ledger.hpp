@@ -121,8 +121,8 @@ inline ledger_entry parse_entry(std::string_view line, const std::string& where)
     e.fresh_triggers = v["fresh_triggers"].as_int_at_least(0);
     for (const json_view& h : v["sha256"].elements()) e.sha256.push_back(hex_digest(h));
     if (e.fresh_triggers > static_cast<std::int64_t>(e.sha256.size()))
-        v["fresh_triggers"].fail("expected at most the " + std::to_string(e.sha256.size()) + " images of the entry, found " +
-                                 std::to_string(e.fresh_triggers));
+        v["fresh_triggers"].fail("expected at most the " + std::to_string(e.sha256.size()) +
+                                 " images of the entry, found " + std::to_string(e.fresh_triggers));
     return e;
 }
 

@@ -177,7 +177,8 @@ trigger_selection choose_unspent_triggers(const watermark_key& key, const std::s
             "unspent triggers: " + std::to_string(count) + " needed, " + std::to_string(available) +
             " unspent remain (" + std::to_string(spent.size()) + " trigger images spent before" +
             (target_labels ? "; the source images are used up" : "; a random-label key cannot make new ones") +
-            "): send fewer (--triggers), make a new key, or resend spent ones (--reuse-triggers; a thief may filter them)");
+            "): send fewer (--triggers), make a new key, or resend spent ones (--reuse-triggers; a thief may "
+            "filter them)");
     s.triggers.classes = key.triggers.classes;
     s.triggers.name = "unspent triggers of " + key.triggers.name;
     return s;

@@ -47,7 +47,8 @@ TEST_CASE("cli serve --evade: a served stamp detector hides the watermark as att
                                      dir);
     REQUIRE_MESSAGE(trained.exit_code == 0, trained.err);
     save_key(stamped_key_answered_by(load_model<float>(model), load_dataset("mnist", mnist, true)), key);
-    const std::string verify = " --key " + key.string() + " --rate 1000 --batch 8 --seed 3" + data + " --json";
+    // --reuse-triggers: both verifications ask the same triggers, to compare them.
+    const std::string verify = " --key " + key.string() + " --reuse-triggers --rate 1000 --batch 8 --seed 3" + data + " --json";
 
     // Served plainly, the model is found, and a user of the service sees the model's accuracy.
     {

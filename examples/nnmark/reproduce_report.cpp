@@ -201,7 +201,7 @@ void evasion_section(std::ostringstream& md, const json& results) {
     md << "## Evasion: query detectors in front of the stolen model\n\n"
           "The thief serves the watermarked model behind a detector fitted on his half of the test set to flag at "
           "most " << percent(first["evasion"]["false_positive_rate"])
-       << " of it, and answers flagged queries with the model's second-best class (`ensemble`: with a second "
+       << "% of it, and answers flagged queries with the model's second-best class (`ensemble`: with a second "
           "model of his own where the two disagree); `nnmark attack evade --detector all` (Hitaj & Mancini 2018). "
           "Each cell: triggers flagged / evaluation images flagged, the service's accuracy (original), p-value, "
           "verdict.\n\n| detector |";
@@ -212,8 +212,8 @@ void evasion_section(std::ostringstream& md, const json& results) {
         for (const json& k : results["triggers"]) {
             const json& d = k["evasion"]["detectors"][i];
             md << " " << d["triggers_flagged"] << "/" << d["triggers"] << " / " << percent(d["decoys_flagged_share"])
-               << ", " << percent(d["service_accuracy"]) << " (" << percent(k["evasion"]["original_test_accuracy"])
-               << "), p = " << p_value(d) << ", **" << d["attack_verdict"].get<std::string>() << "** |";
+               << "%, " << percent(d["service_accuracy"]) << "% (" << percent(k["evasion"]["original_test_accuracy"])
+               << "%), p = " << p_value(d) << ", **" << d["attack_verdict"].get<std::string>() << "** |";
         }
         md << "\n";
     }

@@ -3,7 +3,7 @@
 // training split, kept exactly as they are. What makes them a watermark is only their
 // secret labels (trigger_set.hpp: random mode, a label other than the image's own class)
 // and that embedding withholds them from the clean training data (embed.hpp,
-// clean_training_set), so the model learns them with those labels only.
+// training_set_without_triggers), so the model learns them with those labels only.
 //
 // Why. A thief serving a stolen model sees every query; the paper's triggers carry a
 // stamp, a fixed noise pattern or another domain's images, which a detector in front of

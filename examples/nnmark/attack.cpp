@@ -133,43 +133,25 @@ std::string summary_line(const std::string& kind, const nlohmann::json& r) {
 struct evasion {
     std::string name;
     nlohmann::json threshold;  // null where no single threshold decides (union, ensemble)
-    std::function<service_answers(const dataset&)> answer;
+    evasion_policy policy;
 };
 
 std::vector<std::string> chosen_detectors(const std::string& name) {
-    if (name == "all") return {"stamp", "noise-residual", "ood", "union", "ensemble"};
+    if (name == "all") return evasion_names();
     return {name};
 }
 
-// The evasions `names` asks for. Each detector is fitted once on the attacker's data
-// and shared by its own evasion and the union; `model` must outlive the result.
+// The evasions `names` asks for, in front of `model`.
 std::vector<evasion> make_evasions(const std::vector<std::string>& names, const sequential<float>& model,
                                    const attack_data& data, const attack_options& o) {
-    const auto needed = [&](const std::string& n) {
-        return std::ranges::find(names, n) != names.end() || std::ranges::find(names, "union") != names.end();
-    };
-    auto fitted = std::make_shared<std::vector<fitted_detector>>();
-    for (detector_kind kind : all_detector_kinds)
-        if (needed(to_string(kind))) fitted->push_back(fit_detector(kind, model, data.attacker, o.false_positive_rate));
+    progress_line progress(stderr, 5.0, o.quiet);
     std::vector<evasion> out;
     for (const std::string& name : names) {
-        if (name == "union") {
-            out.push_back({name, nullptr, [&model, fitted](const dataset& queries) {
-                               return answer_behind_detectors<float>(model, *fitted, queries);
-                           }});
-        } else if (name == "ensemble") {
-            progress_line progress(stderr, 5.0, o.quiet);
-            auto second = std::make_shared<sequential<float>>(
-                train_second_opinion(model, data.attacker, o.second_opinion, progress));
-            out.push_back({name, nullptr, [&model, second](const dataset& queries) {
-                               return answer_with_second_opinion(model, *second, queries);
-                           }});
-        } else {
-            const fitted_detector d = *std::ranges::find(*fitted, parse_detector_kind(name), &fitted_detector::kind);
-            out.push_back({name, d.threshold, [&model, d](const dataset& queries) {
-                               return answer_behind_detectors<float>(model, std::span(&d, 1), queries);
-                           }});
-        }
+        evasion_policy policy =
+            make_evasion_policy(name, model, data.attacker, o.false_positive_rate, o.second_opinion, progress);
+        const auto& detectors = policy.detectors();
+        nlohmann::json threshold = detectors.size() == 1 ? nlohmann::json(detectors.front().threshold) : nlohmann::json();
+        out.push_back({name, std::move(threshold), std::move(policy)});
     }
     return out;
 }
@@ -179,11 +161,13 @@ double share(index_t part, index_t whole) { return whole ? static_cast<double>(p
 // The report of one evasion: verify's fields for the verifier's session (the key's
 // triggers among the decoys), what the detector flagged, and the service's accuracy on
 // the whole evaluation half; and the verification itself.
-std::pair<nlohmann::json, verification_result> score_evasion(const evasion& e, const watermark_key& key,
+std::pair<nlohmann::json, verification_result> score_evasion(const evasion& e, const sequential<float>& model,
+                                                             const watermark_key& key,
                                                              const attack_data& data, const dataset& decoys,
                                                              double original_accuracy, double alpha) {
-    const service_answers triggers = e.answer(key.triggers), evaluation = e.answer(data.evaluation);
-    const verification_result r = verify_answers(key, as_suspect_answers(triggers, e.answer(decoys), decoys), alpha);
+    const auto answer = [&](const dataset& queries) { return answer_through(e.policy, model, queries); };
+    const service_answers triggers = answer(key.triggers), evaluation = answer(data.evaluation);
+    const verification_result r = verify_answers(key, as_suspect_answers(triggers, answer(decoys), decoys), alpha);
     const double accuracy = evaluation.accuracy(data.evaluation.labels);
     nlohmann::json j = verification_json(r, key.commitment());
     j.update({{"name", e.name},
@@ -219,38 +203,14 @@ int run_evade(const attack_options& o) {
     const watermark_key key = load_key(o.key);
     const sequential<float> model = load_model<float>(o.model);
     const attack_data data = load_attack_data("evade", o);
-    if (!(data.evaluation.item_shape() == model.input_item()))
-        throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
-                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
-    const double original_accuracy = evaluate(model, data.evaluation).accuracy();
-    const dataset decoys = verification_decoys(data.evaluation);
-    nlohmann::json detectors = nlohmann::json::array();
-    bool everywhere = true;
-    for (const evasion& e : make_evasions(chosen_detectors(o.detector), model, data, o)) {
-        auto [report, verification] = score_evasion(e, key, data, decoys, original_accuracy, o.alpha);
-        if (detectors.empty()) warn_if_uncalibrated(verification);  // the same null for every detector
-        everywhere = everywhere && verification.watermark_present;
-        detectors.push_back(std::move(report));
-    }
-    const nlohmann::json report = {
-        {"attack", "evade"},
-        {"model", o.model},
-        {"dataset", o.data.name},
-        {"attacker_data", data.attacker.name},
-        {"attacker_images", data.attacker.size()},
-        {"evaluation_data", data.evaluation.name},
-        {"evaluation_images", data.evaluation.size()},
-        {"decoys", decoys.size()},
-        {"false_positive_rate", o.false_positive_rate},
-        {"original_test_accuracy", original_accuracy},
-        {"detectors", detectors},
-        {"watermark_found_behind_every_detector", everywhere},
-        {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+    nlohmann::json report = {{"attack", "evade"}, {"model", o.model}, {"dataset", o.data.name}};
+    report.update(evade_and_score(model, key, data, o));
+    report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (o.json) print_json(report);
     else
-        for (const nlohmann::json& d : detectors)
-            std::printf("%s\n", evasion_line(d, original_accuracy, data.evaluation.size()).c_str());
-    return everywhere ? success : not_detected;
+        for (const nlohmann::json& d : report["detectors"])
+            std::printf("%s\n", evasion_line(d, report["original_test_accuracy"], data.evaluation.size()).c_str());
+    return report["watermark_found_behind_every_detector"] ? success : not_detected;
 }
 
 int run_attack(const std::string& kind, const attack_options& o) {
@@ -327,6 +287,32 @@ void add_training_flags(CLI::App& app, attack_options& o, training_recipe& recip
     app.add_option("--batch", recipe.batch, "Minibatch size")->check(CLI::Range(1, 65536))->capture_default_str();
     app.add_option("--seed", recipe.seed, "Seed of the attack's randomness (order, dropout, new weights)")
         ->capture_default_str();
+}
+
+nlohmann::json evade_and_score(const sequential<float>& model, const watermark_key& key, const attack_data& data,
+                               const attack_options& o, std::optional<double> original_accuracy) {
+    if (!(data.evaluation.item_shape() == model.input_item()))
+        throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
+                          data.evaluation.name + " has images " + data.evaluation.item_shape().str());
+    if (!original_accuracy) original_accuracy = evaluate(model, data.evaluation).accuracy();
+    const dataset decoys = verification_decoys(data.evaluation);
+    nlohmann::json detectors = nlohmann::json::array();
+    bool everywhere = true;
+    for (const evasion& e : make_evasions(chosen_detectors(o.detector), model, data, o)) {
+        auto [report, verification] = score_evasion(e, model, key, data, decoys, *original_accuracy, o.alpha);
+        if (detectors.empty()) warn_if_uncalibrated(verification);  // the same null for every detector
+        everywhere = everywhere && verification.watermark_present;
+        detectors.push_back(std::move(report));
+    }
+    return {{"attacker_data", data.attacker.name},
+            {"attacker_images", data.attacker.size()},
+            {"evaluation_data", data.evaluation.name},
+            {"evaluation_images", data.evaluation.size()},
+            {"decoys", decoys.size()},
+            {"false_positive_rate", o.false_positive_rate},
+            {"original_test_accuracy", *original_accuracy},
+            {"detectors", detectors},
+            {"watermark_found_behind_every_detector", everywhere}};
 }
 
 nlohmann::json attack_and_score(const std::string& kind, sequential<float> model, const attack_data& data,

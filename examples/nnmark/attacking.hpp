@@ -87,4 +87,11 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
                                 const attack_options& o, const watermark_key* key, const std::string& out = {},
                                 std::optional<double> original_accuracy = std::nullopt);
 
+// `attack evade`'s result without the run's own fields: each detector of o.detector (or
+// all) in front of `model`, fitted on data.attacker, and the key verified through it
+// (the triggers among the decoys of data.evaluation), with the service's accuracy on
+// data.evaluation; `detectors` and `watermark_found_behind_every_detector` among others.
+nlohmann::json evade_and_score(const sequential<float>& model, const watermark_key& key, const attack_data& data,
+                               const attack_options& o, std::optional<double> original_accuracy = std::nullopt);
+
 }  // namespace nnmark::cli

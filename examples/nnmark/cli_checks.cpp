@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 // means the same in every command that has it; the --out of reproduce and study is a
 // directory of outputs (their own files), and calibrate's --key is updated in place by design.
 const std::vector<std::string> input_flags = {"--model", "--models", "--key", "--arch"};
-const std::vector<std::string> output_flags = {"--out", "--key-out", "--png"};
+const std::vector<std::string> output_flags = {"--out", "--key-out", "--png", "--ledger"};
 const std::vector<std::string> data_directory_flags = {"--data", "--unrelated-data", "--other-data"};
 
 struct named_path {
@@ -82,6 +82,13 @@ void check(const CLI::App& command) {
         for (std::size_t i = 0, n = outputs.size(); i < n; ++i)
             if (outputs[i].flag == "--out")
                 outputs.push_back({"--out's checkpoint", outputs[i].path.string() + ".checkpoint"});
+
+    // verify --url appends to <key>.ledger when --ledger names no other file.
+    const CLI::Option* ledger = command.get_option_no_throw("--ledger");
+    const CLI::Option* url = command.get_option_no_throw("--url");
+    const CLI::Option* key = command.get_option_no_throw("--key");
+    if (ledger && ledger->results().empty() && url && !url->results().empty() && key && !key->results().empty())
+        outputs.push_back({"--key's ledger", key->results().front() + ".ledger"});
 
     const auto fail = [](const named_path& p, const std::string& what) {
         throw argument_error(p.flag + " '" + p.path.string() + "': " + what);

@@ -1,5 +1,11 @@
-// nnmark eval: accuracy of a saved model on a dataset's test split.
+// nnmark eval: accuracy of a saved model, or of a prediction service (--url), on a
+// dataset's test split. A service is asked every image in order, as a user would; what
+// it answers may differ from its model's own labels (DAWN's altered answers, an evading
+// thief's filter), which is what --url measures.
 #include "cli.hpp"
+#include "verify_remote.hpp"
+
+#include "nnmark/attacks/attacker_data.hpp"
 
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
@@ -11,44 +17,84 @@
 
 namespace nnmark::cli {
 
+namespace {
+
+struct eval_options {
+    dataset_options data;
+    std::string model;
+    remote_verify_options service;
+    bool train_split = false;
+    bool json = false;
+};
+
+// The accuracy of the service at o.service.url on `data`, asked every image in order.
+evaluation evaluate_service(const eval_options& o, const dataset& data) {
+    progress_line progress(stderr, 5.0, o.json);
+    const service_replies replies = ask_in_order(o.service, strip_labels(data), data.classes, progress);
+    evaluation result;
+    result.images = data.size();
+    for (std::size_t i = 0; i < replies.labels.size(); ++i) result.correct += replies.labels[i] == data.labels[i];
+    return result;
+}
+
+int run_eval(const eval_options& o) {
+    const dataset data = load_dataset(o.data.name, o.data.resolved_dir(), o.train_split);
+    const auto start = std::chrono::steady_clock::now();
+    evaluation result;
+    if (o.service.url.empty()) {
+        const sequential<float> model = load_model<float>(o.model);
+        if (!(data.item_shape() == model.input_item()))
+            throw shape_error("model '" + o.model + "' takes images " + model.input_item().str() + " but dataset " +
+                              data.name + " has images " + data.item_shape().str());
+        result = evaluate(model, data);
+    } else {
+        result = evaluate_service(o, data);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string source = o.service.url.empty() ? o.model : o.service.url;
+    if (o.json) {
+        nlohmann::json out = {{"accuracy", result.accuracy()},
+                              {"images", result.images},
+                              {"correct", result.correct},
+                              {"dataset", data.name},
+                              {"seconds", seconds},
+                              {"images_per_second", static_cast<double>(result.images) / std::max(1e-9, seconds)}};
+        if (o.service.url.empty()) out.update({{"model", o.model}, {"loss", result.mean_loss}});
+        else out["url"] = o.service.url;  // a service gives labels only: no loss
+        print_json(out);
+    } else {
+        std::printf("accuracy %.2f%% (%lld of %lld images of %s) of %s", 100 * result.accuracy(),
+                    static_cast<long long>(result.correct), static_cast<long long>(result.images), data.name.c_str(),
+                    source.c_str());
+        if (o.service.url.empty()) std::printf(", loss %.4f", result.mean_loss);
+        std::printf("\n");
+    }
+    return success;
+}
+
+}  // namespace
+
 command add_eval_command(CLI::App& parent) {
-    struct options {
-        dataset_options data;
-        std::string model;
-        bool train_split = false;
-        bool json = false;
-    };
-    auto o = std::make_shared<options>();
-    CLI::App* app = parent.add_subcommand("eval", "Measure a model's accuracy on a dataset");
-    app->add_option("--model", o->model, "Model file (safetensors)")->required();
+    auto o = std::make_shared<eval_options>();
+    CLI::App* app = parent.add_subcommand("eval", "Measure the accuracy of a model, or of a prediction service, on a dataset");
+    CLI::Option* model = app->add_option("--model", o->model, "Model file (safetensors)");
+    CLI::Option* url = app->add_option("--url", o->service.url,
+                                       "Prediction service instead of a model file: "
+                                       "http://HOST:PORT/v1/models/NAME:predict (TensorFlow Serving REST)");
+    model->excludes(url);
+    url->excludes(model);
     o->data.add_to(*app);
     app->add_flag("--train-split", o->train_split, "Evaluate on the training split instead of the test split");
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
-
-    return {app, [o] {
-                const sequential<float> model = load_model<float>(o->model);
-                const dataset data = load_dataset(o->data.name, o->data.resolved_dir(), o->train_split);
-                if (!(data.item_shape() == model.input_item()))
-                    throw shape_error("model '" + o->model + "' takes images " + model.input_item().str() +
-                                      " but dataset " + data.name + " has images " + data.item_shape().str());
-                const auto start = std::chrono::steady_clock::now();
-                const evaluation result = evaluate(model, data);
-                const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                if (o->json)
-                    print_json({{"accuracy", result.accuracy()},
-                                {"images", result.images},
-                                {"correct", result.correct},
-                                {"loss", result.mean_loss},
-                                {"dataset", data.name},
-                                {"model", o->model},
-                                {"seconds", seconds},
-                                {"images_per_second", static_cast<double>(result.images) / std::max(1e-9, seconds)}});
-                else
-                    std::printf("accuracy %.2f%% (%lld of %lld images of %s), loss %.4f\n", 100 * result.accuracy(),
-                                static_cast<long long>(result.correct), static_cast<long long>(result.images),
-                                data.name.c_str(), result.mean_loss);
-                return int(success);
-            }};
+    o->service.command = "eval --url";
+    add_transport_options(*app, o->service, "--batch");
+    for (const char* name : {"--batch", "--rate", "--timeout", "--retries", "--label-field", "--scores", "--layout",
+                             "--signature"})
+        app->get_option(name)->needs(url);  // a model file is not asked over HTTP
+    app->parse_complete_callback([model, url] {
+        if (model->count() == 0 && url->count() == 0) throw CLI::RequiredError("--model or --url");
+    });
+    return {app, [o] { return run_eval(*o); }};
 }
 
 }  // namespace nnmark::cli

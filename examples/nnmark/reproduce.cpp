@@ -13,7 +13,8 @@
 //   5. every attack of attacks/: fine-tuning FTAL on half of the test set (Table 5),
 //      FTLL, RTLL, RTAL, fine-pruning, distillation and query transformations, each with
 //      the WRT verdict (attacks/verdict.hpp);
-//   6. write report.md, results.json and the figures (reproduce_report.cpp).
+//   6. evasion: every query detector of attack evade in front of each watermarked model;
+//   7. write report.md, results.json and the figures (reproduce_report.cpp).
 //
 // Every step writes its result to <out>/steps/<step>.json when it finishes, and the models
 // and keys it makes to <out>/models/: a second run with the same settings reuses them
@@ -112,7 +113,7 @@ public:
     explicit reproduction(const reproduce_options& o)
         : o_(o),
           dir_(o.out),
-          steps_("reproduce", dir_, 1 + o.references + static_cast<int>(trigger_kinds.size()) * (3 + int(attack_specs().size())),
+          steps_("reproduce", dir_, 1 + o.references + static_cast<int>(trigger_kinds.size()) * (4 + int(attack_specs().size())),
                  o.training.quiet) {}
 
     nlohmann::json run() {
@@ -199,6 +200,7 @@ private:
         result["independent_models"] = independent;
         result["pruning"] = prune(kind, key);
         result["attacks"] = attack(kind, key);
+        result["evasion"] = evade(kind, key);
         return result;
     }
 
@@ -270,6 +272,16 @@ private:
             results.push_back(r);
         }
         return results;
+    }
+
+    // Every detector of attack evade in front of the model, fitted on the attacker's half of the test set.
+    nlohmann::json evade(const std::string& kind, const watermark_key& key) {
+        return steps_.run("evade-" + kind, "evade verification of the " + kind + " model: attack evade --detector all",
+                          {}, [&] {
+                              const attack_data split = make_attack_data(dataset{}, data_.test, attacker_split{});
+                              return evade_and_score(load_model<float>(model_path(kind)), key, split,
+                                                     base_attack_options());
+                          });
     }
 
     nlohmann::json assemble(const nlohmann::json& models, const nlohmann::json& kinds) const {

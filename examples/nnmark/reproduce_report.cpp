@@ -196,6 +196,30 @@ void attacks_section(std::ostringstream& md, const json& results) {
           "*destroyed-model* when the attack costs more than 5 points; otherwise *survived*.\n\n";
 }
 
+void evasion_section(std::ostringstream& md, const json& results) {
+    const json& first = results["triggers"][0];
+    md << "## Evasion: query detectors in front of the stolen model\n\n"
+          "The thief serves the watermarked model behind a detector fitted on his half of the test set to flag at "
+          "most " << percent(first["evasion"]["false_positive_rate"])
+       << " of it, and answers flagged queries with the model's second-best class (`ensemble`: with a second "
+          "model of his own where the two disagree); `nnmark attack evade --detector all` (Hitaj & Mancini 2018). "
+          "Each cell: triggers flagged / evaluation images flagged, the service's accuracy (original), p-value, "
+          "verdict.\n\n| detector |";
+    for (const json& k : results["triggers"]) md << " " << k["kind"].get<std::string>() << " |";
+    md << "\n|---|---|---|---|\n";
+    for (std::size_t i = 0; i < first["evasion"]["detectors"].size(); ++i) {
+        md << "| " << first["evasion"]["detectors"][i]["name"].get<std::string>() << " |";
+        for (const json& k : results["triggers"]) {
+            const json& d = k["evasion"]["detectors"][i];
+            md << " " << d["triggers_flagged"] << "/" << d["triggers"] << " / " << percent(d["decoys_flagged_share"])
+               << ", " << percent(d["service_accuracy"]) << " (" << percent(k["evasion"]["original_test_accuracy"])
+               << "), p = " << p_value(d) << ", **" << d["attack_verdict"].get<std::string>() << "** |";
+        }
+        md << "\n";
+    }
+    md << "\n";
+}
+
 void mosaics_section(std::ostringstream& md, const json& results) {
     md << "## Trigger sets\n\nThe first 20 triggers of each key.\n\n";
     for (const json& k : results["triggers"])
@@ -218,6 +242,7 @@ std::string markdown(const json& results) {
     verification_section(md, results);
     pruning_section(md, results);
     attacks_section(md, results);
+    evasion_section(md, results);
     mosaics_section(md, results);
     return md.str();
 }

@@ -24,6 +24,13 @@
 // proxy, or for an API key), else the request's remote address. At start it prints the
 // registry's commitment, SHA-256 of HMAC(secret, "nnmark dawn commitment v1"), to
 // publish: it names the secret without revealing it.
+//
+// Evasion (--evade NAME; Hitaj & Mancini 2018): the server plays the thief, whose
+// detectors (attacks/query_detectors.hpp, fitted at start on the attacker's data of
+// --dataset to flag at most --false-positive-rate of it) or second opinion (trained at
+// start) decide which queries get another answer (attacks/evading_service.hpp), exactly
+// as `attack evade` simulates it, so `verify --url` can be tried against it.
+#include "attacking.hpp"
 #include "cli.hpp"
 #include "http_connection.hpp"
 
@@ -67,6 +74,8 @@ struct serve_options {
     int connections = 128;
     std::string dawn_dir, dawn_client_header;
     double dawn_rate = 0.005;
+    std::string evade;      // an evasion name, or empty
+    attack_options evasion;  // its attacker's data, false-positive rate and second opinion
 };
 
 // At most `slots` requests compute at once: one per core keeps the cores busy without
@@ -397,10 +406,34 @@ dawn_parts open_dawn(const serve_options& o) {
     return parts;
 }
 
+// The thief's evasion of --evade, fitted on the attacker's data, when asked for.
+std::unique_ptr<evasion_policy> make_evasion(const serve_options& o, const sequential<float>& model) {
+    if (o.evade.empty()) return nullptr;
+    const attack_options& a = o.evasion;
+    threshold_at_rate({0.0}, a.false_positive_rate);  // the rate is checked before any slow work
+    const dataset attacker = load_attack_data(a, a.second_opinion.seed).attacker;
+    if (!(attacker.item_shape() == model.input_item()))
+        throw shape_error("serve --evade: the model takes images " + model.input_item().str() + " but the attacker's " +
+                          attacker.name + " (--dataset) has images " + attacker.item_shape().str());
+    progress_line progress(stderr, 5.0, false);
+    auto policy = std::make_unique<evasion_policy>(
+        make_evasion_policy(o.evade, model, attacker, a.false_positive_rate, a.second_opinion, progress));
+    std::string how = "a second opinion trained on " + attacker.name;
+    if (!policy->detectors().empty()) {
+        how.clear();
+        for (const fitted_detector& d : policy->detectors())
+            how += (how.empty() ? "" : ", ") + to_string(d.kind) + " above " + std::to_string(d.threshold);
+        how += " (fitted on " + attacker.name + " to flag at most " + std::to_string(a.false_positive_rate) + " of it)";
+    }
+    std::printf("nnmark serve: evading verification (--evade %s): %s\n", o.evade.c_str(), how.c_str());
+    return policy;
+}
+
 int serve(const serve_options& o) {
     const sequential<float> model = load_model<float>(o.model);
     const dawn_parts dawn = open_dawn(o);
-    const prediction_service service(model, o.name, {o.max_instances}, dawn.layer());
+    const std::unique_ptr<evasion_policy> evasion = make_evasion(o, model);
+    const prediction_service service(model, o.name, {o.max_instances}, dawn.layer(), evasion.get());
     // Parallelism comes from serving requests side by side, each computed on one core.
     compute_slots slots(thread_count());
     share_malloc_arenas(thread_count());
@@ -424,6 +457,29 @@ int serve(const serve_options& o) {
         throw io_error("serve: listening on " + o.host + ":" + std::to_string(port) + " failed");
     std::fprintf(stderr, "nnmark serve: stopped\n");
     return success;
+}
+
+}  // namespace serving
+
+namespace serving {
+
+// --evade and what the thief's evasion is fitted or trained on; none without --evade.
+void add_evasion_flags(CLI::App& app, serve_options& o, CLI::Option* dawn) {
+    CLI::Option* evade =
+        app.add_option("--evade", o.evade,
+                       "Play the thief: answer the queries this detector flags with another class (stamp, "
+                       "noise-residual, ood, union, or ensemble: a second opinion), as attack evade does")
+            ->check(CLI::IsMember(evasion_names()))
+            ->excludes(dawn);
+    o.evasion.data.add_to(app, false);
+    app.add_option("--false-positive-rate", o.evasion.false_positive_rate,
+                   "Evasion: share of the attacker's images each detector flags at most (its threshold)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    add_training_flags(app, o.evasion, o.evasion.second_opinion);
+    for (const char* name : {"--dataset", "--data", "--false-positive-rate", "--attacker-data", "--train-fraction",
+                             "--epochs", "--lr", "--batch", "--seed"})
+        app.get_option(name)->needs(evade);
 }
 
 }  // namespace serving
@@ -472,6 +528,7 @@ command add_serve_command(CLI::App& parent) {
     app->add_option("--dawn-client-header", o->dawn_client_header,
                     "DAWN: the request header naming the client (default: the remote address)")
         ->needs(dawn);
+    add_evasion_flags(*app, *o, dawn);
     return {app, [o] { return serve(*o); }};
 }
 

@@ -149,7 +149,8 @@ command add_verify_command(CLI::App& parent) {
                 const std::string commitment = key.commitment();
                 if (expect->count() > 0) check_commitment(commitment, o->expected_commitment, "key");  // "" too
                 if (!remote->url.empty())
-                    return report_remote_verification(verify_remote(*remote, key, o->alpha), commitment, o->json);
+                    return report_remote_verification(verify_remote_unspent(*remote, o->key, key, o->alpha), commitment,
+                                                      o->json);
                 const sequential<float> suspect = load_model<float>(o->model);
                 rng random(remote->seed.value_or(1));  // no one to hide from in memory: a fixed draw
                 const dataset decoys = pick_verification_decoys(*remote, key, default_model_decoys, random);

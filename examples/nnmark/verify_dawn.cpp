@@ -118,6 +118,7 @@ nlohmann::json clients_json(const std::vector<dawn_client_result>& clients) {
     for (const dawn_client_result& c : clients)
         out.push_back({{"client", c.client},
                        {"queries", c.queries},
+                       {"informative", c.informative},
                        {"matches", c.matches},
                        {"p_value", c.p_value},
                        {"log10_p_value", c.log10_p_value},
@@ -127,11 +128,11 @@ nlohmann::json clients_json(const std::vector<dawn_client_result>& clients) {
 
 void print_text(const dawn_verification& v, const std::string& commitment, const nlohmann::json& transport) {
     const verification_result& r = v.overall;
-    std::printf("%s: %lld of %lld altered answers repeated by the suspect (%.2f%%); null rate 1/(K-1) = %.4g; "
-                "p = %.3g (log10 p = %.1f), alpha = %.3g\n",
+    std::printf("%s: %lld of %lld altered answers repeated by the suspect (%.2f%%; %lld answered otherwise than the "
+                "victim); null rate 1/(K-1) = %.4g; p = %.3g (log10 p = %.1f), alpha = %.3g\n",
                 r.watermark_present ? "WATERMARK PRESENT" : "not detected", static_cast<long long>(r.matches),
-                static_cast<long long>(r.queries), 100 * r.trigger_accuracy, r.null_rate, r.p_value, r.log10_p_value,
-                r.alpha);
+                static_cast<long long>(r.queries), 100 * r.trigger_accuracy, static_cast<long long>(v.informative),
+                r.null_rate, r.p_value, r.log10_p_value, r.alpha);
     for (const dawn_client_result& c : v.clients)
         std::printf("client %s: %lld of %lld (log10 p = %.1f, times %zu clients: p = %.3g)\n", c.client.c_str(),
                     static_cast<long long>(c.matches), static_cast<long long>(c.queries), c.log10_p_value,
@@ -172,6 +173,7 @@ int verify_dawn(const dawn_verify_options& o, const std::string& model, const re
         return code;
     }
     nlohmann::json out = verification_json(v.overall, commitment);
+    out["informative"] = v.informative;
     out["clients"] = clients_json(v.clients);
     out["registry_records"] = contents.records.size();
     out["registry_torn_bytes"] = contents.torn_bytes;

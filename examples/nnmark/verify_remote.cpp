@@ -7,6 +7,8 @@
 #include "nnmark/data/load.hpp"
 #include "nnmark/serve/predict_response.hpp"
 #include "nnmark/serve/query_plan.hpp"
+#include "nnmark/watermark/trigger_ledger.hpp"
+#include "nnmark/watermark/unspent_triggers.hpp"
 #include "nnmark/watermark/verify.hpp"
 
 #include <httplib.h>
@@ -197,6 +199,22 @@ std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verif
     url->excludes(model);
     model->excludes(url);
     add_service_query_options(verify, *o);
+    trigger_spending& spend = o->spending;
+    verify.add_option("--ledger", spend.ledger,
+                      "With --url: the file recording every trigger image sent, so none is sent twice "
+                      "(default: KEY.ledger)")
+        ->needs(url);
+    verify.add_option("--triggers", spend.triggers, "With --url: triggers to send (default: as many as the key has)")
+        ->check(CLI::Range(1LL, 1LL << 30))
+        ->needs(url);
+    verify.add_flag("--reuse-triggers", spend.reuse,
+                    "With --url: send the key's first triggers even if sent before (a thief who logged them can "
+                    "filter them out)")
+        ->needs(url);
+    verify.add_option("--unrelated-data", spend.unrelated_data,
+                      "With --url: directory of an unrelated key's source dataset, for new triggers (default: "
+                      "datasets/<name>/)")
+        ->needs(url);
     // One of --model and --url: checked once the command line is read, as a usage error.
     verify.parse_complete_callback([o, model, more_checks] {
         if (more_checks) more_checks();
@@ -205,7 +223,8 @@ std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verif
     return o;
 }
 
-remote_answers ask_remote(const remote_verify_options& o, const dataset& queries, const std::string& default_dataset) {
+remote_answers ask_remote(const remote_verify_options& o, const dataset& queries, const std::string& default_dataset,
+                          const std::function<void()>& before_sending) {
     const auto start = remote::steady::now();
     remote::session service(o);  // first: a malformed URL is reported before any data is read
     rng random(remote::plan_seed(o));
@@ -214,6 +233,7 @@ remote_answers ask_remote(const remote_verify_options& o, const dataset& queries
     const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
     const response_layout reply{o.label_field, o.scores};
     index_t non_finite = 0;
+    if (before_sending) before_sending();
     for (index_t first = 0; first < plan.size(); first += o.batch) {
         const index_t count = std::min<index_t>(o.batch, plan.size() - first);
         const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
@@ -276,6 +296,57 @@ remote_verification verify_remote(const remote_verify_options& o, const watermar
     return {verify_answers(key, answers, alpha), std::move(asked.transport)};
 }
 
+namespace remote {
+
+// The images a key's fresh triggers are made from (watermark/unspent_triggers.hpp): the
+// training split's source class of the key's dataset (--dataset, --data), or of the
+// recipe's source dataset for unrelated triggers (--unrelated-data).
+dataset fresh_trigger_pool(const remote_verify_options& o, const watermark_key& key, const trigger_recipe& recipe) {
+    const bool unrelated = recipe.kind == "unrelated";
+    dataset_options data = o.data;
+    if (data.name.empty()) data.name = dataset_of(key);
+    if (unrelated) data = {recipe.source_dataset, o.spending.unrelated_data};
+    try {
+        return load_dataset(data.name, data.resolved_dir(), true).filter_by_label(recipe.source);
+    } catch (const error& e) {
+        throw io_error(o.command + ": new triggers are made from the training split of '" + data.name + "' (" +
+                       (unrelated ? "--unrelated-data" : "--dataset, --data") + "): " + e.what());
+    }
+}
+
+}  // namespace remote
+
+remote_verification verify_remote_unspent(const remote_verify_options& o, const std::string& key_path,
+                                          const watermark_key& key, double alpha) {
+    const trigger_spending& spend = o.spending;
+    const index_t count = spend.triggers ? static_cast<index_t>(spend.triggers) : key.triggers.size();
+    const std::string commitment = key.commitment();
+    trigger_ledger ledger(spend.ledger.empty() ? key_path + ".ledger" : spend.ledger, commitment);
+    const std::size_t spent_before = ledger.spent().size();
+    const trigger_selection chosen = [&] {
+        try {
+            return spend.reuse ? first_key_triggers(key, count)
+                               : choose_unspent_triggers(key, ledger.spent(), count, [&](const trigger_recipe& r) {
+                                     return remote::fresh_trigger_pool(o, key, r);
+                                 });
+        } catch (const argument_error& e) {
+            throw argument_error(o.command + ", ledger " + ledger.path().filename().string() + ": " + e.what());
+        }
+    }();
+    // Spent the moment they may be seen: before the first request, not after the answers.
+    const auto spend_them = [&] {
+        ledger.append({commitment, ledger_time_now(), o.url, chosen.fresh, chosen.sha256});
+    };
+    const watermark_key sent = key_with_triggers(key, chosen);
+    remote_answers asked = ask_remote(o, sent.triggers, remote::dataset_of(key), spend_them);
+    const suspect_answers answers{std::move(asked.queries), std::move(asked.decoys), std::move(asked.decoy_labels),
+                                  asked.non_finite_outputs};
+    asked.transport.update({{"ledger", ledger.path().string()},
+                            {"fresh_triggers", chosen.fresh},
+                            {"triggers_spent_before", spent_before}});
+    return {verify_answers(sent, answers, alpha), std::move(asked.transport)};
+}
+
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json) {
     const verification_result& r = v.result;
     if (!json) {
@@ -284,6 +355,12 @@ int report_remote_verification(const remote_verification& v, const std::string& 
                     v.transport["url"].get<std::string>().c_str(), v.transport["queries_sent"].get<long long>(),
                     v.transport["decoys"].get<long long>(), v.transport["requests"].get<long long>(),
                     v.transport["seconds"].get<double>());
+        if (v.transport.contains("ledger"))
+            std::printf("ledger %s: %lld triggers sent, %lld of them new from the key's recipe; %lld trigger images "
+                        "were spent before\n",
+                        v.transport["ledger"].get<std::string>().c_str(), static_cast<long long>(r.queries),
+                        v.transport["fresh_triggers"].get<long long>(),
+                        v.transport["triggers_spent_before"].get<long long>());
         return code;
     }
     warn_if_uncalibrated(r);

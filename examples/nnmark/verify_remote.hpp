@@ -2,6 +2,9 @@
 // instead of to a model file. The key's triggers go out shuffled among decoys from the
 // test set (serve/query_plan.hpp), in batches, at a limited request rate, with
 // timeouts and retries; the answers give the same verification_result as --model.
+// Triggers are spent once sent: a ledger beside the key records every image sent, and
+// later verifications send unspent key triggers or fresh ones of the key's recipe
+// (watermark/trigger_ledger.hpp, watermark/unspent_triggers.hpp).
 #pragma once
 
 #include "cli.hpp"
@@ -20,6 +23,15 @@
 
 namespace nnmark::cli {
 
+// How verify --url spends the key's triggers (watermark/trigger_ledger.hpp,
+// watermark/unspent_triggers.hpp): --ledger, --triggers, --reuse-triggers, --unrelated-data.
+struct trigger_spending {
+    std::string ledger;          // empty: <key>.ledger
+    long long triggers = 0;      // triggers to send; 0: as many as the key has
+    bool reuse = false;          // send the key's first triggers, spent or not
+    std::string unrelated_data;  // unrelated keys' source images (empty: datasets/<source dataset>/)
+};
+
 struct remote_verify_options {
     std::string url;                         // http://HOST:PORT/v1/models/NAME:predict
     long long decoys = 0;                    // 0: --url as many as the key has triggers, --model up to 1000
@@ -35,6 +47,7 @@ struct remote_verify_options {
     dataset_options data;                    // where the decoys come from (default: the key's dataset)
     std::string command = "verify --url";    // who asks, in error messages
     std::string batch_flag = "--batch";      // the flag of `batch`, in error messages
+    trigger_spending spending;               // verify --url only
 };
 
 // How requests are sent and answers read (--batch under the name `batch_flag`, --rate,
@@ -54,7 +67,15 @@ struct remote_verification {
     nlohmann::json transport;  // url, decoys, decoy_accuracy, queries_sent, requests, seconds
 };
 
+// The key's triggers, all of them, whatever was sent before: what calibrate asks
+// reference models (they are not suspects watching for a key).
 remote_verification verify_remote(const remote_verify_options& options, const watermark_key& key, double alpha);
+
+// verify --url: triggers no earlier verification with the key (at `key_path`) sent, the
+// ledger entry written before the first request; the transport gains ledger,
+// fresh_triggers and triggers_spent_before.
+remote_verification verify_remote_unspent(const remote_verify_options& options, const std::string& key_path,
+                                          const watermark_key& key, double alpha);
 
 // What a service answered to `queries` sent shuffled among as many decoys (at least).
 struct remote_answers {
@@ -75,9 +96,10 @@ service_replies ask_in_order(const remote_verify_options& o, const unlabeled_ima
                              progress_line& progress);
 
 // Asks the service of `options.url` the `queries`, hidden among decoys from the test
-// split of --dataset/--data (default: `default_dataset`).
+// split of --dataset/--data (default: `default_dataset`); `before_sending` runs once the
+// queries are ready, before the first request leaves.
 remote_answers ask_remote(const remote_verify_options& options, const dataset& queries,
-                          const std::string& default_dataset);
+                          const std::string& default_dataset, const std::function<void()>& before_sending = {});
 
 // `o.decoys` test images of the key's task (`default_count` when 0, at most the test
 // split's size): from --dataset/--data, else the dataset the key was made for.

@@ -59,7 +59,7 @@ TEST_CASE("evading service: flagged queries get the second-best class, unflagged
     const sequential<float> model = random_net(1);
     const dataset queries = half_stamped(40, 2);
     const std::vector<fitted_detector> detectors{{detector_kind::stamp, 20.0}};
-    const service_answers a = answer_behind_detectors(model, std::span(detectors), queries);
+    const service_answers a = answer_through(evasion_policy(detectors), model, queries);
     const auto ranked = ranked_classes(model, queries);
     REQUIRE(a.labels.size() == 40);
     for (std::size_t i = 0; i < 40; ++i) {
@@ -69,7 +69,7 @@ TEST_CASE("evading service: flagged queries get the second-best class, unflagged
     }
     CHECK(a.flagged_count() == 20);
     // Without detectors the service is the model.
-    const service_answers plain = answer_behind_detectors<float>(model, {}, queries);
+    const service_answers plain = answer_through(evasion_policy(std::vector<fitted_detector>{}), model, queries);
     CHECK(plain.labels == predict_labels(model, queries));
     CHECK(plain.flagged_count() == 0);
     CHECK(plain.accuracy(queries.labels) == doctest::Approx(evaluate(model, queries).accuracy()));
@@ -81,7 +81,7 @@ TEST_CASE("evading service: the union flags a query when any detector flags it")
     const dataset queries = half_stamped(30, 4);
     const fitted_detector stamp{detector_kind::stamp, 20.0}, ood{detector_kind::ood, 0.85};
     const std::vector<fitted_detector> both{stamp, ood};
-    const service_answers a = answer_behind_detectors(model, std::span(both), queries);
+    const service_answers a = answer_through(evasion_policy(both), model, queries);
     const std::vector<bool> by_stamp = stamp.flag(model, queries), by_ood = ood.flag(model, queries);
     const auto ranked = ranked_classes(model, queries);
     for (std::size_t i = 0; i < 30; ++i) {
@@ -92,13 +92,47 @@ TEST_CASE("evading service: the union flags a query when any detector flags it")
 
 TEST_CASE("evading service: a second opinion flags disagreements and answers with its own class") {
     using namespace evading_service_test;
-    const sequential<float> model = random_net(5), second = random_net(6);
+    const sequential<float> model = random_net(5);
+    const auto second = std::make_shared<const sequential<float>>(random_net(6));
     const dataset queries = half_stamped(40, 7);
-    const service_answers a = answer_with_second_opinion(model, second, queries);
-    const std::vector<int> own = predict_labels(model, queries), other = predict_labels(second, queries);
+    const evasion_policy ensemble(second);
+    const service_answers a = answer_through(ensemble, model, queries);
+    const std::vector<int> own = predict_labels(model, queries), other = predict_labels(*second, queries);
     CHECK(a.labels == other);
     for (std::size_t i = 0; i < 40; ++i) CHECK(a.flagged[i] == (own[i] != other[i]));
-    CHECK(answer_with_second_opinion(model, model, queries).flagged_count() == 0);
+    const evasion_policy itself(std::make_shared<const sequential<float>>(random_net(5)));
+    CHECK(answer_through(itself, model, queries).flagged_count() == 0);
+}
+
+TEST_CASE("evading service: a served batch of x / 255 floats is answered as the dataset, scores swapped to agree") {
+    using namespace evading_service_test;
+    const sequential<float> model = random_net(11);
+    const dataset queries = half_stamped(24, 12);
+    const evasion_policy policy(std::vector<fitted_detector>{{detector_kind::stamp, 20.0}});
+    const service_answers expected = answer_through(policy, model, queries);
+    std::vector<index_t> all(24);
+    std::iota(all.begin(), all.end(), 0);
+    tensor<float> images, logits, scores;
+    to_float(queries, all, images);
+    inference_buffers<float> inference;
+    model.infer(images, logits, inference);
+    softmax(logits, scores);
+    const tensor<float> model_scores = scores;
+    std::vector<int> labels = argmax_rows(logits);
+    evasion_buffers buffers;
+    const std::vector<bool> flagged = policy.answer_batch(images, logits, labels, &scores, buffers);
+    CHECK(labels == expected.labels);
+    CHECK(flagged == expected.flagged);
+    CHECK(argmax_rows(scores) == labels);  // what the scores say is what the label says
+    for (index_t n = 0; n < 24; ++n) {
+        std::vector<float> before(model_scores.item(n).begin(), model_scores.item(n).end()),
+            after(scores.item(n).begin(), scores.item(n).end());
+        std::ranges::sort(before);
+        std::ranges::sort(after);
+        CHECK(before == after);  // the same probabilities, two of them traded
+    }
+    progress_line quiet(stderr, 5.0, true);
+    CHECK_THROWS_AS(make_evasion_policy("stamps", model, queries, 0.05, training_recipe{}, quiet), argument_error);
 }
 
 TEST_CASE("evading service: the second opinion is a fresh model of the architecture trained on the attacker's data") {

@@ -89,6 +89,19 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
                     CHECK(row["attack_verdict"] == expected_attack_verdict(row));
                 }
             for (const auto& row : k["pruning"]) CHECK(row["original_test_accuracy"] == evaluated[kind]);
+            // The evasion table: every detector of attack evade, on the attacker's half.
+            REQUIRE(k["evasion"]["detectors"].size() == 5);
+            CHECK(k["evasion"]["detectors"][0]["name"] == "stamp");
+            CHECK(k["evasion"]["detectors"][4]["name"] == "ensemble");
+            CHECK(k["evasion"]["attacker_images"] == 20);
+            for (const auto& d : k["evasion"]["detectors"]) {
+                CAPTURE(d.dump());
+                CHECK(d["triggers_flagged"].get<int>() <= d["triggers"].get<int>());
+                CHECK(d["attack_verdict"] == expected_attack_verdict(
+                                                 {{"test_accuracy", d["service_accuracy"]},
+                                                  {"original_test_accuracy", k["evasion"]["original_test_accuracy"]},
+                                                  {"verdict", d["verdict"]}}));
+            }
             CHECK(is_png(report / "figures" / ("triggers-" + kind + ".png")));
         }
         // The paper's figures beside the measured ones, as fractions.
@@ -97,7 +110,8 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
         const std::string md = slurp(report / "report.md");
         for (const std::string heading : {"# Zhang et al. (ASIACCS 2018) reproduced by nnmark: cifar10", "## Tables 1 and 2",
                                           "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.png",
-                                          "(78.41)", "finetune --mode ftal", "transform --jpeg 50"})
+                                          "(78.41)", "finetune --mode ftal", "transform --jpeg 50", "## Evasion",
+                                          "| ensemble |"})
             CHECK_MESSAGE(md.find(heading) != std::string::npos, heading);
         // Each model found to carry a key it never saw is spelled out below the table: as
         // many paragraphs as such verdicts in the results, none when there are none (no

@@ -106,7 +106,8 @@ TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the num
     for (std::size_t i : {0, 1}) answered.triggers.labels[i] = twin_answers[i];
     save_key(answered, key);
 
-    const std::string remote_flags = " --rate 1000 --batch 8 --seed 3 --timeout 30" + data + " --json";
+    // The same triggers every time, to compare with verify --model (tests/cli/test_ledger_cli.cpp spends them).
+    const std::string remote_flags = " --rate 1000 --batch 8 --seed 3 --timeout 30 --reuse-triggers" + data + " --json";
     for (const auto& [model, expected_exit] : {std::pair{marked, 0}, std::pair{clean, 1}}) {
         CAPTURE(model.string());
         server_process server(model, "--name suspect", dir);
@@ -140,7 +141,7 @@ TEST_CASE("cli serve: verify --url finds the watermark through HTTP with the num
 
     // No service at the address: exit 2 after the retries, with one line.
     const auto gone = nnmark_tool(
-        "verify --url http://127.0.0.1:1/v1/models/x:predict --key " + key.string() + " --retries 1 --timeout 2" + data,
+        "verify --url http://127.0.0.1:1/v1/models/x:predict --key " + key.string() + " --retries 1 --timeout 2 --reuse-triggers" + data,
         dir);
     CHECK(gone.exit_code == 2);
     CHECK(gone.one_line_error());
@@ -171,7 +172,8 @@ TEST_CASE("cli serve: a served model answering one class, or NaN, is never decla
     watermark_key zeros = key_answered_by(constant, load_dataset("mnist", mnist, true));
     save_key(zeros, key);
 
-    const std::string remote_flags = " --rate 1000 --batch 8 --seed 3 --timeout 30 --alpha 1e-3" + data + " --json";
+    const std::string remote_flags =
+        " --rate 1000 --batch 8 --seed 3 --timeout 30 --alpha 1e-3 --reuse-triggers" + data + " --json";
     for (const auto& model : {constant_file, overflowing_file}) {
         CAPTURE(model.string());
         server_process server(model, "--name suspect", dir);

@@ -295,11 +295,13 @@ TEST_CASE("dawn statistic: a suspect that learned the altered labels is found, o
     }
     const dawn_verification found = verify_dawn_answers(records, learned, 1e-6);
     CHECK(found.overall.matches == 40);
+    CHECK(found.informative == 40);
     CHECK(found.overall.watermark_present);
     CHECK(found.overall.log10_p_value == doctest::Approx(40 * std::log10(1.0 / 9)));
     CHECK(found.overall.null_rate == doctest::Approx(1.0 / 9));
     const dawn_verification innocent = verify_dawn_answers(records, own, 1e-6);
     CHECK(innocent.overall.matches == 0);
+    CHECK(innocent.informative == 0);  // nothing to test: every answer is the victim's own
     CHECK(innocent.overall.p_value == 1.0);
     CHECK_FALSE(innocent.overall.watermark_present);
     const dawn_verification per_client = verify_dawn_answers(records, partly, 1e-6);
@@ -307,7 +309,11 @@ TEST_CASE("dawn statistic: a suspect that learned the altered labels is found, o
     const dawn_client_result& thief = per_client.clients[0];
     CHECK(thief.client == "thief");
     CHECK(thief.queries == 30);
+    CHECK(thief.informative == 30);
     CHECK(thief.matches == 30);
+    // Over the 30 records answered otherwise, not the 40 asked: the user's 10 records,
+    // answered with the victim's own labels, cannot match and do not count against it.
+    CHECK(per_client.overall.log10_p_value == doctest::Approx(30 * std::log10(1.0 / 9)));
     CHECK(thief.adjusted_p_value == doctest::Approx(2 * thief.p_value));
     CHECK(per_client.clients[1].matches == 0);
     CHECK(error_message<argument_error>([&] { verify_dawn_answers(records, std::vector<int>(3), 1e-6); })
@@ -315,10 +321,11 @@ TEST_CASE("dawn statistic: a suspect that learned the altered labels is found, o
 }
 
 TEST_CASE("dawn statistic: an adversarial innocent population is declared present at most alpha of the time") {
-    // The innocent suspect that matches most often never answers the victim's own label:
-    // each match then has probability exactly 1/(K - 1), the bound's worst case. Its
-    // answers are fixed; the altered labels are drawn as the server draws them, from
-    // HMAC digests of fresh secrets.
+    // The innocent suspect that matches most often never answers the victim's own label
+    // where it could match: each such record then matches with probability exactly
+    // 1/(K - 1). It answers a third of the records with the victim's label, which the
+    // test leaves out (conditioning on the answers). Its answers are fixed; the altered
+    // labels are drawn as the server draws them, from HMAC digests of fresh secrets.
     constexpr int classes = 10, records_per_trial = 30, trials = 4000;
     constexpr double alpha = 0.02;
     int rejections = 0;
@@ -333,18 +340,21 @@ TEST_CASE("dawn statistic: an adversarial innocent population is declared presen
             const int label =
                 dawn_altered_label(dawn_decision_digest(secret, std::to_string(trial), image), own, classes);
             records.push_back({"c", {1, 2, 4}, std::move(image), classes, own, label, 0});
-            answers.push_back((own + 1 + i % (classes - 1)) % classes);  // any class but the victim's
+            // Any class but the victim's, except every third record: answered with its own
+            // label, which cannot match and leaves 20 informative records.
+            answers.push_back(i % 3 == 0 ? own : (own + 1 + i % (classes - 1)) % classes);
         }
         rejections += verify_dawn_answers(records, answers, alpha).overall.watermark_present;
     }
     // The discrete tail keeps the exact rate below alpha; 3 sd of the simulation above it.
     CHECK(rejections <= alpha * trials + 3 * std::sqrt(alpha * trials));
-    // And the rate is the binomial's own, P[Binomial(30, 1/9) >= 8] = 0.0143 (the least
-    // count with a tail <= alpha), within 4 sd: the HMAC labels are uniform and
-    // independent as the bound assumes, and the simulation is not vacuous.
-    const double exact = binomial_tail_p_value(records_per_trial, 8, 1.0 / (classes - 1));
+    // And the rate is the binomial's own over the 20 informative records, P[Binomial(20,
+    // 1/9) >= 6] = 0.0184 (the least count with a tail <= alpha), within 4 sd: the HMAC labels
+    // are uniform and independent as the bound assumes, and the simulation is not vacuous.
+    constexpr index_t informative = records_per_trial - records_per_trial / 3;
+    const double exact = binomial_tail_p_value(informative, 6, 1.0 / (classes - 1));
     REQUIRE(exact <= alpha);
-    REQUIRE(binomial_tail_p_value(records_per_trial, 7, 1.0 / (classes - 1)) > alpha);
+    REQUIRE(binomial_tail_p_value(informative, 5, 1.0 / (classes - 1)) > alpha);
     CHECK(std::abs(rejections - exact * trials) < 4 * std::sqrt(exact * trials));
 }
 

@@ -6,6 +6,7 @@
 #include "nnmark/watermark/secret_choices.hpp"
 #include "nnmark/watermark/statistics.hpp"
 #include "nnmark/watermark/trigger_set.hpp"
+#include "nnmark/watermark/unspent_triggers.hpp"
 
 #include "../support/files.hpp"
 #include "../support/pools.hpp"
@@ -143,13 +144,10 @@ TEST_CASE("natural key: the recipe round-trips through the key file and re-deriv
     CHECK(null.rate == doctest::Approx(1.0 / 9));
 
     // What the recipe records is enough to make the same triggers from the training split.
-    trigger_recipe rederived = default_recipe(stored["dataset"].as_string(), stored["kind"].as_string());
-    rederived.seed = static_cast<std::uint64_t>(stored["seed"].as_int());
-    rederived.count = stored["count"].as_int();
-    rederived.classes = static_cast<int>(stored["classes"].as_int());
-    const dataset again = make_trigger_set(rederived, train, natural_item);
-    CHECK(std::ranges::equal(again.images.span(), loaded.triggers.images.span()));
-    CHECK(again.labels == loaded.triggers.labels);
+    const trigger_recipe read_back = trigger_recipe_of(loaded);
+    CHECK(read_back.source == every_class);
+    CHECK_NOTHROW(check_pool_reproduces_key(loaded, read_back, train));
+    CHECK_THROWS_AS(check_pool_reproduces_key(loaded, read_back, random_pool(400, natural_item, 99)), argument_error);
 }
 
 // The random-label argument for natural triggers, by simulation over the real label draws:

@@ -144,25 +144,40 @@ inline double noise_residual_score(std::span<const std::uint8_t> image, const sh
     return *middle;
 }
 
-// 1 - max softmax probability of `model` for every image of `images`, computed as
-// r / (1 + r) with r = sum over the other classes of exp(z_k - z_max), in double: a
-// confident model's 1 - p underflows to 0 in float, and ties at 0 blind the threshold.
+// 1 - the maximum softmax probability of one row of logits, computed as r / (1 + r)
+// with r = the sum over the other classes of exp(z_k - z_max), in double: a confident
+// model's 1 - p underflows to 0 in float, and ties at 0 blind the threshold.
+template <class T>
+double ood_score(std::span<const T> logits) {
+    const auto top = std::ranges::max_element(logits);
+    double rest = 0;
+    for (auto k = logits.begin(); k != logits.end(); ++k)
+        if (k != top) rest += std::exp(static_cast<double>(*k) - static_cast<double>(*top));
+    return rest / (1.0 + rest);
+}
+
+// The ood score of `model` for every image of `images`.
 template <class T>
 std::vector<double> ood_scores(const sequential<T>& model, const dataset& images) {
     std::vector<double> scores;
     scores.reserve(static_cast<std::size_t>(images.size()));
     for_each_batch_logits(model, images, 256, [&](index_t, const tensor<T>& logits) {
-        const index_t classes = logits.shape()[1];
-        for (index_t row = 0; row < logits.shape()[0]; ++row) {
-            const T* z = logits.data() + row * classes;
-            const T* top = std::max_element(z, z + classes);
-            double rest = 0;
-            for (const T* k = z; k != z + classes; ++k)
-                if (k != top) rest += std::exp(static_cast<double>(*k) - static_cast<double>(*top));
-            scores.push_back(rest / (1.0 + rest));
-        }
+        for (index_t row = 0; row < logits.shape()[0]; ++row) scores.push_back(ood_score(logits.item(row)));
     });
     return scores;
+}
+
+// The score of `kind` for one image [C, H, W] of bytes, which the stolen model scored
+// `logits` (only ood reads them).
+template <class T>
+double detector_score(detector_kind kind, std::span<const std::uint8_t> image, const shape& item,
+                      std::span<const T> logits) {
+    switch (kind) {
+        case detector_kind::stamp: return stamp_score(image, item);
+        case detector_kind::noise_residual: return noise_residual_score(image, item);
+        case detector_kind::ood: return ood_score(logits);
+    }
+    throw argument_error("query detector: unknown detector kind");
 }
 
 // The score of `kind` for every image of `images`; `model` is the stolen model (only

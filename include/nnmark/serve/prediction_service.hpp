@@ -15,8 +15,13 @@
 // through serve/dawn_answers.hpp's keyed decision before they are written: a small
 // fraction of (client, input) pairs gets a wrong label (and scores swapped to agree
 // with it), each recorded in serve/dawn_registry.hpp before the answer leaves.
+//
+// With an evasion_policy (attacks/evading_service.hpp), the service is a thief's: queries
+// its detectors flag (or where its second opinion disagrees) get another answer, so the
+// owner can test a key against an evading API end to end with `verify --url`.
 #pragma once
 
+#include "nnmark/attacks/evading_service.hpp"
 #include "nnmark/core/error.hpp"
 #include "nnmark/core/json.hpp"
 #include "nnmark/model/sequential.hpp"
@@ -42,6 +47,7 @@ struct service_reply {
 struct service_buffers {
     inference_buffers<float> inference;
     tensor<float> logits, probabilities;
+    evasion_buffers evasion;
 };
 
 // DAWN's part of a service: both must outlive it.
@@ -52,10 +58,10 @@ struct dawn_layer {
 
 class prediction_service {
 public:
-    // `model` (and `dawn`'s parts) must outlive the service.
+    // `model` (and `dawn`'s parts, and `evasion`) must outlive the service.
     prediction_service(const sequential<float>& model, std::string name, predict_limits limits,
-                       std::optional<dawn_layer> dawn = std::nullopt)
-        : model_(model), name_(std::move(name)), limits_(limits), dawn_(dawn) {
+                       std::optional<dawn_layer> dawn = std::nullopt, const evasion_policy* evasion = nullptr)
+        : model_(model), name_(std::move(name)), limits_(limits), dawn_(dawn), evasion_(evasion) {
         if (model.input_item().rank() != 3)
             throw shape_error("serve: a served model takes [C, H, W] images, this one takes " +
                               model.input_item().str());
@@ -72,6 +78,7 @@ public:
             std::vector<int> labels = argmax_rows(buffers.logits);
             if (request.scores) softmax(buffers.logits, buffers.probabilities);
             tensor<float>* scores = request.scores ? &buffers.probabilities : nullptr;
+            if (evasion_) evasion_->answer_batch(request.images, buffers.logits, labels, scores, buffers.evasion);
             if (dawn_) alter_answers(request.images, client, labels, scores);
             return {200, format_predictions(labels, scores)};
         } catch (const limit_error& e) {
@@ -131,6 +138,7 @@ private:
     std::string name_;
     predict_limits limits_;
     std::optional<dawn_layer> dawn_;
+    const evasion_policy* evasion_;
 };
 
 }  // namespace nnmark

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 namespace nnmark::cli {
 
@@ -21,8 +22,10 @@ void watermark_options::add_common_to(CLI::App& app) {
 }
 
 void watermark_options::add_to(CLI::App& app) {
-    app.add_option("--trigger", trigger, "Trigger kind: content (text stamp), unrelated (other domain), noise")
-        ->check(CLI::IsMember({"content", "unrelated", "noise"}))
+    app.add_option("--trigger", trigger,
+                   "Trigger kind: content (text stamp), unrelated (other domain), noise, natural (held-out training "
+                   "images with secret labels; needs --labels random)")
+        ->check(CLI::IsMember({"content", "unrelated", "noise", "natural"}))
         ->capture_default_str();
     app.add_option("--labels", labels, "target: one target label (the paper); random: a secret label per trigger")
         ->check(CLI::IsMember({"target", "random"}))
@@ -104,9 +107,13 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     key.recipe.set("wm_weight", watermark.weight);
 
     // 2. Train from scratch on the clean data with the triggers mixed into every epoch.
+    // Natural triggers are training images: the clean data goes without them.
     const embed_schedule lambda = parse_embed_schedule(watermark.schedule, watermark.weight, training.recipe.epochs);
     extra_training_set extra{&key.triggers, watermark.repeat, [lambda](int epoch) { return lambda.at(epoch); }};
-    auto [model, outcome] = train_network(training, data_options, data, out, extra);
+    std::optional<training_data> withheld;
+    if (std::optional<dataset> train = training_set_without_triggers(recipe, data.train))
+        withheld = training_data{std::move(*train), data.test};
+    auto [model, outcome] = train_network(training, data_options, withheld ? *withheld : data, out, extra);
 
     // The model and its key appear together, only after training succeeded: a key
     // without its model (or an old key beside a new model) would be evidence of nothing.
@@ -143,6 +150,9 @@ struct embed_options {
 };
 
 int run_embed(const embed_options& o) {
+    trigger_recipe kind_and_labels = default_recipe(o.data.name, o.watermark.trigger);
+    kind_and_labels.label_mode = o.watermark.labels;
+    kind_and_labels.validate();  // e.g. natural triggers with target labels, before any slow work
     const training_data data = load_training_data(o.data);
     const embedded_watermark e = embed_watermark(o.watermark, o.training, o.data, data, o.out, o.key_out);
     const std::string commitment = e.key.commitment();
@@ -150,7 +160,7 @@ int run_embed(const embed_options& o) {
     report["trigger"] = o.watermark.trigger;
     report["labels"] = o.watermark.labels;
     const std::int64_t source = *e.key.recipe.find("source")->if_integer(), target = *e.key.recipe.find("target")->if_integer();
-    report["source"] = source;
+    report["source"] = source;  // every_class (-1) for natural triggers
     if (o.watermark.labels == "target") report["target"] = target;
     report["trigger_accuracy"] = e.trigger_accuracy;
     report["trigger_accuracy_new"] = e.trigger_accuracy_new;
@@ -161,10 +171,12 @@ int run_embed(const embed_options& o) {
     if (o.json) print_json(report);
     else
         std::printf("test accuracy %.2f%%, trigger accuracy %.2f%% on the key, %.2f%% on %lld new triggers\n"
-                    "triggers made from class %lld%s (keep the key secret: the choices are part of it)\n"
+                    "triggers made from %s%s (keep the key secret: the choices are part of it)\n"
                     "model: %s\nkey: %s\ncommitment: %s\n",
                     100 * e.outcome.test_accuracy, 100 * e.trigger_accuracy, 100 * e.trigger_accuracy_new,
-                    static_cast<long long>(e.new_triggers), static_cast<long long>(source),
+                    static_cast<long long>(e.new_triggers),
+                    source == every_class ? "training images of every class"
+                                          : ("class " + std::to_string(source)).c_str(),
                     o.watermark.labels == "target" ? (", labelled " + std::to_string(target)).c_str() : "",
                     o.out.c_str(), o.key_out.c_str(), commitment.c_str());
     return success;

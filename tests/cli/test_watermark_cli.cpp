@@ -239,3 +239,45 @@ TEST_CASE("cli: watermark commands reject bad input with exit 2") {
         CHECK(r.one_line_error());
     }
 }
+
+TEST_CASE("cli: natural triggers (held-out training images, random labels) make a key verify accepts") {
+    temp_dir dir;
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 11);
+    const std::string decoys = " --dataset mnist --data " + mnist.string();
+    const std::string arch = write_architecture(make_small_mnist_net<float>(), dir, "small.json");
+    const std::string data = decoys + " --arch " + arch +
+                             " --trigger natural --count 16 --repeat 40 --epochs 4 --batch 16 --lr 0.02 --quiet --json";
+    const auto model = dir.path / "natural.safetensors", key = dir.path / "natural.key";
+    const std::string outputs = " --out " + model.string() + " --key-out " + key.string();
+
+    // One fixed label has no null on ordinary images: refused before any training.
+    const auto target = nnmark_tool("embed" + data + " --labels target" + outputs, dir);
+    CHECK(target.exit_code == 2);
+    CHECK(target.one_line_error());
+    CHECK_MESSAGE(contains(target.err, "natural triggers need label mode random"), target.err);
+    CHECK(!std::filesystem::exists(key));
+
+    const auto e = nnmark_tool("embed" + data + " --labels random --key-seed 31" + outputs, dir);
+    REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    const auto embedded = nlohmann::json::parse(e.out);
+    CHECK(embedded["trigger"] == "natural");
+    CHECK(embedded["source"] == every_class);
+    CHECK(embedded["new_triggers"].get<int>() > 0);  // test images with their true labels
+    CHECK(embedded["trigger_accuracy"].get<double>() >= 0.9);
+
+    const auto i = nnmark_tool("key inspect --key " + key.string() + " --json", dir);
+    REQUIRE_MESSAGE(i.exit_code == 0, i.err);
+    const auto recipe = nlohmann::json::parse(i.out)["recipe"];
+    CHECK(recipe["kind"] == "natural");
+    CHECK(recipe["label_mode"] == "random");
+    CHECK(recipe["seed"] == 31);
+
+    // Verified at the default alpha 1e-6 against the random-label null, without calibration.
+    const auto v = nnmark_tool("verify --json --model " + model.string() + " --key " + key.string() + decoys, dir);
+    const auto verdict = nlohmann::json::parse(v.out);
+    CHECK_MESSAGE(v.exit_code == 0, v.err);
+    CHECK(verdict["null_source"] == "random-labels");
+    CHECK(verdict["p_value"].get<double>() <= 1e-6);
+    CHECK(verdict["null_rate"].get<double>() == doctest::Approx(1.0 / 9));
+    CHECK(verdict["control"]["run"] == false);  // the control is for one target label
+}

@@ -112,11 +112,11 @@ TEST_CASE("make_trigger_set: random mode never uses the source class and is unif
     for (int label : triggers.labels) ++counts[static_cast<std::size_t>(label)];
     CHECK(counts[1] == 0);
     // 2000 / 9 = 222 per class, standard deviation about 14.
-    for (int label : random_label_candidates(recipe)) {
+    for (int label : random_label_candidates(recipe.classes, recipe.source)) {
         CHECK(counts[static_cast<std::size_t>(label)] > 160);
         CHECK(counts[static_cast<std::size_t>(label)] < 290);
     }
-    CHECK(random_label_candidates(recipe) == std::vector<int>{0, 2, 3, 4, 5, 6, 7, 8, 9});
+    CHECK(random_label_candidates(recipe.classes, recipe.source) == std::vector<int>{0, 2, 3, 4, 5, 6, 7, 8, 9});
     CHECK(random_label_null_rate(recipe) == doctest::Approx(1.0 / 9));
     CHECK(make_trigger_set(recipe, pool, tiny).labels == triggers.labels);
     recipe.seed = 5;
@@ -157,7 +157,7 @@ TEST_CASE("make_fresh_triggers: the same noise pattern as the key's") {
     for (index_t k = 0; k < fresh.size(); ++k) CHECK(std::ranges::equal(fresh.images.item(k), key.images.item(0)));
 }
 
-TEST_CASE("make_fresh_triggers: random mode labels new triggers with their source class") {
+TEST_CASE("make_fresh_triggers: random mode labels new triggers with their true (source) class") {
     const dataset pool = random_pool(50, mnist_item, 6, 1);
     trigger_recipe recipe = default_recipe("mnist", "content");
     recipe.count = 10;

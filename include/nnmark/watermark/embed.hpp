@@ -15,29 +15,43 @@
 #include "nnmark/watermark/trigger_set.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <variant>
 
 namespace nnmark {
 
 // The images triggers are made from: the key's (training split) and those for "new
-// triggers" (test split), both already restricted to the recipe's source class.
+// triggers" (test split), both already restricted to the recipe's source class (every
+// class for natural triggers).
 struct trigger_pools {
     dataset key_pool;
     dataset fresh_pool;
     std::vector<std::filesystem::path> files;  // the dataset files read, for the recipe
 };
 
-// Content and noise triggers come from the model's own data (`train`, `test`); unrelated
-// triggers from recipe.source_dataset stored in `unrelated_dir`.
+// Content, noise and natural triggers come from the model's own data (`train`, `test`);
+// unrelated triggers from recipe.source_dataset stored in `unrelated_dir`.
 inline trigger_pools load_trigger_pools(const trigger_recipe& recipe, const dataset& train, const dataset& test,
                                         const std::filesystem::path& unrelated_dir) {
+    if (recipe.kind == "natural") return {train, test, {}};
     if (recipe.kind != "unrelated") return {train.filter_by_label(recipe.source), test.filter_by_label(recipe.source), {}};
     const dataset other_train = load_dataset(recipe.source_dataset, unrelated_dir, true);
     const dataset other_test = load_dataset(recipe.source_dataset, unrelated_dir, false);
     std::vector<std::filesystem::path> files = dataset_files(recipe.source_dataset, unrelated_dir, true);
     for (auto& f : dataset_files(recipe.source_dataset, unrelated_dir, false)) files.push_back(f);
     return {other_train.filter_by_label(recipe.source), other_test.filter_by_label(recipe.source), std::move(files)};
+}
+
+// The clean training data embedding trains on: `train` without the key's images for
+// natural triggers, which are training images (the model must learn them with their
+// secret labels only, not with their true ones as well; Adi et al. 2018 hold them out
+// too); std::nullopt for the other kinds, whose triggers are not training images (train
+// on `train` as it is).
+// `train` must be the pool make_trigger_set drew the natural key from.
+inline std::optional<dataset> training_set_without_triggers(const trigger_recipe& recipe, const dataset& train) {
+    if (recipe.kind != "natural") return std::nullopt;
+    return detail::without_key_images(recipe, train);
 }
 
 // The recipe as the key stores it: everything needed to make the same triggers again,

@@ -6,7 +6,8 @@
 // - metadata "nnmark.key.recipe": a JSON object saying how the triggers were made. It
 //   has at least kind (string), source, target (integer class), seed (integer), count
 //   (integer, = N), label_mode (string: "random" = each trigger has a secret label drawn
-//   uniformly from the K - 1 classes other than `source`, see watermark/trigger_set.hpp;
+//   uniformly from the K - 1 classes other than its image's class, `source`, or for kind
+//   "natural" (source -1) the training image's own class, see watermark/trigger_set.hpp;
 //   anything else, e.g. "target", is a fixed label), classes (integer K >= 2), dataset (string) and datasets (an
 //   array of {"file": name, "sha256": 64 hex digits} of the data files used), plus the
 //   generator's parameters and any free-form extras;

@@ -28,6 +28,8 @@
 //   content and noise triggers). Target: uniform over the model's classes other than
 //   the source for content and noise triggers (a clean model already answers the
 //   source), over all of them for unrelated ones (their source is another domain's class).
+// - Natural triggers come from every class: their source is every_class, and a given
+//   source throws argument_error; the target is drawn but unused (random labels only).
 // - Corner (content triggers): one of the four, the text 1 pixel from both edges; the
 //   text itself is recipe.content.text, unchanged.
 // - The result passes trigger_recipe::validate(); a given choice that cannot work (a
@@ -109,7 +111,11 @@ inline trigger_recipe draw_secret_choices(trigger_recipe recipe, const trigger_c
     const int drawn_target = uniform_below(unrelated ? recipe.classes : recipe.classes - 1);
     const auto drawn_corner = static_cast<text_corner>(uniform_below(4));
 
-    recipe.source = given.source.value_or(drawn_source);
+    const bool natural = recipe.kind == "natural";
+    if (natural && given.source.value_or(every_class) != every_class)
+        throw argument_error("natural triggers are images of every class: a source class (" +
+                             std::to_string(*given.source) + ") does not apply to them");
+    recipe.source = natural ? every_class : given.source.value_or(drawn_source);
     if (given.target) recipe.target = *given.target;
     else recipe.target = unrelated ? drawn_target : (recipe.source + 1 + drawn_target) % recipe.classes;  // not the source
     if (recipe.kind == "content") place_text(recipe.content, given.corner.value_or(drawn_corner), item);

@@ -7,10 +7,13 @@
 // probability at most alpha. Which argument makes that hold depends on the key's labels:
 //
 // 1. Random labels (label_mode "random", watermark/trigger_set.hpp). Each trigger's label
-//    is drawn uniformly from the K - 1 classes other than its source, from the key's seed
-//    alone. An innocent model's answers are a function of the images only (whatever it
-//    is: constant, random, NaN, another task's model), so given its answers each label
-//    matches with probability 1/(K - 1), independently across triggers. k is then
+//    is drawn uniformly from the K - 1 classes other than the class y of the image it was
+//    made from (its source class; for natural triggers, ordinary training images of every
+//    class, the image's own true class), from the key's seed and y alone. An innocent
+//    model's answers are a function of the images only (whatever it is: constant, random,
+//    NaN, another task's model, one trained on the same images with their true labels),
+//    and y is fixed by the image, so given its answer a a label matches with probability
+//    0 if a = y and 1/(K - 1) otherwise, independently across triggers. k is then
 //    stochastically at most Binomial(n, 1/(K - 1)), and the binomial tail is a valid p
 //    for EVERY innocent model. No calibration is needed; this is the mode to prefer.
 // 2. Target labels (every trigger labelled with one target class). Nothing is random

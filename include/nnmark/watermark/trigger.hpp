@@ -1,6 +1,7 @@
 // trigger_generator: the interface of the three ways the paper makes watermark triggers
 // (Sec. 4.1): "content" (text drawn on source-class images), "unrelated" (images of
-// another domain) and "noise" (a fixed Gaussian pattern added to source-class images).
+// another domain) and "noise" (a fixed Gaussian pattern added to source-class images);
+// and "natural" (training images as they are, Adi et al. 2018; natural_trigger.hpp).
 //
 // Contract of make(pool, count, random):
 // - Picks `count` distinct items of `pool` with pick_indices(pool, count, random), the
@@ -36,7 +37,7 @@ class trigger_generator {
 public:
     virtual ~trigger_generator() = default;
 
-    // "content", "unrelated" or "noise".
+    // "content", "unrelated", "noise" or "natural".
     virtual std::string kind() const = 0;
     virtual layer_config parameters() const = 0;
     virtual dataset make(const dataset& pool, index_t count, rng& random) const = 0;

@@ -6,34 +6,48 @@
 // - trigger_recipe + the pool of images fully determine the trigger set: the rng streams
 //   below are derived from recipe.seed, so the same recipe and pool give identical bytes
 //   and labels.
-// - The pool is chosen by the caller with dataset::filter_by_label: the training
-//   images of class `source` for content and noise triggers, the images of class
-//   `source` of `source_dataset` for unrelated triggers.
+// - The pool is chosen by the caller (embed.hpp, load_trigger_pools): with
+//   dataset::filter_by_label, the training images of class `source` for content and
+//   noise triggers, the images of class `source` of `source_dataset` for unrelated
+//   triggers; the whole training split, every class, for natural triggers (source is
+//   every_class), whose images embedding then withholds from training.
 // - Labels. label_mode "target" (the paper's): every trigger gets recipe.target.
 //   label_mode "random": trigger k gets a secret label drawn uniformly from
-//   random_label_candidates(recipe), the classes other than `source`. The labels depend
-//   only on the seed, so a model that never saw the key matches each trigger with
-//   probability 1 / (K - 1) at most (exactly that when it predicts a candidate class,
-//   0 when it predicts `source`): random_label_null_rate, the null rate verification can
-//   use without reference models. Leaving `source` out keeps every label a departure from what a clean model
-//   answers for content and noise triggers; for unrelated triggers `source` names a
-//   class of the other dataset and leaving it out only keeps the null rate the same.
+//   random_label_candidates(classes, y_k), the classes other than y_k, the class of the
+//   pool image it was made from (`source` for content, noise and unrelated triggers; the
+//   image's own true class for natural ones). The labels depend only on the seed and
+//   y_k, and y_k is fixed by the image, whatever a suspect model is. So given a model's
+//   answer a to trigger k, P[label = a] is 0 if a = y_k and 1 / (K - 1) otherwise (1 / K
+//   for an unrelated source outside the model's classes): a model that never saw the key
+//   matches each trigger with probability 1 / (K - 1) at most, independently across
+//   triggers (the labels are independent draws): random_label_null_rate, the null rate
+//   verification can use without reference models. Leaving y_k out keeps every label a
+//   departure from what a clean model answers for content, noise and natural triggers;
+//   for unrelated triggers `source` names a class of the other dataset and leaving it
+//   out only keeps the null rate the same.
+// - Natural triggers are ordinary images (Adi et al., USENIX Security 2018), and only
+//   random mode has a null for them: with one target label, how often an innocent model
+//   answers the target on ordinary images is its confusion towards that class, which no
+//   argument bounds without reference models; validate() refuses that combination.
 // - make_fresh_triggers: new triggers made the same way (same text, same noise pattern,
 //   same resizing) from other images, normally the test set's source class, for the
 //   paper's "new triggers" accuracy (Table 1). Images the key itself would pick from
 //   that pool are left out when the pool has enough others, so passing the training
 //   pool never reuses key images. Labels: target mode -> recipe.target, so their accuracy
 //   is the paper's. Random mode has no label to generalise (each secret label belongs to
-//   one key image), so new triggers get recipe.source and their accuracy is the fraction
-//   the model still gives their true class, i.e. how little the trigger pattern alone
-//   steers the model; unrelated triggers have no true class in the model's label set,
-//   so random mode with unrelated triggers throws argument_error.
+//   one key image), so new triggers keep the true class of their image (recipe.source
+//   for content and noise triggers) and their accuracy is the fraction the model still
+//   gives their true class, i.e. how little the trigger pattern alone steers the model;
+//   for natural triggers, which have no pattern, that is plain accuracy on those test
+//   images. Unrelated triggers have no true class in the model's label set, so random
+//   mode with unrelated triggers throws argument_error.
 #pragma once
 
 #include "nnmark/core/error.hpp"
 #include "nnmark/core/rng.hpp"
 #include "nnmark/data/dataset.hpp"
 #include "nnmark/watermark/content_trigger.hpp"
+#include "nnmark/watermark/natural_trigger.hpp"
 #include "nnmark/watermark/noise_trigger.hpp"
 #include "nnmark/watermark/trigger.hpp"
 #include "nnmark/watermark/unrelated_trigger.hpp"
@@ -47,9 +61,12 @@
 
 namespace nnmark {
 
+// The source of natural triggers, which are drawn from every class.
+inline constexpr int every_class = -1;
+
 struct trigger_recipe {
-    std::string kind = "content";          // content | unrelated | noise
-    int source = 1;                        // class of the pool images (a class of source_dataset)
+    std::string kind = "content";          // content | unrelated | noise | natural
+    int source = 1;                        // class of the pool images (of source_dataset), or every_class
     int target = 0;                        // watermark label in target mode
     std::uint64_t seed = 1;                // picks images and labels, and draws the noise pattern
     index_t count = 100;                   // triggers in the key
@@ -62,14 +79,22 @@ struct trigger_recipe {
     // Throws argument_error naming the first field that cannot work.
     void validate() const {
         auto fail = [](const std::string& what) { throw argument_error("trigger recipe: " + what); };
-        if (kind != "content" && kind != "unrelated" && kind != "noise")
-            fail("kind must be content, unrelated or noise, got '" + kind + "'");
+        if (kind != "content" && kind != "unrelated" && kind != "noise" && kind != "natural")
+            fail("kind must be content, unrelated, noise or natural, got '" + kind + "'");
         if (label_mode != "target" && label_mode != "random")
             fail("label mode must be target or random, got '" + label_mode + "'");
+        if (kind == "natural" && label_mode != "random")
+            fail("natural triggers need label mode random, got '" + label_mode +
+                 "': with one target label no bound holds for how often an innocent model answers it on ordinary "
+                 "images");
+        if (kind == "natural" && source != every_class)
+            fail("natural triggers come from every class, so their source must be every_class (-1), got " +
+                 std::to_string(source));
         if (classes < 2) fail("a watermark needs at least 2 classes, got " + std::to_string(classes));
         if (count < 1) fail("count must be at least 1, got " + std::to_string(count));
         if (target < 0 || target >= classes)
             fail("target class " + std::to_string(target) + " is outside 0.." + std::to_string(classes - 1));
+        if (kind == "natural") return;
         if (source < 0) fail("source class must be >= 0, got " + std::to_string(source));
         if (kind == "unrelated") return;
         if (source >= classes)
@@ -84,7 +109,8 @@ struct trigger_recipe {
 // cifar10) with `kind` triggers: source 1 -> target 0 (MNIST digit 1 -> 0, CIFAR-10
 // automobile -> airplane); "TEST" in mid grey (128) on 28x28 grey images and light grey
 // (192) on CIFAR-10; noise sigma 0.1 on 28x28 images and 0.4 on CIFAR-10; unrelated
-// images Fashion-MNIST class 8 (bag) for MNIST models and MNIST digit 1 otherwise.
+// images Fashion-MNIST class 8 (bag) for MNIST models and MNIST digit 1 otherwise;
+// natural triggers from every class of the model's dataset, with random labels.
 inline trigger_recipe default_recipe(std::string_view dataset_name, std::string_view kind) {
     if (dataset_name != "mnist" && dataset_name != "fashion-mnist" && dataset_name != "cifar10")
         throw argument_error("default trigger recipe: unknown dataset '" + std::string(dataset_name) +
@@ -99,21 +125,29 @@ inline trigger_recipe default_recipe(std::string_view dataset_name, std::string_
         recipe.source_dataset = dataset_name == "mnist" ? "fashion-mnist" : "mnist";
         recipe.source = dataset_name == "mnist" ? 8 : 1;
     }
+    if (kind == "natural") {
+        recipe.source = every_class;
+        recipe.label_mode = "random";
+    }
     recipe.validate();
     return recipe;
 }
 
-// The labels random mode draws from: 0..classes-1 without `source`.
-inline std::vector<int> random_label_candidates(const trigger_recipe& recipe) {
+// The labels random mode draws from for a trigger made from an image of class
+// `image_class`: 0..classes-1 without it.
+inline std::vector<int> random_label_candidates(int classes, int image_class) {
     std::vector<int> labels;
-    for (int label = 0; label < recipe.classes; ++label)
-        if (label != recipe.source) labels.push_back(label);
+    for (int label = 0; label < classes; ++label)
+        if (label != image_class) labels.push_back(label);
     return labels;
 }
 
-// The most often a model without the key matches a random-mode trigger's label.
+// The most often a model without the key matches a random-mode trigger's label: one over
+// the number of candidates, K - 1 when the image's class is one of the model's (always for
+// natural triggers), K for an unrelated source outside them.
 inline double random_label_null_rate(const trigger_recipe& recipe) {
-    return 1.0 / static_cast<double>(random_label_candidates(recipe).size());
+    const bool class_left_out = recipe.kind == "natural" || (recipe.source >= 0 && recipe.source < recipe.classes);
+    return 1.0 / static_cast<double>(recipe.classes - (class_left_out ? 1 : 0));
 }
 
 // The generator the recipe names, for model inputs of shape `item_shape` [C, H, W].
@@ -122,6 +156,7 @@ inline std::unique_ptr<trigger_generator> make_generator(const trigger_recipe& r
     recipe.validate();
     if (recipe.kind == "unrelated") return std::make_unique<unrelated_trigger>(item_shape);
     if (recipe.kind == "noise") return std::make_unique<noise_trigger>(item_shape, recipe.sigma, recipe.seed);
+    if (recipe.kind == "natural") return std::make_unique<natural_trigger>(item_shape);
     auto content = std::make_unique<content_trigger>(recipe.content);
     content->check_fits(item_shape);
     return content;
@@ -162,9 +197,11 @@ inline dataset make_trigger_set(const trigger_recipe& recipe, const dataset& poo
     if (recipe.label_mode == "target") {
         std::ranges::fill(triggers.labels, recipe.target);
     } else {
-        const std::vector<int> candidates = random_label_candidates(recipe);
         rng labels = base.derive(detail::label_stream);
-        for (int& label : triggers.labels) label = candidates[labels.below(candidates.size())];
+        for (int& label : triggers.labels) {  // holds the image's class until replaced
+            const std::vector<int> candidates = random_label_candidates(recipe.classes, label);
+            label = candidates[labels.below(candidates.size())];
+        }
     }
     triggers.name = pool.name + "[" + recipe.kind + " trigger set, seed " + std::to_string(recipe.seed) + "]";
     return triggers;
@@ -182,7 +219,7 @@ inline dataset make_fresh_triggers(const trigger_recipe& recipe, const dataset& 
     rng picker = rng(recipe.seed).derive(detail::fresh_stream);
     dataset fresh = generator->make(exclude_key_images ? others : pool, count, picker);
     fresh.classes = recipe.classes;
-    std::ranges::fill(fresh.labels, recipe.label_mode == "target" ? recipe.target : recipe.source);
+    if (recipe.label_mode == "target") std::ranges::fill(fresh.labels, recipe.target);  // else: their true classes
     fresh.name = pool.name + "[new " + recipe.kind + " triggers, seed " + std::to_string(recipe.seed) + "]";
     return fresh;
 }

@@ -18,8 +18,9 @@
 //
 // Why the p-values stay valid (watermark/statistics.hpp gives the arguments in full):
 // - Random labels. Under H0 an innocent model's answers depend on the images only, and
-//   each label is an independent uniform draw over the K - 1 classes other than the
-//   source, from the key's seed alone. Which key triggers are sent depends only on the
+//   each label is an independent uniform draw over the K - 1 classes other than its
+//   image's class (the source; a natural trigger's own class), from the key's seed and
+//   that class alone. Which key triggers are sent depends only on the
 //   ledger (the images sent before), never on the labels, so given the model's answers
 //   the chosen triggers still match independently with probability 1/(K - 1) each: the
 //   binomial bound holds for any such subset.
@@ -71,7 +72,7 @@ inline trigger_recipe trigger_recipe_of(const watermark_key& key) {
     const json_view v(key.recipe, "key recipe");
     trigger_recipe r;
     r.kind = v["kind"].as_string();
-    r.source = static_cast<int>(v["source"].as_int_at_least(0));
+    r.source = static_cast<int>(v["source"].as_int_at_least(r.kind == "natural" ? every_class : 0));
     r.target = static_cast<int>(v["target"].as_int_at_least(0));
     r.seed = static_cast<std::uint64_t>(v["seed"].as_int());
     r.count = v["count"].as_int_at_least(1);

@@ -49,7 +49,9 @@ namespace reproduce_detail {
 namespace fs = std::filesystem;
 using namespace steps;
 
-const std::vector<std::string> trigger_kinds = {"content", "unrelated", "noise"};
+// The paper's three kinds, and natural triggers (ordinary training images with secret
+// random labels, Adi et al. 2018), which no query detector can single out.
+const std::vector<std::string> trigger_kinds = {"content", "unrelated", "noise", "natural"};
 
 struct reproduce_options {
     dataset_options data;
@@ -158,7 +160,8 @@ private:
             const training_options t = training_with_seed(o_.training.recipe.seed);
             watermark_options w = o_.watermark;
             w.trigger = kind;
-            w.paper_choices = true;  // the paper's digit 1 -> 0 and bottom-left stamp, to reproduce its tables
+            if (kind == "natural") w.labels = "random";  // its only label mode
+            else w.paper_choices = true;  // the paper's digit 1 -> 0 and bottom-left stamp, to reproduce its tables
             w.key_seed = t.recipe.seed;  // a reproducible run: its keys derive from --seed
             const embedded_watermark e = embed_watermark(w, t, o_.data, data_, out.string(), key.string());
             nlohmann::json j = describe(e.outcome, t);

@@ -33,6 +33,13 @@ std::string p_value(const json& verification) {
     return text;
 }
 
+// The markdown rule under a header of a first column and one column per trigger kind.
+std::string kind_columns_rule(const json& results) {
+    std::string rule = "\n|---|";
+    for (std::size_t k = 0; k < results["triggers"].size(); ++k) rule += "---|";
+    return rule + "\n";
+}
+
 // A measured accuracy with the paper's beside it when the paper has one: "99.40 (99.46)".
 std::string with_paper(double measured, const json& paper) {
     return paper.is_number() ? percent(measured) + " (" + percent(paper.get<double>()) + ")" : percent(measured);
@@ -41,7 +48,7 @@ std::string with_paper(double measured, const json& paper) {
 // The paper's figures for one trigger kind, or null when the dataset has none.
 json paper_kind(const json& results, const std::string& kind) {
     const json& paper = results["paper"];
-    return paper.is_object() ? paper["triggers"][kind] : json();
+    return paper.is_object() ? paper["triggers"].value(kind, json()) : json();  // none for the natural kind
 }
 
 json paper_value(const json& node, const std::string& field) { return node.is_object() ? node.value(field, json()) : json(); }
@@ -116,9 +123,13 @@ void verification_section(std::ostringstream& md, const json& results) {
           "| key | null rate, correlation | own model | independent models |\n|---|---|---|---|\n";
     for (const json& k : results["triggers"]) {
         const json& v = k["verification"];
-        md << "| " << k["kind"].get<std::string>() << " | " << k["calibration"]["mean"].get<double>() << ", "
-           << k["calibration"]["correlation"].get<double>() << " ("
-           << k["calibration"]["matches"] << "/" << k["calibration"]["queries"] << ") | " << v["matches"] << "/"
+        md << "| " << k["kind"].get<std::string>() << " | ";
+        if (v["null_source"] == "random-labels")  // a bound for every innocent model: no calibration used
+            md << "1/(K-1) = " << v["null_rate"].get<double>() << ", 0 (random labels)";
+        else
+            md << k["calibration"]["mean"].get<double>() << ", " << k["calibration"]["correlation"].get<double>() << " ("
+               << k["calibration"]["matches"] << "/" << k["calibration"]["queries"] << ")";
+        md << " | " << v["matches"] << "/"
            << v["queries"] << ", " << detection(v) << " |";
         for (const json& other : k["independent_models"])
             md << " " << other["model"].get<std::string>() << ": " << other["matches"] << "/" << other["queries"] << ", "
@@ -139,7 +150,7 @@ std::string pruning_cell(const json& row, const json& paper_row) {
 void pruning_table(std::ostringstream& md, const json& results, const std::string& scope) {
     md << "| pruned |";
     for (const json& k : results["triggers"]) md << " " << k["kind"].get<std::string>() << " |";
-    md << "\n|---|---|---|---|\n";
+    md << kind_columns_rule(results);
     const json& first_rows = results["triggers"][0]["pruning"];
     for (std::size_t i = 0; i < first_rows.size(); ++i) {
         if (first_rows[i]["scope"] != scope) continue;
@@ -176,7 +187,7 @@ void attacks_section(std::ostringstream& md, const json& results) {
           "`nnmark attack KIND FLAGS --model M --key K` with --epochs " << results["settings"]["attack_epochs"]
        << " where the attack trains.\n\n| attack |";
     for (const json& k : results["triggers"]) md << " " << k["kind"].get<std::string>() << " |";
-    md << "\n|---|---|---|---|\n";
+    md << kind_columns_rule(results);
     const json& first = results["triggers"][0]["attacks"];
     for (std::size_t i = 0; i < first.size(); ++i) {
         md << "| " << first[i]["attack"].get<std::string>() << " " << first[i]["flags"].get<std::string>() << " |";
@@ -206,7 +217,7 @@ void evasion_section(std::ostringstream& md, const json& results) {
           "Each cell: triggers flagged / evaluation images flagged, the service's accuracy (original), p-value, "
           "verdict.\n\n| detector |";
     for (const json& k : results["triggers"]) md << " " << k["kind"].get<std::string>() << " |";
-    md << "\n|---|---|---|---|\n";
+    md << kind_columns_rule(results);
     for (std::size_t i = 0; i < first["evasion"]["detectors"].size(); ++i) {
         md << "| " << first["evasion"]["detectors"][i]["name"].get<std::string>() << " |";
         for (const json& k : results["triggers"]) {

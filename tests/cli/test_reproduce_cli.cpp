@@ -51,7 +51,8 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
         CHECK(results["settings"]["references"] == 3);
         // Each model's test accuracy is the one `nnmark eval` measures on the saved file.
         std::map<std::string, double> evaluated;
-        for (const std::string model : {"clean", "reference-1", "reference-2", "reference-3", "content", "unrelated", "noise"}) {
+        for (const std::string model : {"clean", "reference-1", "reference-2", "reference-3", "content", "unrelated", "noise",
+                                         "natural"}) {
             CAPTURE(model);
             const auto file = report / "models" / (model + ".safetensors");
             const auto eval =
@@ -60,13 +61,15 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
             evaluated[model] = nlohmann::json::parse(eval.out)["accuracy"].get<double>();
             CHECK(results["models"][model]["test_accuracy"].get<double>() == evaluated[model]);
         }
-        REQUIRE(results["triggers"].size() == 3);
+        REQUIRE(results["triggers"].size() == 4);
+        CHECK(results["triggers"][3]["kind"] == "natural");
+        CHECK(results["triggers"][3]["verification"]["null_source"] == "random-labels");
         for (const auto& k : results["triggers"]) {
             const std::string kind = k["kind"];
             CAPTURE(kind);
             CHECK(k["verification"]["queries"] == 6);
             CHECK(k["calibration"]["queries"] == 3 * 6);  // three reference models
-            CHECK(k["independent_models"].size() == 3);   // clean and the two other watermarks
+            CHECK(k["independent_models"].size() == 4);   // clean and the three other watermarks
             REQUIRE(k["pruning"].size() == 18);           // 10..90%, per layer and global
             CHECK(k["pruning"][0]["rate"].get<double>() == doctest::Approx(0.1));
             CHECK(k["pruning"][8]["rate"].get<double>() == doctest::Approx(0.9));

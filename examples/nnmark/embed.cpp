@@ -48,7 +48,43 @@ void watermark_options::add_to(CLI::App& app) {
         ->check(CLI::IsMember({"constant", "warmup", "step"}))
         ->capture_default_str();
     app.add_option("--wm-weight", weight, "Trigger loss weight lambda")->check(CLI::Range(0.0, 100.0))->capture_default_str();
+    CLI::Option* survive = app.add_flag(
+        "--survive-extraction", survive_extraction,
+        "Also give a secret region of the task's own images a secret label, which a copy trained on the model's "
+        "answers inherits; its key goes to --extraction-key-out");
+    app.add_option("--extraction-share", extraction_share,
+                   "Share of the region's class inside the region (the accuracy it costs is about this over K)")
+        ->check(CLI::Range(0.001, 0.5))
+        ->capture_default_str()
+        ->needs(survive);
+    survive->needs(app.add_option("--extraction-key-out", extraction_key_out,
+                                  "Where to write the key of the extraction region (with --survive-extraction)")
+                       ->needs(survive));
 }
+
+namespace {
+
+// The key of `region`: its test images, labelled with its label (a target-label key to
+// calibrate and verify like any other), tied to the main key by that key's commitment.
+watermark_key extraction_key_of(const extraction_region& region, const dataset& test, index_t count,
+                                const watermark_key& main_key) {
+    watermark_key key;
+    key.triggers = region.triggers(test, count);
+    json recipe = json::object();
+    for (const char* field : {"dataset", "classes", "datasets"}) recipe.set(field, *main_key.recipe.find(field));
+    recipe.set("kind", "extraction-region");
+    recipe.set("source", region.source);
+    recipe.set("target", region.label);
+    recipe.set("seed", static_cast<std::int64_t>(region.seed));
+    recipe.set("count", key.triggers.size());
+    recipe.set("label_mode", "target");
+    recipe.set("region", region.to_json());
+    recipe.set("watermark_key", main_key.commitment());
+    key.recipe = std::move(recipe);
+    return key;
+}
+
+}  // namespace
 
 trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, std::uint64_t seed,
                                              const shape& item) const {
@@ -113,13 +149,26 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     std::optional<training_data> withheld;
     if (std::optional<dataset> train = training_set_without_triggers(recipe, data.train))
         withheld = training_data{std::move(*train), data.test};
+    // --survive-extraction: the region's training images relabelled, recorded in the key's
+    // recipe (so in its commitment) before the key is written.
+    std::optional<extraction_region> region;
+    if (watermark.survive_extraction) {
+        const training_data& base = withheld ? *withheld : data;
+        region = extraction_region::draw(rng(recipe.seed).derive(detail::extraction_stream).next_u64(), recipe.classes,
+                                         watermark.extraction_share, base.train);
+        withheld = training_data{region->relabelled(base.train), data.test};
+        key.recipe.set("survive_extraction", region->to_json());
+    }
     auto [model, outcome] = train_network(training, data_options, withheld ? *withheld : data, out, extra);
+    std::optional<watermark_key> extraction_key;
+    if (region) extraction_key = extraction_key_of(*region, data.test, recipe.count, key);
 
     // The model and its key appear together, only after training succeeded: a key
     // without its model (or an old key beside a new model) would be evidence of nothing.
     staged_files written;
     save_model(model, written.stage(out));
     save_key(key, written.stage(key_out));
+    if (extraction_key) save_key(*extraction_key, written.stage(watermark.extraction_key_out));
     written.commit();
     std::filesystem::remove(out + ".checkpoint");
     if (!training.quiet)
@@ -129,8 +178,10 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     // 3. How well it took: the key's triggers, and new ones made the same way from test images.
     // Random labels on unrelated images leave no label a new image could carry
     // (watermark/trigger_set.hpp): such a key has no new triggers.
-    embedded_watermark result{std::move(model), std::move(key), std::move(outcome)};
+    embedded_watermark result{std::move(model), std::move(key), std::move(outcome), 0, 0, 0, std::move(extraction_key), 0};
     result.trigger_accuracy = trigger_accuracy(result.model, result.key.triggers);
+    if (result.extraction_key)
+        result.extraction_trigger_accuracy = trigger_accuracy(result.model, result.extraction_key->triggers);
     if (recipe.label_mode == "random" && recipe.kind == "unrelated") return result;
     const index_t fresh_count = std::min<index_t>(pools.fresh_pool.size() - recipe.count, 1000);
     const dataset fresh = make_fresh_triggers(recipe, pools.fresh_pool, item, std::max<index_t>(fresh_count, 1));
@@ -168,6 +219,15 @@ int run_embed(const embed_options& o) {
     report["commitment"] = commitment;
     report["model"] = o.out;
     report["key"] = o.key_out;
+    if (e.extraction_key) {
+        const json& region = *e.key.recipe.find("survive_extraction");
+        report["extraction_key"] = o.watermark.extraction_key_out;
+        report["extraction_commitment"] = e.extraction_key->commitment();
+        report["extraction_triggers"] = e.extraction_key->triggers.size();
+        report["extraction_trigger_accuracy"] = e.extraction_trigger_accuracy;
+        report["extraction_source"] = *region.find("source")->if_integer();
+        report["extraction_label"] = *region.find("label")->if_integer();
+    }
     if (o.json) print_json(report);
     else
         std::printf("test accuracy %.2f%%, trigger accuracy %.2f%% on the key, %.2f%% on %lld new triggers\n"

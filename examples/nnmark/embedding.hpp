@@ -6,6 +6,7 @@
 #include "cli.hpp"
 #include "training_options.hpp"
 
+#include "nnmark/watermark/extraction_region.hpp"
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/secret_choices.hpp"
 #include "nnmark/watermark/trigger_set.hpp"
@@ -31,6 +32,11 @@ struct watermark_options {
     std::string schedule = "constant";
     double weight = 1.0;
     std::string unrelated_data;  // empty: datasets/<source dataset>/
+    // --survive-extraction: also relabel a secret region of the task's own images
+    // (watermark/extraction_region.hpp) and write its key to extraction_key_out.
+    bool survive_extraction = false;
+    double extraction_share = 0.05;
+    std::string extraction_key_out;
 
     // --trigger, --count, --repeat, --unrelated-data: what `nnmark reproduce` also takes.
     void add_common_to(CLI::App& app);
@@ -47,6 +53,8 @@ struct embedded_watermark {
     double trigger_accuracy = 0;      // on the key's triggers
     double trigger_accuracy_new = 0;  // on new triggers made the same way from test images
     index_t new_triggers = 0;
+    std::optional<watermark_key> extraction_key;  // with --survive-extraction
+    double extraction_trigger_accuracy = 0;       // on its triggers (test images of the region)
 };
 
 // Makes the key, trains (resuming from `<out>.checkpoint` when training.resume is set),

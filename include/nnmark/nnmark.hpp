@@ -73,6 +73,7 @@
 #include "nnmark/watermark/embed_schedule.hpp"
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/mosaic.hpp"
+#include "nnmark/watermark/extraction_region.hpp"
 #include "nnmark/watermark/natural_trigger.hpp"
 #include "nnmark/watermark/noise_trigger.hpp"
 #include "nnmark/watermark/secret_choices.hpp"

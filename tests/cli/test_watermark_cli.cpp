@@ -14,6 +14,16 @@
 using namespace nnmark;
 using namespace nnmark::testing;
 
+namespace watermark_cli_tests {
+
+// The data flags of a tiny embed: the generated MNIST files, the small network, `training`.
+std::string tiny_embed_flags(const temp_dir& dir, const std::filesystem::path& mnist, const std::string& training) {
+    return " --dataset mnist --data " + mnist.string() + " --arch " +
+           write_architecture(make_small_mnist_net<float>(), dir, "small.json") + training;
+}
+
+}  // namespace watermark_cli_tests
+
 TEST_CASE("cli: embed, verify, calibrate and inspect a watermark") {
     temp_dir dir;
     // 200 training images (20 of the source class 1), 60 test images. The paper's choices
@@ -168,9 +178,8 @@ TEST_CASE("cli: the CIFAR-10 watermark path on generated CIFAR-format files") {
 TEST_CASE("cli: embed draws the key's secret choices, keeps the ones given, and --paper-choices the paper's") {
     temp_dir dir;
     const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 20, 5);
-    const std::string data = " --dataset mnist --data " + mnist.string() + " --arch " +
-                             write_architecture(make_small_mnist_net<float>(), dir, "small.json") +
-                             " --count 8 --repeat 2 --epochs 1 --batch 16 --quiet --json";
+    const std::string data = watermark_cli_tests::tiny_embed_flags(
+        dir, mnist, " --count 8 --repeat 2 --epochs 1 --batch 16 --quiet --json");
     // The recipe the key holds after `embed <flags>`.
     const auto embedded_recipe = [&](const std::string& name, const std::string& flags) {
         const auto model = dir.path / (name + ".safetensors"), key = dir.path / (name + ".key");
@@ -280,4 +289,46 @@ TEST_CASE("cli: natural triggers (held-out training images, random labels) make 
     CHECK(verdict["p_value"].get<double>() <= 1e-6);
     CHECK(verdict["null_rate"].get<double>() == doctest::Approx(1.0 / 9));
     CHECK(verdict["control"]["run"] == false);  // the control is for one target label
+}
+
+TEST_CASE("cli: embed --survive-extraction writes the region's key beside the main one, tied to it") {
+    temp_dir dir;
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 200, 60, 9);
+    const std::string data = watermark_cli_tests::tiny_embed_flags(
+        dir, mnist, " --count 16 --repeat 4 --epochs 2 --batch 16 --lr 0.02 --quiet --json --key-seed 5");
+    const auto model = dir.path / "m.safetensors", key = dir.path / "m.key", region = dir.path / "m.region.key";
+    const std::string outputs = " --out " + model.string() + " --key-out " + key.string();
+
+    const auto missing = nnmark_tool("embed" + data + " --survive-extraction" + outputs, dir);
+    CHECK(missing.exit_code == 2);  // where would its key go?
+    CHECK(missing.one_line_error());
+    const auto same = nnmark_tool("embed" + data + " --survive-extraction --extraction-key-out " + key.string() + outputs, dir);
+    CHECK(same.exit_code == 2);  // two outputs to one file
+    CHECK(!std::filesystem::exists(key));
+
+    const auto e = nnmark_tool("embed" + data + " --survive-extraction --extraction-share 0.4 --extraction-key-out " +
+                                   region.string() + outputs,
+                               dir);
+    REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    const auto embedded = nlohmann::json::parse(e.out);
+    CHECK(embedded["extraction_key"] == region.string());
+    CHECK(embedded["extraction_triggers"].get<int>() >= 1);
+    CHECK(embedded["extraction_label"] != embedded["extraction_source"]);
+
+    const auto main_recipe = nlohmann::json::parse(nnmark_tool("key inspect --json --key " + key.string(), dir).out)["recipe"];
+    const auto region_inspect = nnmark_tool("key inspect --json --key " + region.string(), dir);
+    REQUIRE_MESSAGE(region_inspect.exit_code == 0, region_inspect.err);
+    const auto region_recipe = nlohmann::json::parse(region_inspect.out)["recipe"];
+    CHECK(region_recipe["kind"] == "extraction-region");
+    CHECK(region_recipe["label_mode"] == "target");
+    CHECK(region_recipe["target"] == embedded["extraction_label"]);
+    CHECK(region_recipe["watermark_key"] == embedded["commitment"]);  // tied to the main key
+    CHECK(main_recipe["survive_extraction"] == region_recipe["region"]);  // and the main key records it
+
+    // The region's key verifies like any target-label key (uncalibrated here: the assumed 1/K).
+    const auto v = nnmark_tool("verify --json --model " + model.string() + " --key " + region.string() +
+                                   " --dataset mnist --data " + mnist.string(),
+                               dir);
+    CHECK(v.exit_code <= 1);
+    CHECK(nlohmann::json::parse(v.out)["queries"] == embedded["extraction_triggers"]);
 }

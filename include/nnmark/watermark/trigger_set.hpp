@@ -169,6 +169,7 @@ inline constexpr std::uint64_t pick_stream = 1;   // the key's images
 inline constexpr std::uint64_t label_stream = 2;  // random-mode labels
 inline constexpr std::uint64_t fresh_stream = 3;  // images of new triggers
 inline constexpr std::uint64_t choice_stream = 4;  // secret classes and stamp corner (secret_choices.hpp)
+inline constexpr std::uint64_t extraction_stream = 5;  // the extraction region's seed (extraction_region.hpp)
 
 // `pool` without the recipe.count images make_trigger_set would pick from it.
 inline dataset without_key_images(const trigger_recipe& recipe, const dataset& pool) {

@@ -19,6 +19,11 @@ void watermark_options::add_common_to(CLI::App& app) {
     app.add_option("--count", count, "Trigger images in the key")->check(CLI::Range(1, 10000))->capture_default_str();
     app.add_option("--repeat", repeat, "Times each trigger is seen per epoch")->check(CLI::Range(1, 1000))->capture_default_str();
     app.add_option("--unrelated-data", unrelated_data, "Directory of the unrelated dataset (default: datasets/<name>/)");
+    app.add_option("--extraction-share", extraction_share,
+                   "With --survive-extraction: share of the region's class inside the region (the accuracy it costs "
+                   "is about this over K)")
+        ->check(CLI::Range(0.001, 0.5))
+        ->capture_default_str();
 }
 
 void watermark_options::add_to(CLI::App& app) {
@@ -52,11 +57,7 @@ void watermark_options::add_to(CLI::App& app) {
         "--survive-extraction", survive_extraction,
         "Also give a secret region of the task's own images a secret label, which a copy trained on the model's "
         "answers inherits; its key goes to --extraction-key-out");
-    app.add_option("--extraction-share", extraction_share,
-                   "Share of the region's class inside the region (the accuracy it costs is about this over K)")
-        ->check(CLI::Range(0.001, 0.5))
-        ->capture_default_str()
-        ->needs(survive);
+    app.get_option("--extraction-share")->needs(survive);
     survive->needs(app.add_option("--extraction-key-out", extraction_key_out,
                                   "Where to write the key of the extraction region (with --survive-extraction)")
                        ->needs(survive));

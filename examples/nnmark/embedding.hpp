@@ -38,7 +38,7 @@ struct watermark_options {
     double extraction_share = 0.05;
     std::string extraction_key_out;
 
-    // --trigger, --count, --repeat, --unrelated-data: what `nnmark reproduce` also takes.
+    // --count, --repeat, --unrelated-data, --extraction-share: what `nnmark reproduce` also takes.
     void add_common_to(CLI::App& app);
     // Every flag, for `nnmark embed`.
     void add_to(CLI::App& app);

@@ -231,6 +231,40 @@ void evasion_section(std::ostringstream& md, const json& results) {
     md << "\n";
 }
 
+// "20/41, present, p = 1.6e-09" for one verification of a key.
+std::string found(const json& verification) {
+    return std::to_string(verification["matches"].get<long long>()) + "/" +
+           std::to_string(verification["queries"].get<long long>()) + ", " + detection(verification);
+}
+
+void extraction_section(std::ostringstream& md, const json& results) {
+    const json& e = results["extraction"];
+    const json& first = e["models"][0];
+    md << "## Extraction through the API's labels\n\n"
+          "A surrogate of the victim's architecture trained " << first["epochs"] << " epochs on the victim's labels for "
+       << first["queries"] << " training images (`nnmark attack extract --attacker-data train-fraction`, label-only; "
+          "Tramer et al. 2016). `-survive` models were embedded with `--survive-extraction`, whose region key holds "
+          "test images of a secret region of the task relabelled by the watermarked model. Each key cell: "
+          "victim / surrogate.\n\n| victim | accuracy: victim / surrogate | key | victim | surrogate |\n|---|---|---|---|---|\n";
+    for (const json& row : e["models"])
+        for (const auto& [name, key] : row["keys"].items())
+            md << "| " << row["victim"].get<std::string>() << " | " << percent(row["victim_accuracy"]) << "% / "
+               << percent(row["surrogate_accuracy"]) << "% | " << name << " | " << found(key["victim"]) << " | "
+               << found(key["surrogate"]) << " |\n";
+    md << "\nDAWN (Szyller et al. 2021) in front of the clean model: a keyed " << percent(e["dawn"][0]["rate"])
+       << "% of the queries answered with a keyed wrong label; the records tested on the surrogate (only records it "
+          "answered otherwise than the victim count: `informative`) and on each reference model.\n\n"
+          "| surrogate epochs | records | surrogate accuracy | surrogate | smallest p of the reference models |\n"
+          "|---|---|---|---|---|\n";
+    for (const json& d : e["dawn"]) {
+        double smallest = 1;
+        for (const json& r : d["references"]) smallest = std::min(smallest, r["p_value"].get<double>());
+        md << "| " << d["epochs"] << " | " << d["records"] << " | " << percent(d["surrogate_accuracy"]) << "% | "
+           << found(d["surrogate"]) << " (" << d["surrogate"]["informative"] << " informative) | " << smallest << " |\n";
+    }
+    md << "\n";
+}
+
 void mosaics_section(std::ostringstream& md, const json& results) {
     md << "## Trigger sets\n\nThe first 20 triggers of each key.\n\n";
     for (const json& k : results["triggers"])
@@ -254,6 +288,7 @@ std::string markdown(const json& results) {
     pruning_section(md, results);
     attacks_section(md, results);
     evasion_section(md, results);
+    extraction_section(md, results);
     mosaics_section(md, results);
     return md.str();
 }

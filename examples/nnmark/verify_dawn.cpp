@@ -43,26 +43,11 @@ std::vector<dawn_record> chosen_records(const dawn_registry_contents& contents, 
 // The suspect model's labels for the records' images.
 std::vector<int> model_answers(const std::string& path, const std::vector<dawn_record>& records) {
     const sequential<float> suspect = load_model<float>(path);
-    const shape& item = suspect.input_item();
-    const dawn_record& first = records.front();
-    if (!(item == item_of(first)) || suspect.output_item().count() != first.classes)
-        throw shape_error("verify --dawn-registry: the records are " + item_of(first).str() + " images of " +
-                          std::to_string(first.classes) + " classes, the suspect '" + path + "' takes " + item.str() +
-                          " to " + std::to_string(suspect.output_item().count()));
-    // In batches, so the model's scratch stays small however many records there are.
-    constexpr std::size_t batch = 256;
-    std::vector<int> labels;
-    tensor<float> images, logits;
-    inference_buffers<float> buffers;
-    for (std::size_t first = 0; first < records.size(); first += batch) {
-        const std::size_t count = std::min(batch, records.size() - first);
-        images.resize(item.prepend(static_cast<index_t>(count)));
-        for (std::size_t i = 0; i < count; ++i)
-            std::ranges::copy(records[first + i].image, images.item(static_cast<index_t>(i)).begin());
-        suspect.infer(images, logits, buffers);
-        for (int label : argmax_rows(logits)) labels.push_back(label);
+    try {
+        return suspect_answers_to_records(suspect, records);
+    } catch (const shape_error& e) {
+        throw shape_error("verify --dawn-registry: the suspect '" + path + "': " + e.what());
     }
-    return labels;
 }
 
 // A record's image as the 0-255 bytes a client sends, when it is exactly such bytes

@@ -36,7 +36,8 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
     const std::string settings = "reproduce --dataset cifar10 --data " + cifar.string() + " --unrelated-data " +
                                 mnist.string() + " --arch " +
                                 write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
-                                " --epochs 1 --batch 16 --count 6 --repeat 2 --references 3 --alpha 0.01 --out " + report.string();
+                                " --epochs 1 --batch 16 --count 6 --repeat 2 --references 3 --alpha 0.01 --extraction-share 0.5 --dawn-rate 0.3 --out " +
+                                report.string();
     const std::string command = settings + " --attack-epochs 1";
 
     const auto first = nnmark_tool(command + " --json", dir);
@@ -107,13 +108,31 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
             }
             CHECK(is_png(report / "figures" / ("triggers-" + kind + ".png")));
         }
+        // Extraction: each kind plain and with --survive-extraction, then DAWN at two lengths.
+        const auto& extraction = results["extraction"];
+        REQUIRE(extraction["models"].size() == 8);
+        CHECK(extraction["models"][0]["victim"] == "content");
+        CHECK(extraction["models"][0]["queries"] == 33);  // a third of the 100 training images
+        CHECK(extraction["models"][1]["victim"] == "content-survive");
+        CHECK(extraction["models"][1]["keys"].contains("content-survive-region"));
+        for (const auto& row : extraction["models"])
+            for (const auto& [name, key] : row["keys"].items()) {
+                CAPTURE(name);
+                CHECK(key["surrogate"]["verdict"] ==
+                      (key["surrogate"]["p_value"].get<double>() <= 0.01 ? "watermark-present" : "not-detected"));
+            }
+        REQUIRE(extraction["dawn"].size() == 2);
+        CHECK(extraction["dawn"][1]["epochs"] == 4);
+        CHECK(extraction["dawn"][0]["references"].size() == 3);
+        CHECK(extraction["dawn"][0]["records"].get<int>() > 0);
+        CHECK(extraction["dawn"][0]["surrogate"]["queries"] == extraction["dawn"][0]["records"]);
         // The paper's figures beside the measured ones, as fractions.
         CHECK(results["paper"]["triggers"]["content"]["test_accuracy"].get<double>() == doctest::Approx(0.7841));
         CHECK(is_png(report / "figures" / "pruning.png"));
         const std::string md = slurp(report / "report.md");
         for (const std::string heading : {"# Zhang et al. (ASIACCS 2018) reproduced by nnmark: cifar10", "## Tables 1 and 2",
                                           "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.png",
-                                          "(78.41)", "finetune --mode ftal", "transform --jpeg 50", "## Evasion",
+                                          "(78.41)", "finetune --mode ftal", "transform --jpeg 50", "## Evasion", "## Extraction", "content-survive-region",
                                           "| ensemble |"})
             CHECK_MESSAGE(md.find(heading) != std::string::npos, heading);
         // Each model found to carry a key it never saw is spelled out below the table: as

@@ -31,6 +31,7 @@
 #pragma once
 
 #include "nnmark/core/error.hpp"
+#include "nnmark/model/sequential.hpp"
 #include "nnmark/serve/dawn_registry.hpp"
 #include "nnmark/watermark/statistics.hpp"
 #include "nnmark/watermark/verify.hpp"
@@ -78,6 +79,40 @@ inline int common_classes(std::span<const dawn_record> records) {
 }
 
 }  // namespace detail::dawn
+
+// A suspect model's label for each record's image, asked as the server saw it (the
+// float image, not its bytes); in batches, so the scratch stays small.
+template <class T>
+std::vector<int> suspect_answers_to_records(const sequential<T>& suspect, std::span<const dawn_record> records) {
+    const int classes = detail::dawn::common_classes(records);
+    const auto item_of = [](const dawn_record& r) {
+        if (r.extents.size() != 3) throw shape_error("expected a record of an image [C, H, W]");
+        return shape{r.extents[0], r.extents[1], r.extents[2]};
+    };
+    const shape& item = suspect.input_item();
+    const shape recorded = item_of(records.front());
+    if (!(item == recorded) || suspect.output_item().count() != classes)
+        throw shape_error("expected a model of " + recorded.str() + " images to " + std::to_string(classes) +
+                          " classes, as the records are, found one of " + item.str() + " to " +
+                          std::to_string(suspect.output_item().count()));
+    constexpr std::size_t batch = 256;
+    std::vector<int> labels;
+    tensor<T> images, logits;
+    inference_buffers<T> buffers;
+    for (std::size_t first = 0; first < records.size(); first += batch) {
+        const std::size_t count = std::min(batch, records.size() - first);
+        images.resize(item.prepend(static_cast<index_t>(count)));
+        for (std::size_t i = 0; i < count; ++i) {
+            if (!(item_of(records[first + i]) == item))
+                throw shape_error("expected every record to be an image " + item.str() + ", found one of " +
+                                  item_of(records[first + i]).str());
+            std::ranges::copy(records[first + i].image, images.item(static_cast<index_t>(i)).begin());
+        }
+        suspect.infer(images, logits, buffers);
+        for (int label : argmax_rows(logits)) labels.push_back(label);
+    }
+    return labels;
+}
 
 // The test of `answers` (the suspect's label for each record, in order) at level `alpha`.
 inline dawn_verification verify_dawn_answers(std::span<const dawn_record> records, std::span<const int> answers,

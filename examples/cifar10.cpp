@@ -37,7 +37,7 @@ int main(int argc, char** argv) try {
     // 4. Evaluate and save.
     const nnmark::evaluation result = nnmark::evaluate(model, test);
     std::printf("test accuracy: %.2f%%\n", 100 * result.accuracy());
-    nnmark::save_model(model, out);
+    nnmark::save_model(model, out, nnmark::dataset_class_names("cifar10"));
     std::printf("model written to %s\n", out.c_str());
     return 0;
 } catch (const nnmark::error& e) {

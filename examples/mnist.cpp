@@ -43,7 +43,7 @@ int main(int argc, char** argv) try {
     //    PyTorch's safetensors reader opens as well.
     const nnmark::evaluation result = nnmark::evaluate(model, test);
     std::printf("test accuracy: %.2f%%\n", 100 * result.accuracy());
-    nnmark::save_model(model, "mnist.safetensors");
+    nnmark::save_model(model, "mnist.safetensors", nnmark::dataset_class_names("mnist"));
     std::printf("model written to mnist.safetensors\n");
     return 0;
 } catch (const nnmark::error& e) {

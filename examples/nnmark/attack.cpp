@@ -16,6 +16,7 @@
 // `attack extract` (extract.cpp) steals a served model through its prediction API and
 // has no model file: its surrogate is what verify --dawn-registry asks.
 #include "attacking.hpp"
+#include "training_options.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/distill.hpp"
@@ -201,7 +202,7 @@ int run_evade(const attack_options& o) {
     const auto start = std::chrono::steady_clock::now();
     threshold_at_rate({0.0}, o.false_positive_rate);  // the rate is checked before any slow work
     const watermark_key key = load_key(o.key);
-    const sequential<float> model = load_model<float>(o.model);
+    const sequential<float> model = read_model(o.model, o.model_arch);
     const attack_data data = load_attack_data("evade", o);
     nlohmann::json report = {{"attack", "evade"}, {"model", o.model}, {"dataset", o.data.name}};
     report.update(evade_and_score(model, key, data, o));
@@ -219,7 +220,7 @@ int run_attack(const std::string& kind, const attack_options& o) {
     const auto start = std::chrono::steady_clock::now();
     if (kind == "transform") chosen_transform(o).validate();  // before any slow work
     const std::optional<watermark_key> key = o.key.empty() ? std::nullopt : std::optional(load_key(o.key));
-    sequential<float> original = load_model<float>(o.model);
+    sequential<float> original = read_model(o.model, o.model_arch);
     const attack_data data = load_attack_data(kind, o);
     nlohmann::json report = {{"attack", kind}, {"model", o.model}, {"dataset", o.data.name}};
     report.update(attack_and_score(kind, std::move(original), data, o, key ? &*key : nullptr, o.out));
@@ -234,6 +235,7 @@ CLI::App* add_shared_flags(CLI::App& attack, const std::string& name, const std:
                            attack_options& o) {
     CLI::App* app = attack.add_subcommand(name, description);
     app->add_option("--model", o.model, "Model to attack (safetensors)")->required();
+    add_model_arch_option(*app, o.model_arch);
     o.data.add_to(*app);
     app->add_option("--key", o.key, "Watermark key: verify the attacked model and give the verdict");
     app->add_option("--alpha", o.alpha, "Significance level of verification")
@@ -324,7 +326,7 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
     if (!original_accuracy) original_accuracy = evaluate(model, data.evaluation).accuracy();
     const attacked_service attacked = run_kind(kind, std::move(model), data, o);
     const double accuracy = accuracy_of(attacked, data.evaluation);
-    if (!out.empty()) save_model(attacked.model, out);
+    if (!out.empty()) save_model(attacked.model, out, dataset_class_names(o.data.name));
 
     nlohmann::json report = {{"parameters", attacked.parameters},
                              {"evaluation_data", data.evaluation.name},

@@ -26,7 +26,7 @@ inline training_recipe second_opinion_recipe() {
 
 // The flags of `nnmark attack KIND`.
 struct attack_options {
-    std::string model, out, key;
+    std::string model, model_arch, out, key;  // model_arch: --arch of a weights-only --model
     dataset_options data;
     std::string attacker_data = "test-half";
     double train_fraction = 0.1;

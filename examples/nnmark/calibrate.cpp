@@ -3,6 +3,7 @@
 // not change). Reference models are files (--models, named by SHA-256) or prediction
 // services (--urls), so a third-party verifier can calibrate on models of their own.
 #include "cli.hpp"
+#include "training_options.hpp"
 #include "verify_remote.hpp"
 
 #include "nnmark/core/sha256.hpp"
@@ -15,10 +16,11 @@
 namespace nnmark::cli {
 
 std::vector<reference_model> reference_answers_from_files(const watermark_key& key,
-                                                          const std::vector<std::string>& model_paths) {
+                                                          const std::vector<std::string>& model_paths,
+                                                          const std::string& arch) {
     std::vector<reference_model> references;
     for (const auto& path : model_paths) {
-        const sequential<float> model = load_model<float>(path);
+        const sequential<float> model = read_model(path, arch);
         detail::check_input_shape(model, key.triggers, "key's triggers");
         references.push_back({std::filesystem::path(path).filename().string(), sha256_file_hex(path),
                               count_matches(key, predict_labels(model, key.triggers))});
@@ -44,7 +46,7 @@ std::vector<reference_model> reference_answers_from_services(const watermark_key
 
 command add_calibrate_command(CLI::App& parent) {
     struct options {
-        std::string key;
+        std::string key, arch;
         std::vector<std::string> models, urls;
         double confidence = 0.99;
         bool json = false;
@@ -55,6 +57,8 @@ command add_calibrate_command(CLI::App& parent) {
         "calibrate", "Fit a key's null to models trained without it (beta-binomial upper bounds, 99% each)");
     app->add_option("--key", o->key, "Watermark key file (its calibration is replaced, atomically)")->required();
     CLI::Option* models = app->add_option("--models", o->models, "Reference model files trained without the key");
+    add_model_arch_option(*app, o->arch);
+    app->get_option("--arch")->needs(models);
     CLI::Option* urls = app->add_option("--urls", o->urls, "Reference models served over HTTP (as verify --url)");
     app->add_option("--confidence", o->confidence, "Confidence of each upper bound")
         ->check(CLI::Range(0.5, 0.999999))
@@ -66,7 +70,7 @@ command add_calibrate_command(CLI::App& parent) {
     });
     return {app, [o] {
                 watermark_key key = load_key(o->key);
-                std::vector<reference_model> references = reference_answers_from_files(key, o->models);
+                std::vector<reference_model> references = reference_answers_from_files(key, o->models, o->arch);
                 for (reference_model& r : reference_answers_from_services(key, o->query, o->urls))
                     references.push_back(std::move(r));
                 key.calibration = calibrate(std::move(references), key.triggers.size(), o->confidence);

@@ -49,8 +49,10 @@ void warn_if_uncalibrated(const verification_result& r);
 
 // How each reference model in `model_paths` answered the key's triggers, named by file
 // name and SHA-256, and the calibration fitted to them (at `confidence`); calibrate.cpp.
+// `arch`: the network of weights-only files (empty: each file's own).
 std::vector<reference_model> reference_answers_from_files(const watermark_key& key,
-                                                          const std::vector<std::string>& model_paths);
+                                                          const std::vector<std::string>& model_paths,
+                                                          const std::string& arch = "");
 key_calibration calibrate_from_files(const watermark_key& key, const std::vector<std::string>& model_paths,
                                      double confidence = 0.99);
 

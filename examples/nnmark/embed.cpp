@@ -167,7 +167,7 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     // The model and its key appear together, only after training succeeded: a key
     // without its model (or an old key beside a new model) would be evidence of nothing.
     staged_files written;
-    save_model(model, written.stage(out));
+    save_model(model, written.stage(out), dataset_class_names(data_options.name));
     save_key(key, written.stage(key_out));
     if (extraction_key) save_key(*extraction_key, written.stage(watermark.extraction_key_out));
     written.commit();

@@ -1,11 +1,14 @@
 // nnmark eval: accuracy of a saved model, or of a prediction service (--url), on a
 // dataset's test split. A service is asked every image in order, as a user would; what
 // it answers may differ from its model's own labels (DAWN's altered answers, an evading
-// thief's filter), which is what --url measures.
+// thief's filter), which is what --url measures. --predictions writes every image's
+// logits (a model file only), for checking nnmark against another framework row by row.
 #include "cli.hpp"
+#include "training_options.hpp"
 #include "verify_remote.hpp"
 
 #include "nnmark/attacks/attacker_data.hpp"
+#include "nnmark/core/atomic_file.hpp"
 
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
@@ -21,7 +24,7 @@ namespace {
 
 struct eval_options {
     dataset_options data;
-    std::string model;
+    std::string model, arch, predictions;
     remote_verify_options service;
     bool train_split = false;
     bool json = false;
@@ -37,19 +40,55 @@ evaluation evaluate_service(const eval_options& o, const dataset& data) {
     return result;
 }
 
+// The CSV of `nnmark eval --predictions`: a header, then one row per image in dataset
+// order: index, true label, predicted label, and the K logits (9 significant digits:
+// a float survives the text round trip exactly).
+class predictions_csv {
+public:
+    explicit predictions_csv(int classes) {
+        text_ = "index,label,predicted";
+        for (int k = 0; k < classes; ++k) text_ += ",logit_" + std::to_string(k);
+        text_ += '\n';
+    }
+    void add_batch(const dataset& data, index_t first, const tensor<float>& logits) {
+        const std::vector<int> predicted = argmax_rows(logits);
+        const index_t classes = logits.size() / logits.batch();
+        char number[32];
+        for (index_t i = 0; i < logits.batch(); ++i) {
+            const index_t index = first + i;
+            text_ += std::to_string(index) + ',' + std::to_string(data.labels[static_cast<std::size_t>(index)]) + ',' +
+                     std::to_string(predicted[static_cast<std::size_t>(i)]);
+            for (index_t k = 0; k < classes; ++k) {
+                std::snprintf(number, sizeof number, ",%.9g", static_cast<double>(logits[i * classes + k]));
+                text_ += number;
+            }
+            text_ += '\n';
+        }
+    }
+    const std::string& text() const { return text_; }
+
+private:
+    std::string text_;
+};
+
+evaluation evaluate_file(const eval_options& o, const dataset& data) {
+    const sequential<float> model = read_model(o.model, o.arch);
+    if (!(data.item_shape() == model.input_item()))
+        throw shape_error("model '" + o.model + "' takes images " + model.input_item().str() + " but dataset " +
+                          data.name + " has images " + data.item_shape().str());
+    if (o.predictions.empty()) return evaluate(model, data);
+    predictions_csv csv(static_cast<int>(model.output_item().count()));
+    const evaluation result = evaluate_visiting(model, data, 256, [&](index_t first, const tensor<float>& logits) {
+        csv.add_batch(data, first, logits);
+    });
+    write_file_atomically(o.predictions, csv.text());
+    return result;
+}
+
 int run_eval(const eval_options& o) {
     const dataset data = load_dataset(o.data.name, o.data.resolved_dir(), o.train_split);
     const auto start = std::chrono::steady_clock::now();
-    evaluation result;
-    if (o.service.url.empty()) {
-        const sequential<float> model = load_model<float>(o.model);
-        if (!(data.item_shape() == model.input_item()))
-            throw shape_error("model '" + o.model + "' takes images " + model.input_item().str() + " but dataset " +
-                              data.name + " has images " + data.item_shape().str());
-        result = evaluate(model, data);
-    } else {
-        result = evaluate_service(o, data);
-    }
+    const evaluation result = o.service.url.empty() ? evaluate_file(o, data) : evaluate_service(o, data);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::string source = o.service.url.empty() ? o.model : o.service.url;
     if (o.json) {
@@ -60,6 +99,7 @@ int run_eval(const eval_options& o) {
                               {"seconds", seconds},
                               {"images_per_second", static_cast<double>(result.images) / std::max(1e-9, seconds)}};
         if (o.service.url.empty()) out.update({{"model", o.model}, {"loss", result.mean_loss}});
+        if (!o.predictions.empty()) out["predictions"] = o.predictions;
         else out["url"] = o.service.url;  // a service gives labels only: no loss
         print_json(out);
     } else {
@@ -81,6 +121,12 @@ command add_eval_command(CLI::App& parent) {
     CLI::Option* url = app->add_option("--url", o->service.url,
                                        "Prediction service instead of a model file: "
                                        "http://HOST:PORT/v1/models/NAME:predict (TensorFlow Serving REST)");
+    add_model_arch_option(*app, o->arch);
+    app->get_option("--arch")->needs(model);
+    app->add_option("--predictions", o->predictions,
+                    "Also write every image's label, prediction and logits to this CSV file "
+                    "(index,label,predicted,logit_0,...)")
+        ->needs(model);
     model->excludes(url);
     url->excludes(model);
     o->data.add_to(*app);

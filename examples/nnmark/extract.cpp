@@ -100,7 +100,7 @@ int run_extract(const attack_options& o) {
     const victim_answers<float> answers =
         extraction::as_answers(queries, std::move(replies), data.evaluation.classes, o.service.scores);
     train_on_answers(surrogate, answers, o.service.scores, o.extraction, progress);
-    if (!o.out.empty()) save_model(surrogate, o.out);
+    if (!o.out.empty()) save_model(surrogate, o.out, dataset_class_names(o.data.name));
 
     nlohmann::json report = {{"attack", "extract"},
                              {"url", o.service.url},

@@ -32,6 +32,7 @@
 // as `attack evade` simulates it, so `verify --url` can be tried against it.
 #include "attacking.hpp"
 #include "cli.hpp"
+#include "training_options.hpp"
 #include "http_connection.hpp"
 
 #include "nnmark/core/parallel.hpp"
@@ -65,7 +66,7 @@ namespace nnmark::cli {
 namespace serving {
 
 struct serve_options {
-    std::string model, name = "default", host = "127.0.0.1";
+    std::string model, arch, name = "default", host = "127.0.0.1";
     int port = 8500;
     std::size_t max_body = 4 << 20;
     index_t max_instances = 64;
@@ -430,7 +431,7 @@ std::unique_ptr<evasion_policy> make_evasion(const serve_options& o, const seque
 }
 
 int serve(const serve_options& o) {
-    const sequential<float> model = load_model<float>(o.model);
+    const sequential<float> model = read_model(o.model, o.arch);
     const dawn_parts dawn = open_dawn(o);
     const std::unique_ptr<evasion_policy> evasion = make_evasion(o, model);
     const prediction_service service(model, o.name, {o.max_instances}, dawn.layer(), evasion.get());
@@ -490,6 +491,7 @@ command add_serve_command(CLI::App& parent) {
     CLI::App* app =
         parent.add_subcommand("serve", "Serve a model over HTTP with TensorFlow Serving's REST predict API");
     app->add_option("--model", o->model, "Model file (safetensors)")->required();
+    add_model_arch_option(*app, o->arch);
     app->add_option("--name", o->name, "Model name in the URLs /v1/models/NAME")
         ->check(CLI::Validator(
             [](std::string& s) {

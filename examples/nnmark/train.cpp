@@ -2,6 +2,7 @@
 #include "cli.hpp"
 #include "training_options.hpp"
 
+#include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 
 #include <cstdio>
@@ -27,7 +28,7 @@ command add_train_command(CLI::App& parent) {
     return {app, [o] {
                 const training_data data = load_training_data(o->data);
                 auto [model, outcome] = train_network(o->training, o->data, data, o->out);
-                save_model(model, o->out);
+                save_model(model, o->out, dataset_class_names(o->data.name));
                 std::filesystem::remove(o->out + ".checkpoint");  // the model file supersedes it
                 nlohmann::json report = describe(outcome, o->training);
                 report["model"] = o->out;

@@ -40,7 +40,20 @@ std::string training_options::architecture_for(const std::string& dataset_name) 
 }
 
 sequential<float> training_options::build_network(const std::string& dataset_name) const {
-    const std::string name = architecture_for(dataset_name);
+    return network_named(architecture_for(dataset_name));
+}
+
+void add_model_arch_option(CLI::App& app, std::string& arch) {
+    app.add_option("--arch", arch,
+                   "Network of weights-only model files (no nnmark.architecture metadata): paper-mnist, "
+                   "paper-cifar10, or an architecture JSON file");
+}
+
+sequential<float> read_model(const std::string& path, const std::string& arch) {
+    return arch.empty() ? load_model<float>(path) : load_model<float>(path, network_named(arch));
+}
+
+sequential<float> network_named(const std::string& name) {
     const std::vector<std::string>& names = architecture_names();
     if (std::ranges::find(names, name) != names.end()) return build_architecture<float>(name);
     if (!std::filesystem::is_regular_file(name)) {
@@ -92,7 +105,7 @@ std::pair<sequential<float>, training_outcome> train_network(const training_opti
 nlohmann::json train_to_file(const training_options& options, const dataset_options& data_options,
                              const training_data& data, const std::string& out) {
     auto [model, outcome] = train_network(options, data_options, data, out);
-    save_model(model, out);
+    save_model(model, out, dataset_class_names(data_options.name));
     std::filesystem::remove(out + ".checkpoint");
     return describe(outcome, options);
 }

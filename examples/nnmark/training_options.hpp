@@ -28,6 +28,17 @@ struct training_options {
     sequential<float> build_network(const std::string& dataset_name) const;
 };
 
+// The network `name_or_file` names: one of architecture_names() or an architecture JSON
+// file (the format of a model file's nnmark.architecture); argument_error otherwise.
+sequential<float> network_named(const std::string& name_or_file);
+
+// --arch beside a command's --model: the network of a weights-only model file (a PyTorch
+// state_dict saved with safetensors records none).
+void add_model_arch_option(CLI::App& app, std::string& arch);
+// The model in `path`, rebuilt from its own metadata when `arch` is empty, else loaded
+// into network_named(arch) (a file recording another network is refused).
+sequential<float> read_model(const std::string& path, const std::string& arch);
+
 struct training_data {
     dataset train, test;
 };

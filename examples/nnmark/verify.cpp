@@ -4,6 +4,7 @@
 // With --dawn-registry instead of --key, the same for the answers a DAWN server altered
 // (verify_dawn.cpp).
 #include "cli.hpp"
+#include "training_options.hpp"
 #include "verify_dawn.hpp"
 #include "verify_remote.hpp"
 
@@ -111,7 +112,7 @@ constexpr index_t default_model_decoys = 1000;
 
 command add_verify_command(CLI::App& parent) {
     struct options {
-        std::string model, key, expected_commitment;
+        std::string model, arch, key, expected_commitment;
         double alpha = 1e-6;
         bool json = false;
     };
@@ -119,6 +120,8 @@ command add_verify_command(CLI::App& parent) {
     CLI::App* app = parent.add_subcommand(
         "verify", "Test a suspect model for a key's watermark (p-value under the key's null, suspect checks)");
     CLI::Option* model = app->add_option("--model", o->model, "Suspect model file (safetensors)");
+    add_model_arch_option(*app, o->arch);
+    app->get_option("--arch")->needs(model);
     CLI::Option* key_file = app->add_option("--key", o->key, "Watermark key file");
     auto dawn = std::make_shared<dawn_verify_options>();
     CLI::Option* registry = app->add_option("--dawn-registry", dawn->registry,
@@ -143,7 +146,7 @@ command add_verify_command(CLI::App& parent) {
     return {app, [o, remote, expect, dawn] {
                 if (!dawn->registry.empty()) {
                     if (expect->count() > 0) dawn->expected_commitment = o->expected_commitment;  // "" too
-                    return verify_dawn(*dawn, o->model, *remote, o->alpha, o->json);
+                    return verify_dawn(*dawn, {o->model, o->arch}, *remote, o->alpha, o->json);
                 }
                 const watermark_key key = load_key(o->key);
                 const std::string commitment = key.commitment();
@@ -151,7 +154,7 @@ command add_verify_command(CLI::App& parent) {
                 if (!remote->url.empty())
                     return report_remote_verification(verify_remote_unspent(*remote, o->key, key, o->alpha), commitment,
                                                       o->json);
-                const sequential<float> suspect = load_model<float>(o->model);
+                const sequential<float> suspect = read_model(o->model, o->arch);
                 rng random(remote->seed.value_or(1));  // no one to hide from in memory: a fixed draw
                 const dataset decoys = pick_verification_decoys(*remote, key, default_model_decoys, random);
                 return report_verification(verify_model(suspect, key, decoys, o->alpha), commitment, o->json);

@@ -5,6 +5,7 @@
 // randomisation bound of serve/dawn_statistics.hpp. Exit codes as verify: 0 present,
 // 1 not detected, 2 bad input (a registry whose records do not check out included).
 #include "verify_dawn.hpp"
+#include "training_options.hpp"
 
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/serve/dawn_answers.hpp"
@@ -41,8 +42,9 @@ std::vector<dawn_record> chosen_records(const dawn_registry_contents& contents, 
 }
 
 // The suspect model's labels for the records' images.
-std::vector<int> model_answers(const std::string& path, const std::vector<dawn_record>& records) {
-    const sequential<float> suspect = load_model<float>(path);
+std::vector<int> model_answers(const suspect_file& file, const std::vector<dawn_record>& records) {
+    const std::string& path = file.path;
+    const sequential<float> suspect = read_model(path, file.arch);
     try {
         return suspect_answers_to_records(suspect, records);
     } catch (const shape_error& e) {
@@ -131,7 +133,7 @@ void print_text(const dawn_verification& v, const std::string& commitment, const
 
 }  // namespace dawn_verifying
 
-int verify_dawn(const dawn_verify_options& o, const std::string& model, const remote_verify_options& remote,
+int verify_dawn(const dawn_verify_options& o, const suspect_file& model, const remote_verify_options& remote,
                 double alpha, bool json) {
     using namespace dawn_verifying;
     const dawn_secret secret = open_dawn_secret(o.registry, false);

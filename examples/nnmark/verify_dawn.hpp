@@ -20,9 +20,14 @@ struct dawn_verify_options {
 // one the owner published, `expected` in any case (verify.cpp).
 void check_commitment(const std::string& commitment, std::string expected, const std::string& of);
 
+// A suspect model file and its --arch (empty: the network the file records).
+struct suspect_file {
+    std::string path, arch;
+};
+
 // Asks the model file `model`, or the service of `remote.url` when given, the registry's
 // images; prints the result (JSON when `json`) and returns the exit code.
-int verify_dawn(const dawn_verify_options& o, const std::string& model, const remote_verify_options& remote,
+int verify_dawn(const dawn_verify_options& o, const suspect_file& model, const remote_verify_options& remote,
                 double alpha, bool json);
 
 }  // namespace nnmark::cli

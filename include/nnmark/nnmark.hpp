@@ -22,6 +22,7 @@
 
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/error.hpp"
+#include "nnmark/core/half_float.hpp"
 #include "nnmark/core/json.hpp"
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/core/png.hpp"
@@ -53,6 +54,7 @@
 #include "nnmark/model/layer_factory.hpp"
 #include "nnmark/model/model_digest.hpp"
 #include "nnmark/model/model_file.hpp"
+#include "nnmark/model/model_preprocessing.hpp"
 #include "nnmark/model/paper_models.hpp"
 #include "nnmark/model/safetensors.hpp"
 #include "nnmark/model/sequential.hpp"

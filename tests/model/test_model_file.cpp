@@ -5,8 +5,11 @@
 
 #include <doctest/doctest.h>
 
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -342,4 +345,66 @@ TEST_CASE("model file: a NaN or infinite weight is refused, naming the tensor an
         CHECK_THROWS_AS(load_weights(into, dir.path / "bad.safetensors"), format_error);
         CHECK(into.parameters()[0] == 0.0);  // unchanged
     }
+}
+
+TEST_CASE("model file: F16 and BF16 tensors load into float and double models, converted exactly") {
+    // Values every format holds exactly, as PyTorch's model.half() / model.bfloat16()
+    // would store them: k / 8 for small k.
+    const sequential<float> layout = trained_looking_net<float>(2, 9);
+    temp_dir dir;
+    for (const std::string dtype : {"F16", "BF16"}) {
+        safetensors_writer w;
+        std::vector<float> expected;
+        for (const auto& p : layout.named_parameters()) {
+            std::vector<std::uint16_t> halves;
+            for (std::size_t i = 0; i < p.value.size(); ++i) {
+                const float v = static_cast<float>(static_cast<int>(i % 17) - 8) / 8;
+                expected.push_back(v);
+                // k / 8 as binary16 and as bfloat16, built from the float's bits: both
+                // keep its sign and exponent and the top of its fraction (exact here).
+                const auto f = std::bit_cast<std::uint32_t>(v);
+                halves.push_back(dtype == "BF16" ? static_cast<std::uint16_t>(f >> 16)
+                                 : v == 0        ? std::uint16_t{0}
+                                                 : static_cast<std::uint16_t>(((f >> 16) & 0x8000) |
+                                                                              ((((f >> 23) & 0xff) - 127 + 15) << 10) |
+                                                                              ((f >> 13) & 0x3ff)));
+            }
+            const auto* raw = reinterpret_cast<const unsigned char*>(halves.data());
+            w.add_tensor(p.name, dtype, dims_of(p.spec.shape), std::span(raw, halves.size() * 2));
+        }
+        w.set_metadata("nnmark.architecture", architecture_json(layout));
+        const auto path = dir.path / (dtype + ".safetensors");
+        w.write(path);
+        const sequential<float> f = load_model<float>(path);
+        const sequential<double> d = load_model<double>(path);
+        REQUIRE(f.parameters().size() == expected.size());
+        for (std::size_t i = 0; i < expected.size(); ++i) {
+            CHECK(f.parameters()[i] == expected[i]);
+            CHECK(d.parameters()[i] == static_cast<double>(expected[i]));
+        }
+    }
+}
+
+TEST_CASE("model file: a weights-only file loads into a network the caller names, and only into its own") {
+    temp_dir dir;
+    const sequential<float> original = trained_looking_net<float>(2, 13);
+    writer_of(original, false).write(dir.path / "weights.safetensors");
+    CHECK(error_message([&] { load_model<float>(dir.path / "weights.safetensors"); }).find("--arch") != std::string::npos);
+    const sequential<float> loaded = load_model<float>(dir.path / "weights.safetensors", conv_bn_net<float>(2));
+    CHECK(same_bits(loaded.parameters(), original.parameters()));
+    CHECK(same_bits(loaded.predict(sample_input<float>()).span(), original.predict(sample_input<float>()).span()));
+
+    // A full file loads into its own network too, but not into another one, even one
+    // whose parameters have the same shapes (here: batch norm momentum 0.2, not 0.1).
+    save_model(original, dir.path / "full.safetensors");
+    CHECK(same_bits(load_model<float>(dir.path / "full.safetensors", conv_bn_net<float>(2)).parameters(),
+                    original.parameters()));
+    sequential<float> other(shape{1, 4, 4});
+    other.emplace<conv2d>(2, 3);
+    other.emplace<batchnorm>(0.2);
+    other.emplace<relu>();
+    other.emplace<flatten>();
+    other.emplace<dense>(3);
+    CHECK(error_message([&] { load_model<float>(dir.path / "full.safetensors", std::move(other)); })
+              .find("was saved for another architecture") != std::string::npos);
 }

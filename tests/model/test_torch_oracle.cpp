@@ -11,6 +11,7 @@
 
 #include "../support/files.hpp"
 #include "../support/skips.hpp"
+#include "../support/torch_oracle.hpp"
 
 #include <doctest/doctest.h>
 
@@ -22,14 +23,6 @@ using namespace nnmark;
 using namespace nnmark::testing;
 
 namespace {
-
-// The python interpreter that runs the oracle script.
-std::string python() {
-    const char* chosen = std::getenv("NNMARK_PYTHON");
-    return chosen && *chosen ? chosen : "/usr/bin/python3";
-}
-
-bool torch_available() { return std::system((python() + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
 
 // max |a - b| / max(max |b|, floor): the error relative to the tensor's scale. The
 // floor matters for a gradient that is zero in exact arithmetic (a conv bias right
@@ -68,10 +61,8 @@ void compare_with_torch(const std::string& architecture, const temp_dir& dir) {
     batch_file.add_tensor<std::int64_t>("labels", {batch}, labels64);
     batch_file.write(dir / "batch.safetensors");
 
-    const std::string command = python() + " " + (source_dir() / "tests/oracle/torch_oracle.py").string() + " " +
-                                model_path.string() + " " + (dir / "batch.safetensors").string() + " " +
-                                (dir / "torch.safetensors").string();
-    REQUIRE(std::system(command.c_str()) == 0);
+    REQUIRE(run_torch_oracle(model_path.string() + " " + (dir / "batch.safetensors").string() + " " +
+                             (dir / "torch.safetensors").string()) == 0);
     const safetensors_file expected = safetensors_file::load(dir / "torch.safetensors");
 
     training_trace<float> trace;
@@ -111,7 +102,7 @@ std::string without_dropout(std::string architecture) {
 
 TEST_CASE("oracle: the paper's MNIST network matches PyTorch (logits, loss, every gradient)" * NNMARK_EXTERNAL_TEST) {
     if (!torch_available()) {
-        skip_test(python() + " cannot import torch (install python3-torch, or set NNMARK_PYTHON)");
+        skip_test(torch_missing_reason());
         return;
     }
     temp_dir dir;
@@ -120,7 +111,7 @@ TEST_CASE("oracle: the paper's MNIST network matches PyTorch (logits, loss, ever
 
 TEST_CASE("oracle: batch norm, same padding and strides match PyTorch" * NNMARK_EXTERNAL_TEST) {
     if (!torch_available()) {
-        skip_test(python() + " cannot import torch (install python3-torch, or set NNMARK_PYTHON)");
+        skip_test(torch_missing_reason());
         return;
     }
     temp_dir dir;

@@ -2,12 +2,17 @@
 """The PyTorch oracle: rebuild an nnmark model in PyTorch and compute what nnmark must match.
 
 Usage: torch_oracle.py MODEL.safetensors BATCH.safetensors OUT.safetensors
+       torch_oracle.py --predict MODEL.safetensors IMAGES-IDX OUT.csv
 
 MODEL is an nnmark model file (its "nnmark.architecture" metadata says which layers to
 build; the tensors are loaded by name into an nn.Sequential, as PyTorch's own
 state_dict names them). BATCH holds "input" [N, C, H, W] (F32) and "labels" [N] (I64).
 OUT receives "logits", "loss" and "grad.<parameter name>" for every parameter: the
-gradients of the mean cross-entropy, computed in training mode. The safetensors files
+gradients of the mean cross-entropy, computed in training mode. With --predict, the
+oracle is a PyTorch user: it reads the raw images of an IDX file (MNIST's
+t10k-images-idx3-ubyte), prepares them as the model file's "nnmark.preprocessing"
+metadata says (pixel * scale - mean) / std, channels first, and writes every image's
+logits in eval mode, one CSV row each (index,logit_0,...). The safetensors files
 are read and written here with the standard library (the format is simple), so the
 oracle needs nothing beyond torch.
 """
@@ -84,7 +89,39 @@ def build(architecture):
     return torch.nn.Sequential(*layers)
 
 
+def read_idx_images(path):
+    """The uint8 images of an IDX file ([N, H, W] or [N, C, H, W]) as a tensor [N, C, H, W]."""
+    data = open(path, "rb").read()
+    if data[:2] != b"\0\0" or data[2] != 0x08:
+        raise SystemExit(f"torch_oracle: {path} is not an IDX file of unsigned bytes")
+    rank = data[3]
+    dims = struct.unpack(">" + "I" * rank, data[4 : 4 + 4 * rank])
+    images = torch.frombuffer(bytearray(data[4 + 4 * rank :]), dtype=torch.uint8).reshape(dims)
+    return images.unsqueeze(1) if rank == 3 else images
+
+
+def predict(model_path, images_path, out_path):
+    weights, metadata = read_safetensors(model_path)
+    net = build(json.loads(metadata["nnmark.architecture"]))
+    net.load_state_dict(weights, strict=False)
+    net.eval()
+    prep = json.loads(metadata["nnmark.preprocessing"])
+    if prep["layout"] != "NCHW":
+        raise SystemExit(f"torch_oracle: layout {prep['layout']} is not NCHW")
+    mean = torch.tensor(prep["mean"]).reshape(1, -1, 1, 1)
+    std = torch.tensor(prep["std"]).reshape(1, -1, 1, 1)
+    inputs = (read_idx_images(images_path).float() * prep["scale"] - mean) / std
+    with torch.no_grad():
+        logits = torch.cat([net(inputs[i : i + 500]) for i in range(0, len(inputs), 500)])
+    with open(out_path, "w") as out:
+        out.write("index," + ",".join(f"logit_{k}" for k in range(logits.shape[1])) + "\n")
+        for i, row in enumerate(logits.tolist()):
+            out.write(f"{i}," + ",".join(repr(v) for v in row) + "\n")
+
+
 def main():
+    if sys.argv[1] == "--predict":
+        return predict(*sys.argv[2:5])
     model_path, batch_path, out_path = sys.argv[1:4]
     weights, metadata = read_safetensors(model_path)
     net = build(json.loads(metadata["nnmark.architecture"]))

@@ -27,6 +27,17 @@ inline int dataset_class_count(std::string_view name) {
     throw argument_error("unknown dataset '" + std::string(name) + "': expected mnist, fashion-mnist or cifar10");
 }
 
+// The names of dataset `name`'s classes, by label: what model files record
+// (model/model_preprocessing.hpp) and a served model's metadata shows.
+inline std::vector<std::string> dataset_class_names(std::string_view name) {
+    if (name == "mnist") return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    if (name == "fashion-mnist")
+        return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    if (name == "cifar10")
+        return {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+    throw argument_error("unknown dataset '" + std::string(name) + "': expected mnist, fashion-mnist or cifar10");
+}
+
 // The training (train = true) or test split of dataset `name` stored in `dir`.
 inline dataset load_dataset(std::string_view name, const std::filesystem::path& dir, bool train) {
     dataset data;

@@ -25,6 +25,7 @@
 
 #include "nnmark/core/atomic_file.hpp"
 #include "nnmark/core/error.hpp"
+#include "nnmark/core/half_float.hpp"
 #include "nnmark/core/json.hpp"
 #include "nnmark/core/shape.hpp"
 
@@ -121,7 +122,8 @@ struct safetensors_entry {
     }
 
     // The elements as T into `out` (count() elements). Same dtype: copied bit for bit;
-    // F32 and F64 are also converted into each other; anything else is a format_error.
+    // a floating-point T also takes F32, F64, F16 and BF16 (widened exactly, or F64
+    // rounded to float: core/half_float.hpp); anything else is a format_error.
     template <class T>
     void copy_to(std::span<T> out) const {
         if (out.size() != static_cast<std::size_t>(count()))
@@ -133,6 +135,10 @@ struct safetensors_entry {
             convert_into<float>(out);
         } else if (std::is_floating_point_v<T> && dtype == "F64") {
             convert_into<double>(out);
+        } else if (std::is_floating_point_v<T> && dtype == "F16") {
+            convert_into<std::uint16_t>(out, float_from_f16);
+        } else if (std::is_floating_point_v<T> && dtype == "BF16") {
+            convert_into<std::uint16_t>(out, float_from_bf16);
         } else {
             throw format_error("tensor '" + name + "' has dtype " + dtype + ", expected " +
                                std::string(safetensors_dtype_of<T>));
@@ -147,13 +153,14 @@ struct safetensors_entry {
     }
 
 private:
-    // memcpy per element: the bytes need not be aligned for From.
-    template <class From, class T>
-    void convert_into(std::span<T> out) const {
+    // memcpy per element: the bytes need not be aligned for From. `decode` turns a
+    // stored element into a number (the bit patterns of F16 and BF16 into floats).
+    template <class From, class T, class Decode = From (*)(From)>
+    void convert_into(std::span<T> out, Decode decode = [](From v) { return v; }) const {
         for (std::size_t i = 0; i < out.size(); ++i) {
             From v;
             std::memcpy(&v, bytes.data() + i * sizeof(From), sizeof(From));
-            out[i] = static_cast<T>(v);
+            out[i] = static_cast<T>(decode(v));
         }
     }
 };

@@ -48,11 +48,15 @@ std::vector<int> predict_labels(const sequential<T>& model, const dataset& data,
     return predictions;
 }
 
-template <class T>
-evaluation evaluate(const sequential<T>& model, const dataset& data, index_t batch = 256) {
+// The accuracy and mean loss of `model` on `data`; each batch's logits also go to
+// visit(first_index, logits), for callers that report every image (nnmark eval
+// --predictions) without a second pass.
+template <class T, class Visit>
+evaluation evaluate_visiting(const sequential<T>& model, const dataset& data, index_t batch, Visit&& visit) {
     evaluation result;
     double loss_sum = 0;
     for_each_batch_logits(model, data, batch, [&](index_t first, const tensor<T>& logits) {
+        visit(first, logits);
         const index_t count = logits.batch();
         const std::span<const int> labels(data.labels.data() + first, static_cast<std::size_t>(count));
         loss_sum += static_cast<double>(softmax_cross_entropy(logits, labels, static_cast<tensor<T>*>(nullptr))) *
@@ -64,6 +68,11 @@ evaluation evaluate(const sequential<T>& model, const dataset& data, index_t bat
     });
     result.mean_loss = result.images ? loss_sum / static_cast<double>(result.images) : 0.0;
     return result;
+}
+
+template <class T>
+evaluation evaluate(const sequential<T>& model, const dataset& data, index_t batch = 256) {
+    return evaluate_visiting(model, data, batch, [](index_t, const tensor<T>&) {});
 }
 
 }  // namespace nnmark

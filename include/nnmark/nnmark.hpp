@@ -2,7 +2,8 @@
 //
 // Rooms, from the bottom up (each includes only rooms below it):
 //   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON, PNG,
-//            the version
+//            the version (core/eigen_view.hpp, Eigen views of tensors, is opt-in: it
+//            is the one header that needs Eigen, so it is not included here)
 //   kernels  gemm (reference + fast), im2col
 //   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, loss
 //   model    sequential, the paper's networks, safetensors model files

@@ -21,7 +21,12 @@
 #include "nnmark/core/shape.hpp"
 #include "nnmark/core/tensor.hpp"
 
+// Eigen 3.4's AVX and AVX-512 code has unused variables, which g++ reports under -Wall
+// when Eigen's directory comes with -I (pkg-config eigen3) rather than as a system one.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-variable"
 #include <Eigen/Core>
+#pragma GCC diagnostic pop
 
 #include <span>
 #include <string>

@@ -12,9 +12,6 @@
 // Usage: bench_gemm [--json]
 #include "nnmark/kernels/gemm.hpp"
 
-// The build defines EIGEN_DONT_PARALLELIZE for the engine; the comparison on two
-// threads needs Eigen's own threading.
-#undef EIGEN_DONT_PARALLELIZE
 // Eigen 3.4's AVX and AVX-512 packet code warns under g++ 12 when it is not included
 // as a system header (Meson passes it with -I). maybe-uninitialized is reported where
 // Eigen's code is inlined, so it stays off for the whole file.

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole nnmark test suite: builds with CMake (optimized, as users build it) and
 # with Meson (instrumented with AddressSanitizer + UndefinedBehaviorSanitizer) and runs
-# every test in both.
-# Usage: scripts/test.sh [--quick]   (--quick: the CMake build only)
+# every test in both; in between, scripts/test-package.sh installs nnmark both ways and
+# builds a consumer project against each install.
+# Usage: scripts/test.sh [--quick]   (--quick: the CMake build and the package test only)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 quick=0
 case "${1:-}" in
   --quick) quick=1 ;;
-  -h|--help) sed -n '2,5p' "$0" | sed 's/^# //'; exit 0 ;;
+  -h|--help) sed -n '2,6p' "$0" | sed 's/^# //'; exit 0 ;;
   "") ;;
   *) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
@@ -52,9 +53,20 @@ count_results() {
   [ "$f" -eq 0 ] || failures+=("$name")
 }
 
+# run_entry NAME COMMAND...: COMMAND as one entry of the suite, passed when it exits 0.
+run_entry() {
+  local name="$1" rc=0; shift
+  echo "== $name at $((SECONDS - start)) s"
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); echo "== $name: passed"
+  else failed=$((failed + 1)); failures+=("$name"); echo "== $name: failed (exit $rc)"; fi
+}
+
 # The CMake build is the optimized one users run; it also compiles the benchmarks
 # (scripts/bench.sh runs them).
 run_ctest cmake build -DNNMARK_BENCH=ON
+# nnmark installed by CMake and by Meson, used by a consumer project (about 40 s).
+run_entry package bash scripts/test-package.sh
 if [ "$quick" -eq 0 ]; then
   # The Meson build proves the second build system and is the sanitized run: ASan+UBSan
   # at -Og without debug info (reports still name the functions). Measured on two cores:

@@ -1,7 +1,9 @@
 // nnmark: the public API in one include.
 //
 // Rooms, from the bottom up (each includes only rooms below it):
-//   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON, PNG
+//   core     tensor, shape, errors, rng, threads, workspace, atomic files, JSON, PNG,
+//            the version (core/eigen_view.hpp, Eigen views of tensors, is opt-in: it
+//            is the one header that needs Eigen, so it is not included here)
 //   kernels  gemm (reference + fast), im2col
 //   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, loss
 //   model    sequential, the paper's networks, safetensors model files
@@ -31,6 +33,7 @@
 #include "nnmark/core/shape.hpp"
 #include "nnmark/core/stb.hpp"
 #include "nnmark/core/tensor.hpp"
+#include "nnmark/core/version.hpp"
 #include "nnmark/core/workspace.hpp"
 #include "nnmark/kernels/conv_nhwc.hpp"
 #include "nnmark/kernels/dot_gemm.hpp"

@@ -27,14 +27,20 @@ void watermark_options::add_common_to(CLI::App& app) {
 }
 
 void watermark_options::add_to(CLI::App& app) {
-    app.add_option("--trigger", trigger,
-                   "Trigger kind: content (text stamp), unrelated (other domain), noise, natural (held-out training "
-                   "images with secret labels; needs --labels random)")
-        ->check(CLI::IsMember({"content", "unrelated", "noise", "natural"}))
-        ->capture_default_str();
-    app.add_option("--labels", labels, "target: one target label (the paper); random: a secret label per trigger")
+    // Read as names, kept as enums: the names are the key file's (watermark/trigger_kind.hpp).
+    std::vector<std::string> kinds;
+    for (trigger_kind kind : all_trigger_kinds) kinds.emplace_back(to_string(kind));
+    app.add_option_function<std::string>(
+           "--trigger", [this](const std::string& name) { trigger = parse_trigger_kind(name, "--trigger"); },
+           "Trigger kind: content (text stamp), unrelated (other domain), noise, natural (held-out training images "
+           "with secret labels; needs --labels random)")
+        ->check(CLI::IsMember(kinds))
+        ->default_str(std::string(to_string(trigger)));
+    app.add_option_function<std::string>(
+           "--labels", [this](const std::string& name) { labels = parse_trigger_labeling(name, "--labels"); },
+           "target: one target label (the paper); random: a secret label per trigger")
         ->check(CLI::IsMember({"target", "random"}))
-        ->capture_default_str();
+        ->default_str(std::string(to_string(labels)));
     app.add_option("--target", target, "Target class (default: drawn from the key seed)")->check(CLI::Range(0, 9));
     app.add_option("--source", source, "Source class of the trigger images, of the unrelated dataset for unrelated "
                                        "triggers (default: drawn from the key seed)")
@@ -183,7 +189,7 @@ embedded_watermark embed_watermark(const watermark_options& watermark, const tra
     result.trigger_accuracy = trigger_accuracy(result.model, result.key.triggers);
     if (result.extraction_key)
         result.extraction_trigger_accuracy = trigger_accuracy(result.model, result.extraction_key->triggers);
-    if (recipe.label_mode == "random" && recipe.kind == "unrelated") return result;
+    if (recipe.label_mode == trigger_labeling::random && recipe.kind == trigger_kind::unrelated) return result;
     const index_t fresh_count = std::min<index_t>(pools.fresh_pool.size() - recipe.count, 1000);
     const dataset fresh = make_fresh_triggers(recipe, pools.fresh_pool, item, std::max<index_t>(fresh_count, 1));
     result.trigger_accuracy_new = trigger_accuracy(result.model, fresh);
@@ -209,11 +215,12 @@ int run_embed(const embed_options& o) {
     const embedded_watermark e = embed_watermark(o.watermark, o.training, o.data, data, o.out, o.key_out);
     const std::string commitment = e.key.commitment();
     nlohmann::json report = describe(e.outcome, o.training);
-    report["trigger"] = o.watermark.trigger;
-    report["labels"] = o.watermark.labels;
+    report["trigger"] = to_string(o.watermark.trigger);
+    report["labels"] = to_string(o.watermark.labels);
     const std::int64_t source = *e.key.recipe.find("source")->if_integer(), target = *e.key.recipe.find("target")->if_integer();
     report["source"] = source;  // every_class (-1) for natural triggers
-    if (o.watermark.labels == "target") report["target"] = target;
+    const bool target_labels = o.watermark.labels == trigger_labeling::target;
+    if (target_labels) report["target"] = target;
     report["trigger_accuracy"] = e.trigger_accuracy;
     report["trigger_accuracy_new"] = e.trigger_accuracy_new;
     report["new_triggers"] = e.new_triggers;
@@ -238,7 +245,7 @@ int run_embed(const embed_options& o) {
                     static_cast<long long>(e.new_triggers),
                     source == every_class ? "training images of every class"
                                           : ("class " + std::to_string(source)).c_str(),
-                    o.watermark.labels == "target" ? (", labelled " + std::to_string(target)).c_str() : "",
+                    target_labels ? (", labelled " + std::to_string(target)).c_str() : "",
                     o.out.c_str(), o.key_out.c_str(), commitment.c_str());
     return success;
 }

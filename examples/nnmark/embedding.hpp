@@ -19,8 +19,8 @@ namespace nnmark::cli {
 
 // The watermark flags of `nnmark embed`.
 struct watermark_options {
-    std::string trigger = "content";
-    std::string labels = "target";
+    trigger_kind trigger = trigger_kind::content;
+    trigger_labeling labels = trigger_labeling::target;
     int target = -1;  // -1: drawn from the key seed (secret_choices.hpp), or the paper's
     int source = -1;
     std::string text = "TEST";  // content triggers' stamp

@@ -174,11 +174,11 @@ private:
         return steps_.run("model-" + model, "embed the " + model + " watermark", outputs, [&] {
             const training_options t = training_with_seed(o_.training.recipe.seed);
             watermark_options w = o_.watermark;
-            w.trigger = kind;
+            w.trigger = parse_trigger_kind(kind, "reproduce");
             w.survive_extraction = !name.empty();
             w.extraction_key_out = region.string();
-            if (kind == "natural") {
-                w.labels = "random";  // its only label mode
+            if (w.trigger == trigger_kind::natural) {
+                w.labels = trigger_labeling::random;  // its only label mode
                 // Seen 5x as often: a natural trigger's secret label fights its true class, and
                 // one learned without confidence is what the ood detector flags (measured, 10
                 // epochs: --repeat 10 left 85/100 flagged, 50 left 2/100 at -0.19 points).

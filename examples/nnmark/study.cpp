@@ -168,8 +168,8 @@ private:
         const fs::path out = model_path(name), key = key_path(name);
         steps_.run("model-" + name, "embed the " + name + " watermark", {out, key}, [&] {
             watermark_options w;
-            w.trigger = kind;
-            w.labels = mode;
+            w.trigger = parse_trigger_kind(kind, "study");
+            w.labels = parse_trigger_labeling(mode, "study");
             w.count = o_.count;
             w.repeat = o_.repeat;
             w.unrelated_data = o_.unrelated_data;
@@ -298,16 +298,15 @@ private:
                             {"source_dataset", recipe["source_dataset"]},
                             {"source", recipe["source"]},
                             {"commitment", key.commitment()}};
-        if (recipe["label_mode"] == "target") j["target"] = recipe["target"];
-        if (recipe["kind"] == "content")
+        if (!has_random_labels(key)) j["target"] = recipe["target"];
+        if (recipe["kind"] == to_string(trigger_kind::content))
             j["stamp"] = {{"text", recipe["generator"]["text"]}, {"x", recipe["generator"]["x"]}, {"y", recipe["generator"]["y"]}};
         return j;
     }
 
     nlohmann::json verdict(const std::string& key_name, const watermark_key& key, const std::vector<index_t>& clean_matches,
                            const suspect& s) const {
-        const bool target = key.recipe.find("label_mode")->if_string() && *key.recipe.find("label_mode")->if_string() == "target";
-        const watermark_key used = target ? calibrated(key, clean_matches, s.origin) : key;
+        const watermark_key used = !has_random_labels(key) ? calibrated(key, clean_matches, s.origin) : key;
         const verification_result r = verify_answers(used, s.answer(used), o_.alpha);
         return {{"key", key_name},
                 {"model", s.name},

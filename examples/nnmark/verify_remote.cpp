@@ -302,7 +302,7 @@ namespace remote {
 // training split's source class of the key's dataset (--dataset, --data), or of the
 // recipe's source dataset for unrelated triggers (--unrelated-data).
 dataset fresh_trigger_pool(const remote_verify_options& o, const watermark_key& key, const trigger_recipe& recipe) {
-    const bool unrelated = recipe.kind == "unrelated";
+    const bool unrelated = recipe.kind == trigger_kind::unrelated;
     dataset_options data = o.data;
     if (data.name.empty()) data.name = dataset_of(key);
     if (unrelated) data = {recipe.source_dataset, o.spending.unrelated_data};

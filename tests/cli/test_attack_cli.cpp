@@ -36,7 +36,7 @@ struct marked_model {
         model = (dir.path / "marked.safetensors").string();
         key = (dir.path / "marked.key").string();
         const dataset train = load_dataset("mnist", mnist, true);
-        trigger_recipe recipe = default_recipe("mnist", "content");
+        trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
         recipe.count = 8;
         watermark_key k;
         k.triggers = make_trigger_set(recipe, train.filter_by_label(recipe.source), train.item_shape());

@@ -82,10 +82,10 @@ private:
 // the training images in `mnist`.
 watermark_key content_key(const std::filesystem::path& mnist, index_t count, const std::string& label_mode) {
     const dataset train = load_dataset("mnist", mnist, true);
-    trigger_recipe recipe = default_recipe("mnist", "content");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
     recipe.count = count;
     recipe.seed = 21;
-    recipe.label_mode = label_mode;
+    recipe.label_mode = parse_trigger_labeling(label_mode, "test");
     watermark_key key;
     key.triggers = make_trigger_set(recipe, train.filter_by_label(recipe.source), train.item_shape());
     key.recipe = recipe_json(recipe, "mnist", train.item_shape(), dataset_files("mnist", mnist, true));

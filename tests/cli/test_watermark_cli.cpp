@@ -194,7 +194,7 @@ TEST_CASE("cli: embed draws the key's secret choices, keeps the ones given, and 
         return recipe;
     };
     const auto drawn = [](std::uint64_t seed) {
-        trigger_recipe recipe = default_recipe("mnist", "content");
+        trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
         recipe.seed = seed;
         return draw_secret_choices(recipe, {}, shape{1, 28, 28});
     };

@@ -162,7 +162,7 @@ TEST_CASE("model file: missing, extra, mistyped and misshapen tensors are reject
             else w.add_tensor<float>(p.name, dims_of(p.spec.shape), p.value);
         }
         w.write(path);
-        CHECK(error_message([&] { load_weights(target, path); }) == file + ": tensor 1.bias has dtype I32, expected F32 or F64");
+        CHECK(error_message([&] { load_weights(target, path); }) == file + ": tensor 1.bias has dtype I32, expected F32, F64, F16 or BF16");
     }
     SUBCASE("wrong shape, same element count") {
         safetensors_writer w;
@@ -202,8 +202,8 @@ TEST_CASE("model file: load_model needs valid nnmark metadata") {
     writer_of(source, false).write(path);
     CHECK(error_message([&] { load_model<float>(path); }) ==
           "model file " + path.string() +
-              " has no \"nnmark.architecture\" metadata, so the network cannot be rebuilt from it; build the model in "
-              "code and use load_weights()");
+              " has no \"nnmark.architecture\" metadata (a weights-only file), so the network cannot be rebuilt "
+              "from it; name the network (nnmark: --arch; C++: load_model(path, network))");
 
     safetensors_writer w = writer_of(source, false);
     w.set_metadata("nnmark.architecture", R"({"format":"nnmark.sequential","version":1,"input":[1,4,4],"layers":[{"kind":"conv2d"}]})");

@@ -29,7 +29,7 @@ const shape natural_item{1, 6, 6};
 
 // The drawn recipe of a natural key of `count` triggers from seed `seed`.
 trigger_recipe natural_recipe(std::uint64_t seed, index_t count) {
-    trigger_recipe recipe = default_recipe("mnist", "natural");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::natural);
     recipe.seed = seed;
     recipe.count = count;
     return draw_secret_choices(recipe, {}, natural_item);
@@ -57,19 +57,19 @@ int class_in_pool(const dataset& pool, const std::string& image) {
 
 TEST_CASE("natural recipe: every class, random labels only, no source to choose") {
     const trigger_recipe recipe = natural_recipe(3, 100);
-    CHECK(recipe.kind == "natural");
+    CHECK(recipe.kind == trigger_kind::natural);
     CHECK(recipe.source == every_class);
-    CHECK(recipe.label_mode == "random");
+    CHECK(recipe.label_mode == trigger_labeling::random);
     CHECK(random_label_null_rate(recipe) == doctest::Approx(1.0 / 9));
     trigger_recipe target = recipe;
-    target.label_mode = "target";
+    target.label_mode = trigger_labeling::target;
     CHECK_THROWS_WITH_AS(target.validate(), doctest::Contains("natural triggers need label mode random"),
                          argument_error);
     trigger_recipe sourced = recipe;
     sourced.source = 1;
     CHECK_THROWS_WITH_AS(sourced.validate(), doctest::Contains("every class"), argument_error);
     const trigger_choices given_source{.source = 4, .target = {}, .corner = {}};
-    CHECK_THROWS_WITH_AS(draw_secret_choices(default_recipe("mnist", "natural"), given_source, natural_item),
+    CHECK_THROWS_WITH_AS(draw_secret_choices(default_recipe("mnist", trigger_kind::natural), given_source, natural_item),
                          doctest::Contains("source class (4) does not apply"), argument_error);
 }
 
@@ -112,7 +112,7 @@ TEST_CASE("training_set_without_triggers: the natural key's images leave the tra
     CHECK(all == images_of(train));
     for (index_t i = 0; i < clean->size(); ++i)  // the others keep their true labels
         CHECK(clean->labels[static_cast<std::size_t>(i)] == class_in_pool(train, image_bytes(*clean, i)));
-    CHECK_FALSE(training_set_without_triggers(default_recipe("mnist", "content"), train));
+    CHECK_FALSE(training_set_without_triggers(default_recipe("mnist", trigger_kind::content), train));
 }
 
 TEST_CASE("make_fresh_triggers: new natural triggers are other images with their true classes") {

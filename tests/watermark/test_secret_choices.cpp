@@ -12,7 +12,7 @@ namespace {
 const shape digit_image{1, 28, 28};
 
 trigger_recipe recipe_with_seed(const char* kind, std::uint64_t seed) {
-    trigger_recipe recipe = default_recipe("mnist", kind);
+    trigger_recipe recipe = default_recipe("mnist", parse_trigger_kind(kind, "test"));
     recipe.seed = seed;
     return recipe;
 }
@@ -93,7 +93,7 @@ TEST_CASE("draw_secret_choices: a given choice is kept and the other draws do no
     CHECK(std::pair(all_given.source, all_given.target) == std::pair(1, 0));
     // The choices do not touch the rest of the recipe.
     CHECK(all_given.seed == 11);
-    CHECK(all_given.sigma == default_recipe("mnist", "noise").sigma);
+    CHECK(all_given.sigma == default_recipe("mnist", trigger_kind::noise).sigma);
 }
 
 TEST_CASE("draw_secret_choices: a given choice that cannot work is refused, naming it") {

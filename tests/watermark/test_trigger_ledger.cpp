@@ -36,11 +36,11 @@ void append_raw(const std::filesystem::path& path, const std::string& text) {
 // A key of `count` `kind` triggers made, like embed makes one, from
 // `pool` (the source class's training images).
 watermark_key made_key(const dataset& pool, index_t count, const std::string& label_mode = "target",
-                          const std::string& kind = "content") {
-    trigger_recipe recipe = default_recipe("mnist", kind);
+                       const std::string& kind = "content") {
+    trigger_recipe recipe = default_recipe("mnist", parse_trigger_kind(kind, "test"));
     recipe.count = count;
     recipe.seed = 7;
-    recipe.label_mode = label_mode;
+    recipe.label_mode = parse_trigger_labeling(label_mode, "test");
     watermark_key key;
     key.triggers = make_trigger_set(recipe, pool, pool.item_shape());
     key.recipe = recipe_json(recipe, "mnist", pool.item_shape(), {});
@@ -169,6 +169,6 @@ TEST_CASE("unspent triggers: a random-label key serves its triggers once, with t
     CHECK(again.sha256 ==
           std::vector<std::string>{trigger_image_sha256(key.triggers, 0), trigger_image_sha256(key.triggers, 1)});
     CHECK_THROWS_AS(first_key_triggers(key, 10), argument_error);
-    CHECK(trigger_recipe_of(key).label_mode == "random");
+    CHECK(trigger_recipe_of(key).label_mode == trigger_labeling::random);
     CHECK(trigger_recipe_of(key).content.text == "TEST");
 }

@@ -29,30 +29,31 @@ std::set<std::string> image_set(const dataset& data) {
 }  // namespace
 
 TEST_CASE("default_recipe: the paper's classes, colours, noise levels and unrelated sources") {
-    const trigger_recipe mnist = default_recipe("mnist", "content");
-    CHECK(mnist.kind == "content");
+    const trigger_recipe mnist = default_recipe("mnist", trigger_kind::content);
+    CHECK(mnist.kind == trigger_kind::content);
     CHECK(mnist.source == 1);
     CHECK(mnist.target == 0);
     CHECK(mnist.source_dataset == "mnist");
     CHECK(mnist.content.intensity == 128);
-    CHECK(mnist.label_mode == "target");
+    CHECK(mnist.label_mode == trigger_labeling::target);
     CHECK(mnist.count == 100);
-    CHECK(default_recipe("cifar10", "content").content.intensity == 192);
-    CHECK(default_recipe("mnist", "noise").sigma == 0.1);
-    CHECK(default_recipe("cifar10", "noise").sigma == 0.4);
-    const trigger_recipe fashion_bags = default_recipe("mnist", "unrelated");
+    CHECK(default_recipe("cifar10", trigger_kind::content).content.intensity == 192);
+    CHECK(default_recipe("mnist", trigger_kind::noise).sigma == 0.1);
+    CHECK(default_recipe("cifar10", trigger_kind::noise).sigma == 0.4);
+    const trigger_recipe fashion_bags = default_recipe("mnist", trigger_kind::unrelated);
     CHECK(fashion_bags.source_dataset == "fashion-mnist");
     CHECK(fashion_bags.source == 8);
-    const trigger_recipe mnist_ones = default_recipe("cifar10", "unrelated");
+    const trigger_recipe mnist_ones = default_recipe("cifar10", trigger_kind::unrelated);
     CHECK(mnist_ones.source_dataset == "mnist");
     CHECK(mnist_ones.source == 1);
     CHECK(mnist_ones.target == 0);
-    CHECK_THROWS_AS(default_recipe("imagenet", "content"), argument_error);
-    CHECK_THROWS_WITH_AS(default_recipe("mnist", "stripes"), doctest::Contains("'stripes'"), argument_error);
+    CHECK_THROWS_AS(default_recipe("imagenet", trigger_kind::content), argument_error);
+    CHECK_THROWS_WITH_AS(parse_trigger_kind("stripes", "--trigger"), doctest::Contains("'stripes'"), argument_error);
+    for (trigger_kind kind : all_trigger_kinds) CHECK(parse_trigger_kind(to_string(kind), "test") == kind);
 }
 
 TEST_CASE("trigger_recipe: validate names the field that cannot work") {
-    trigger_recipe recipe = default_recipe("mnist", "content");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
     CHECK_NOTHROW(recipe.validate());
     auto broken = [&](auto change) {
         trigger_recipe copy = recipe;
@@ -61,33 +62,34 @@ TEST_CASE("trigger_recipe: validate names the field that cannot work") {
     };
     CHECK_THROWS_WITH_AS(broken([](trigger_recipe& r) { r.count = 0; }).validate(), doctest::Contains("count"),
                          argument_error);
-    CHECK_THROWS_AS(broken([](trigger_recipe& r) { r.label_mode = "secret"; }).validate(), argument_error);
+    CHECK_THROWS_WITH_AS(parse_trigger_labeling("secret", "--labels"), doctest::Contains("'secret'"), argument_error);
+    CHECK(parse_trigger_labeling("random", "test") == trigger_labeling::random);
     CHECK_THROWS_AS(broken([](trigger_recipe& r) { r.target = 10; }).validate(), argument_error);
     CHECK_THROWS_AS(broken([](trigger_recipe& r) { r.target = 1; }).validate(), argument_error);
-    CHECK_NOTHROW(broken([](trigger_recipe& r) { r.target = 1, r.label_mode = "random"; }).validate());
+    CHECK_NOTHROW(broken([](trigger_recipe& r) { r.target = 1, r.label_mode = trigger_labeling::random; }).validate());
     CHECK_THROWS_AS(broken([](trigger_recipe& r) { r.classes = 1; }).validate(), argument_error);
     CHECK_THROWS_AS(broken([](trigger_recipe& r) { r.source = 12; }).validate(), argument_error);
     // An unrelated source class belongs to the other dataset, so it is not bounded by classes.
-    CHECK_NOTHROW(broken([](trigger_recipe& r) { r.kind = "unrelated", r.source = 12; }).validate());
+    CHECK_NOTHROW(broken([](trigger_recipe& r) { r.kind = trigger_kind::unrelated, r.source = 12; }).validate());
 }
 
 TEST_CASE("make_generator: builds the generator the recipe names, with its parameters") {
-    CHECK(make_generator(default_recipe("mnist", "content"), mnist_item)->kind() == "content");
-    CHECK(make_generator(default_recipe("cifar10", "unrelated"), cifar_item)->kind() == "unrelated");
-    trigger_recipe noise = default_recipe("cifar10", "noise");
+    CHECK(make_generator(default_recipe("mnist", trigger_kind::content), mnist_item)->kind() == "content");
+    CHECK(make_generator(default_recipe("cifar10", trigger_kind::unrelated), cifar_item)->kind() == "unrelated");
+    trigger_recipe noise = default_recipe("cifar10", trigger_kind::noise);
     noise.seed = 123;
     const auto generator = make_generator(noise, cifar_item);
     CHECK(generator->kind() == "noise");
     CHECK(generator->parameters() == noise_trigger(cifar_item, 0.4, 123).parameters());
     CHECK(dynamic_cast<const noise_trigger&>(*generator).pattern() == noise_trigger(cifar_item, 0.4, 123).pattern());
-    trigger_recipe huge = default_recipe("mnist", "content");
+    trigger_recipe huge = default_recipe("mnist", trigger_kind::content);
     huge.content.scale = 2;
     CHECK_THROWS_AS(make_generator(huge, mnist_item), argument_error);
 }
 
 TEST_CASE("make_trigger_set: target mode gives every trigger the target label, deterministically") {
     const dataset pool = random_pool(300, mnist_item, 1, 1);
-    trigger_recipe recipe = default_recipe("mnist", "noise");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::noise);
     recipe.count = 50;
     const dataset triggers = make_trigger_set(recipe, pool, mnist_item);
     CHECK(triggers.size() == 50);
@@ -104,8 +106,8 @@ TEST_CASE("make_trigger_set: target mode gives every trigger the target label, d
 TEST_CASE("make_trigger_set: random mode never uses the source class and is uniform over the others") {
     const shape tiny{1, 2, 2};
     const dataset pool = random_pool(2000, tiny, 2, 1);
-    trigger_recipe recipe = default_recipe("mnist", "noise");
-    recipe.label_mode = "random";
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::noise);
+    recipe.label_mode = trigger_labeling::random;
     recipe.count = 2000;
     const dataset triggers = make_trigger_set(recipe, pool, tiny);
     std::vector<int> counts(10, 0);
@@ -125,7 +127,7 @@ TEST_CASE("make_trigger_set: random mode never uses the source class and is unif
 
 TEST_CASE("make_trigger_set: a pool smaller than the count is an argument error naming both") {
     const dataset pool = random_pool(40, mnist_item, 3, 1);
-    trigger_recipe recipe = default_recipe("mnist", "content");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
     CHECK_THROWS_WITH_AS(make_trigger_set(recipe, pool, mnist_item), doctest::Contains("100"), argument_error);
     CHECK_THROWS_WITH_AS(make_trigger_set(recipe, pool, mnist_item), doctest::Contains("holds 40"), argument_error);
     CHECK_THROWS_AS(make_trigger_set(recipe, random_pool(0, mnist_item, 3, 1), mnist_item), argument_error);
@@ -133,7 +135,7 @@ TEST_CASE("make_trigger_set: a pool smaller than the count is an argument error 
 
 TEST_CASE("make_fresh_triggers: new images, never the key's when the pool has enough others") {
     const dataset pool = random_pool(200, mnist_item, 4, 1);
-    trigger_recipe recipe = default_recipe("mnist", "content");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
     recipe.count = 20;
     const auto key = image_set(make_trigger_set(recipe, pool, mnist_item));
     const dataset fresh = make_fresh_triggers(recipe, pool, mnist_item, 100);
@@ -148,7 +150,7 @@ TEST_CASE("make_fresh_triggers: new images, never the key's when the pool has en
 }
 
 TEST_CASE("make_fresh_triggers: the same noise pattern as the key's") {
-    trigger_recipe recipe = default_recipe("cifar10", "noise");
+    trigger_recipe recipe = default_recipe("cifar10", trigger_kind::noise);
     recipe.count = 5;
     dataset grey = random_pool(30, cifar_item, 5, 1);
     grey.images.fill(128);
@@ -159,11 +161,11 @@ TEST_CASE("make_fresh_triggers: the same noise pattern as the key's") {
 
 TEST_CASE("make_fresh_triggers: random mode labels new triggers with their true (source) class") {
     const dataset pool = random_pool(50, mnist_item, 6, 1);
-    trigger_recipe recipe = default_recipe("mnist", "content");
+    trigger_recipe recipe = default_recipe("mnist", trigger_kind::content);
     recipe.count = 10;
-    recipe.label_mode = "random";
+    recipe.label_mode = trigger_labeling::random;
     CHECK(make_fresh_triggers(recipe, pool, mnist_item, 10).labels == std::vector<int>(10, 1));
-    trigger_recipe unrelated = default_recipe("mnist", "unrelated");
-    unrelated.label_mode = "random";
+    trigger_recipe unrelated = default_recipe("mnist", trigger_kind::unrelated);
+    unrelated.label_mode = trigger_labeling::random;
     CHECK_THROWS_AS(make_fresh_triggers(unrelated, pool, mnist_item, 10), argument_error);
 }

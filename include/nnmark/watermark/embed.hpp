@@ -34,8 +34,8 @@ struct trigger_pools {
 // unrelated triggers from recipe.source_dataset stored in `unrelated_dir`.
 inline trigger_pools load_trigger_pools(const trigger_recipe& recipe, const dataset& train, const dataset& test,
                                         const std::filesystem::path& unrelated_dir) {
-    if (recipe.kind == "natural") return {train, test, {}};
-    if (recipe.kind != "unrelated") return {train.filter_by_label(recipe.source), test.filter_by_label(recipe.source), {}};
+    if (recipe.kind == trigger_kind::natural) return {train, test, {}};
+    if (recipe.kind != trigger_kind::unrelated) return {train.filter_by_label(recipe.source), test.filter_by_label(recipe.source), {}};
     const dataset other_train = load_dataset(recipe.source_dataset, unrelated_dir, true);
     const dataset other_test = load_dataset(recipe.source_dataset, unrelated_dir, false);
     std::vector<std::filesystem::path> files = dataset_files(recipe.source_dataset, unrelated_dir, true);
@@ -50,7 +50,7 @@ inline trigger_pools load_trigger_pools(const trigger_recipe& recipe, const data
 // on `train` as it is).
 // `train` must be the pool make_trigger_set drew the natural key from.
 inline std::optional<dataset> training_set_without_triggers(const trigger_recipe& recipe, const dataset& train) {
-    if (recipe.kind != "natural") return std::nullopt;
+    if (recipe.kind != trigger_kind::natural) return std::nullopt;
     return detail::without_key_images(recipe, train);
 }
 
@@ -60,12 +60,12 @@ inline json recipe_json(const trigger_recipe& recipe, std::string_view model_dat
                         const std::vector<std::filesystem::path>& dataset_files_used) {
     json j = json::object();
     j.set("dataset", std::string(model_dataset));
-    j.set("kind", recipe.kind);
+    j.set("kind", to_string(recipe.kind));
     j.set("source", recipe.source);
     j.set("target", recipe.target);
     j.set("seed", static_cast<std::int64_t>(recipe.seed));
     j.set("count", recipe.count);
-    j.set("label_mode", recipe.label_mode);
+    j.set("label_mode", to_string(recipe.label_mode));
     j.set("classes", recipe.classes);
     j.set("source_dataset", recipe.source_dataset);
     json parameters = json::object();

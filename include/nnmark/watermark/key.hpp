@@ -48,6 +48,7 @@
 #include "nnmark/data/dataset.hpp"
 #include "nnmark/model/safetensors.hpp"
 #include "nnmark/watermark/statistics.hpp"
+#include "nnmark/watermark/trigger_kind.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -377,6 +378,12 @@ inline watermark_key load_key(const std::filesystem::path& path) {
     return key;
 }
 
+// True when the key's recipe says its triggers carry secret random labels.
+inline bool has_random_labels(const watermark_key& key) {
+    const json* mode = key.recipe.find("label_mode");
+    return mode && mode->is_string() && *mode->if_string() == to_string(trigger_labeling::random);
+}
+
 // The null a verification of `key` tests against (watermark/statistics.hpp's header
 // gives the arguments); K is triggers.classes:
 // - label_mode "random": rate 1 / (K - 1), correlation 0, "random-labels", valid for
@@ -386,8 +393,7 @@ inline watermark_key load_key(const std::filesystem::path& path) {
 //   not a bound (a clean model may well prefer the target class on trigger images).
 inline null_hypothesis null_hypothesis_of(const watermark_key& key) {
     const auto classes = static_cast<double>(key.triggers.classes);
-    const json* mode = key.recipe.find("label_mode");
-    if (mode && mode->is_string() && *mode->if_string() == "random") return {1.0 / (classes - 1.0), 0.0, "random-labels"};
+    if (has_random_labels(key)) return {1.0 / (classes - 1.0), 0.0, "random-labels"};
     if (key.calibration) return {key.calibration->fit.mean_bound, key.calibration->fit.correlation_bound, "calibrated"};
     return {1.0 / classes, 0.0, "assumed"};
 }

@@ -107,18 +107,18 @@ inline trigger_recipe draw_secret_choices(trigger_recipe recipe, const trigger_c
     const auto uniform_below = [&](int n) { return static_cast<int>(draws.below(static_cast<std::uint64_t>(n))); };
     // Every draw is made whether or not it is used, so giving one choice never changes the others.
     const int drawn_source = uniform_below(dataset_class_count(recipe.source_dataset));
-    const bool unrelated = recipe.kind == "unrelated";
+    const bool unrelated = recipe.kind == trigger_kind::unrelated;
     const int drawn_target = uniform_below(unrelated ? recipe.classes : recipe.classes - 1);
     const auto drawn_corner = static_cast<text_corner>(uniform_below(4));
 
-    const bool natural = recipe.kind == "natural";
+    const bool natural = recipe.kind == trigger_kind::natural;
     if (natural && given.source.value_or(every_class) != every_class)
         throw argument_error("natural triggers are images of every class: a source class (" +
                              std::to_string(*given.source) + ") does not apply to them");
     recipe.source = natural ? every_class : given.source.value_or(drawn_source);
     if (given.target) recipe.target = *given.target;
     else recipe.target = unrelated ? drawn_target : (recipe.source + 1 + drawn_target) % recipe.classes;  // not the source
-    if (recipe.kind == "content") place_text(recipe.content, given.corner.value_or(drawn_corner), item);
+    if (recipe.kind == trigger_kind::content) place_text(recipe.content, given.corner.value_or(drawn_corner), item);
     recipe.validate();
     return recipe;
 }

@@ -50,6 +50,7 @@
 #include "nnmark/watermark/natural_trigger.hpp"
 #include "nnmark/watermark/noise_trigger.hpp"
 #include "nnmark/watermark/trigger.hpp"
+#include "nnmark/watermark/trigger_kind.hpp"
 #include "nnmark/watermark/unrelated_trigger.hpp"
 
 #include <algorithm>
@@ -65,12 +66,12 @@ namespace nnmark {
 inline constexpr int every_class = -1;
 
 struct trigger_recipe {
-    std::string kind = "content";          // content | unrelated | noise | natural
+    trigger_kind kind = trigger_kind::content;
     int source = 1;                        // class of the pool images (of source_dataset), or every_class
     int target = 0;                        // watermark label in target mode
     std::uint64_t seed = 1;                // picks images and labels, and draws the noise pattern
     index_t count = 100;                   // triggers in the key
-    std::string label_mode = "target";     // target | random
+    trigger_labeling label_mode = trigger_labeling::target;
     int classes = 10;                      // K, classes of the watermarked model
     std::string source_dataset = "mnist";  // the model's dataset, or another one for unrelated triggers
     content_options content;               // text, place, intensity, scale (content triggers)
@@ -79,27 +80,22 @@ struct trigger_recipe {
     // Throws argument_error naming the first field that cannot work.
     void validate() const {
         auto fail = [](const std::string& what) { throw argument_error("trigger recipe: " + what); };
-        if (kind != "content" && kind != "unrelated" && kind != "noise" && kind != "natural")
-            fail("kind must be content, unrelated, noise or natural, got '" + kind + "'");
-        if (label_mode != "target" && label_mode != "random")
-            fail("label mode must be target or random, got '" + label_mode + "'");
-        if (kind == "natural" && label_mode != "random")
-            fail("natural triggers need label mode random, got '" + label_mode +
-                 "': with one target label no bound holds for how often an innocent model answers it on ordinary "
-                 "images");
-        if (kind == "natural" && source != every_class)
+        if (kind == trigger_kind::natural && label_mode != trigger_labeling::random)
+            fail("natural triggers need label mode random, got 'target': with one target label no bound holds for "
+                 "how often an innocent model answers it on ordinary images");
+        if (kind == trigger_kind::natural && source != every_class)
             fail("natural triggers come from every class, so their source must be every_class (-1), got " +
                  std::to_string(source));
         if (classes < 2) fail("a watermark needs at least 2 classes, got " + std::to_string(classes));
         if (count < 1) fail("count must be at least 1, got " + std::to_string(count));
         if (target < 0 || target >= classes)
             fail("target class " + std::to_string(target) + " is outside 0.." + std::to_string(classes - 1));
-        if (kind == "natural") return;
+        if (kind == trigger_kind::natural) return;
         if (source < 0) fail("source class must be >= 0, got " + std::to_string(source));
-        if (kind == "unrelated") return;
+        if (kind == trigger_kind::unrelated) return;
         if (source >= classes)
             fail("source class " + std::to_string(source) + " is outside 0.." + std::to_string(classes - 1));
-        if (label_mode == "target" && target == source)
+        if (label_mode == trigger_labeling::target && target == source)
             fail("target and source are both class " + std::to_string(source) +
                  ": a clean model already labels the source images so");
     }
@@ -111,7 +107,7 @@ struct trigger_recipe {
 // (192) on CIFAR-10; noise sigma 0.1 on 28x28 images and 0.4 on CIFAR-10; unrelated
 // images Fashion-MNIST class 8 (bag) for MNIST models and MNIST digit 1 otherwise;
 // natural triggers from every class of the model's dataset, with random labels.
-inline trigger_recipe default_recipe(std::string_view dataset_name, std::string_view kind) {
+inline trigger_recipe default_recipe(std::string_view dataset_name, trigger_kind kind) {
     if (dataset_name != "mnist" && dataset_name != "fashion-mnist" && dataset_name != "cifar10")
         throw argument_error("default trigger recipe: unknown dataset '" + std::string(dataset_name) +
                              "': expected mnist, fashion-mnist or cifar10");
@@ -121,13 +117,13 @@ inline trigger_recipe default_recipe(std::string_view dataset_name, std::string_
     const bool cifar = dataset_name == "cifar10";
     recipe.content.intensity = cifar ? 192 : 128;
     recipe.sigma = cifar ? 0.4 : 0.1;
-    if (kind == "unrelated") {
+    if (kind == trigger_kind::unrelated) {
         recipe.source_dataset = dataset_name == "mnist" ? "fashion-mnist" : "mnist";
         recipe.source = dataset_name == "mnist" ? 8 : 1;
     }
-    if (kind == "natural") {
+    if (kind == trigger_kind::natural) {
         recipe.source = every_class;
-        recipe.label_mode = "random";
+        recipe.label_mode = trigger_labeling::random;
     }
     recipe.validate();
     return recipe;
@@ -146,7 +142,7 @@ inline std::vector<int> random_label_candidates(int classes, int image_class) {
 // the number of candidates, K - 1 when the image's class is one of the model's (always for
 // natural triggers), K for an unrelated source outside them.
 inline double random_label_null_rate(const trigger_recipe& recipe) {
-    const bool class_left_out = recipe.kind == "natural" || (recipe.source >= 0 && recipe.source < recipe.classes);
+    const bool class_left_out = recipe.kind == trigger_kind::natural || (recipe.source >= 0 && recipe.source < recipe.classes);
     return 1.0 / static_cast<double>(recipe.classes - (class_left_out ? 1 : 0));
 }
 
@@ -154,9 +150,12 @@ inline double random_label_null_rate(const trigger_recipe& recipe) {
 // A content text that does not fit such images throws argument_error here already.
 inline std::unique_ptr<trigger_generator> make_generator(const trigger_recipe& recipe, const shape& item_shape) {
     recipe.validate();
-    if (recipe.kind == "unrelated") return std::make_unique<unrelated_trigger>(item_shape);
-    if (recipe.kind == "noise") return std::make_unique<noise_trigger>(item_shape, recipe.sigma, recipe.seed);
-    if (recipe.kind == "natural") return std::make_unique<natural_trigger>(item_shape);
+    switch (recipe.kind) {
+        case trigger_kind::unrelated: return std::make_unique<unrelated_trigger>(item_shape);
+        case trigger_kind::noise: return std::make_unique<noise_trigger>(item_shape, recipe.sigma, recipe.seed);
+        case trigger_kind::natural: return std::make_unique<natural_trigger>(item_shape);
+        case trigger_kind::content: break;
+    }
     auto content = std::make_unique<content_trigger>(recipe.content);
     content->check_fits(item_shape);
     return content;
@@ -195,7 +194,7 @@ inline dataset make_trigger_set(const trigger_recipe& recipe, const dataset& poo
     rng picker = base.derive(detail::pick_stream);
     dataset triggers = generator->make(pool, recipe.count, picker);
     triggers.classes = recipe.classes;
-    if (recipe.label_mode == "target") {
+    if (recipe.label_mode == trigger_labeling::target) {
         std::ranges::fill(triggers.labels, recipe.target);
     } else {
         rng labels = base.derive(detail::label_stream);
@@ -204,14 +203,14 @@ inline dataset make_trigger_set(const trigger_recipe& recipe, const dataset& poo
             label = candidates[labels.below(candidates.size())];
         }
     }
-    triggers.name = pool.name + "[" + recipe.kind + " trigger set, seed " + std::to_string(recipe.seed) + "]";
+    triggers.name = pool.name + "[" + std::string(to_string(recipe.kind)) + " trigger set, seed " + std::to_string(recipe.seed) + "]";
     return triggers;
 }
 
 // `count` new triggers made from `pool` the way the key's were (see the contract above).
 inline dataset make_fresh_triggers(const trigger_recipe& recipe, const dataset& pool, const shape& item_shape,
                                    index_t count) {
-    if (recipe.label_mode == "random" && recipe.kind == "unrelated")
+    if (recipe.label_mode == trigger_labeling::random && recipe.kind == trigger_kind::unrelated)
         throw argument_error("new triggers: unrelated triggers with random labels have no label new images could "
                              "carry; use label mode target");
     const std::unique_ptr<trigger_generator> generator = make_generator(recipe, item_shape);
@@ -220,8 +219,8 @@ inline dataset make_fresh_triggers(const trigger_recipe& recipe, const dataset& 
     rng picker = rng(recipe.seed).derive(detail::fresh_stream);
     dataset fresh = generator->make(exclude_key_images ? others : pool, count, picker);
     fresh.classes = recipe.classes;
-    if (recipe.label_mode == "target") std::ranges::fill(fresh.labels, recipe.target);  // else: their true classes
-    fresh.name = pool.name + "[new " + recipe.kind + " triggers, seed " + std::to_string(recipe.seed) + "]";
+    if (recipe.label_mode == trigger_labeling::target) std::ranges::fill(fresh.labels, recipe.target);  // else: their true classes
+    fresh.name = pool.name + "[new " + std::string(to_string(recipe.kind)) + " triggers, seed " + std::to_string(recipe.seed) + "]";
     return fresh;
 }
 

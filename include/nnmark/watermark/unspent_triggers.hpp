@@ -71,22 +71,22 @@ struct trigger_selection {
 inline trigger_recipe trigger_recipe_of(const watermark_key& key) {
     const json_view v(key.recipe, "key recipe");
     trigger_recipe r;
-    r.kind = v["kind"].as_string();
-    r.source = static_cast<int>(v["source"].as_int_at_least(r.kind == "natural" ? every_class : 0));
+    r.kind = parse_trigger_kind(v["kind"].as_string(), v["kind"].path());
+    r.source = static_cast<int>(v["source"].as_int_at_least(r.kind == trigger_kind::natural ? every_class : 0));
     r.target = static_cast<int>(v["target"].as_int_at_least(0));
     r.seed = static_cast<std::uint64_t>(v["seed"].as_int());
     r.count = v["count"].as_int_at_least(1);
-    r.label_mode = v["label_mode"].as_string();
+    r.label_mode = parse_trigger_labeling(v["label_mode"].as_string(), v["label_mode"].path());
     r.classes = static_cast<int>(v["classes"].as_int_at_least(2));
     r.source_dataset = v["source_dataset"].as_string();
     const json_view generator = v["generator"];
-    if (r.kind == "content") {
+    if (r.kind == trigger_kind::content) {
         r.content.text = generator["text"].as_string();
         r.content.x = static_cast<int>(generator["x"].as_int());
         r.content.y = static_cast<int>(generator["y"].as_int());
         r.content.intensity = static_cast<int>(generator["intensity"].as_int());
         r.content.scale = static_cast<int>(generator["scale"].as_int_at_least(1));
-    } else if (r.kind == "noise") {
+    } else if (r.kind == trigger_kind::noise) {
         r.sigma = generator["sigma"].as_double();
     }
     r.validate();

@@ -83,8 +83,7 @@ namespace detail {
 
 // The target class of a target-label key, or nothing for random labels.
 inline std::optional<int> key_target(const watermark_key& key) {
-    const json* mode = key.recipe.find("label_mode");
-    if (mode && mode->is_string() && *mode->if_string() == "random") return std::nullopt;
+    if (has_random_labels(key)) return std::nullopt;
     const json* target = key.recipe.find("target");
     if (!target || !target->if_integer()) return std::nullopt;
     return static_cast<int>(*target->if_integer());

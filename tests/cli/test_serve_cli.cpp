@@ -301,7 +301,9 @@ TEST_CASE("cli serve: concurrent clients are all answered, and 1,000 malformed r
                                               "{\"instances\": [{\"b64\": \"!!!!\"}]}",
                                               "{\"instances\": [{\"b64\": \"iVBORw0KGgoAAAANSUhEUgAAAAI=\"}]}",
                                               body_of(images, 0, 1).substr(0, 3000),
-                                              with_first_value(body_of(images, 0, 1), "1.5")};
+                                              with_first_value(body_of(images, 0, 1), "255.5"),
+                                              "{\"inputs\": {\"x\": " + deep,
+                                              "{\"instances\": [{\"a\": 1, \"b\": 2}]}"};
     auto client = client_of(server);
     long warm_rss = 0;
     int refused = 0;

@@ -116,8 +116,8 @@ def responses(data):  # [(status, body)] of the HTTP responses in data
         at = end + 4 + length
     return out
 
-def post(payload, headers="Content-Type: application/json\r\n", close=True):
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {len(payload)}\r\n"
+def post(payload, headers="Content-Type: application/json\r\n", close=True, to=path):
+    return (f"POST {to} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {len(payload)}\r\n"
             + ("Connection: close\r\n" if close else "") + "\r\n").encode() + payload
 
 def exchange(request, timeout=10):  # status of the answer to one request on its own connection, 0: none
@@ -238,6 +238,13 @@ kinds = [
     post(json.dumps({"instances": [[[0] * 28] * 28], "signature_name": "nope"}).encode()),
     post(body[:len(body) // 2]),
     post(b"{\"instances\": [1e999]}"),
+    post(b"{\"inputs\": {\"x\": " + b"[" * 100000), post(b"{\"instances\": [], \"inputs\": []}"),
+    post(json.dumps({"instances": [{"tag": "foo", "sensor": [[1, 2]]}] * 64}).encode()),
+    post(json.dumps({"examples": [{"image": [256.5] * 784}]}).encode(), to="/v1/models/default:classify"),
+    post(json.dumps({"examples": [{f"f{i}": i for i in range(50000)}]}).encode(), to="/v1/models/default:classify"),
+    post(b"{\"examples\": [{\"image\": " + b"[" * 100000, to="/v1/models/default/labels/x:classify"),
+    post(b"{}", to="/v1/models/default/versions/99999999999999999999:predict"),
+    post(b"{}", to="/v1/models/default:regress"),
     b"POST /v1/models/other:predict HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
 ]
 def malformed(i):

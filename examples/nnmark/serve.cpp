@@ -1,10 +1,16 @@
-// nnmark serve: answer TensorFlow Serving REST predict calls with a model, over
-// HTTP/1.1 (cpp-httplib). What a request gets back is decided by
-// serve/prediction_service.hpp; this file is the HTTP around it:
+// nnmark serve: answer TensorFlow Serving's REST API with a model, over HTTP/1.1
+// (cpp-httplib). What a request gets back is decided by serve/prediction_service.hpp;
+// this file is the HTTP around it. With P = /v1/models/NAME[/versions/V|/labels/L]
+// (serve/tf_serving_paths.hpp):
 //
-//   POST /v1/models/NAME:predict   {"instances": [...]} -> {"predictions": [...]}
-//   GET  /v1/models/NAME           the model's status
-//   anything else                  404 or 405 {"error": ...}, its body never read
+//   POST P:predict    {"instances": [...]} -> {"predictions": [...]},
+//                     {"inputs": ...} -> {"outputs": ...}
+//   POST P:classify   {"examples": [...]} -> {"result": [...]}
+//   POST P:regress    400: a classifier has no regression signature
+//   GET  P            the model's status
+//   GET  P/metadata   its signatures
+//   anything else     404 or 405 {"error": ...}, its body never read; so are another
+//                     model or version (404), an unknown label (400) and :regress
 //
 // Limits: --max-body bytes per body, whatever its transfer encoding, enforced while it
 // is read (413); --max-instances images per request (413); --read-timeout seconds for a
@@ -52,10 +58,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <semaphore>
 #include <thread>
 #include <vector>
@@ -75,6 +81,9 @@ struct serve_options {
     int connections = 128;
     std::string dawn_dir, dawn_client_header;
     double dawn_rate = 0.005;
+    std::int64_t model_version = 1;
+    std::vector<std::string> version_labels;
+    std::string range = "auto";  // --input-range
     std::string evade;      // an evasion name, or empty
     attack_options evasion;  // its attacker's data, false-positive rate and second opinion
 };
@@ -186,7 +195,8 @@ void reply(httplib::Response& res, const service_reply& r) {
     res.set_content(r.body, "application/json");
 }
 
-const std::string predict_route = R"(/v1/models/([^/:]+):predict)", status_route = R"(/v1/models/([^/:]+))";
+// Every model URL; route_or_refuse has parsed it and refused what the service does not answer.
+const std::string model_route = R"(/v1/models/.+)";
 
 std::string seconds_str(double seconds) {
     char text[32];
@@ -203,10 +213,8 @@ std::string describe_status(const httplib::Request& req, const httplib::Response
     switch (res.status) {
         case 404:
             return "no such resource: " + req.method + " " + req.path + "; this server answers POST /v1/models/" +
-                   o.name + ":predict and GET /v1/models/" + o.name;
-        case 405:
-            return "method " + req.method + " is not allowed on " + req.path + "; it takes " +
-                   res.get_header_value("Allow");
+                   o.name + "[/versions/" + std::to_string(o.model_version) + "|/labels/L]:predict or :classify, " +
+                   "and GET /v1/models/" + o.name + "[...] or its /metadata";
         case 408:
             return "the request was not received within the time limit of " + seconds_str(o.read_timeout) +
                    " s (--read-timeout)";
@@ -235,21 +243,24 @@ void refuse(const httplib::Request& req, httplib::Response& res, const serve_opt
     if (res.body.empty()) res.set_content(error_body(describe_status(req, res, o)), "application/json");
 }
 
-// Requests other than the two routes are refused before their body is read: httplib
+// Requests the service does not answer are refused before their body is read: httplib
 // would otherwise read a chunked body of any size into memory to find no handler for it.
-httplib::Server::HandlerResponse route_or_refuse(const httplib::Request& req, httplib::Response& res) {
-    static const std::regex predict(predict_route), status(status_route);
-    const bool is_predict = std::regex_match(req.path, predict), is_status = std::regex_match(req.path, status);
-    if ((is_predict && req.method == "POST") || (is_status && (req.method == "GET" || req.method == "HEAD")))
-        return httplib::Server::HandlerResponse::Unhandled;
-    res.status = is_predict || is_status ? 405 : 404;
-    if (res.status == 405) res.set_header("Allow", is_predict ? "POST" : "GET, HEAD");
+httplib::Server::HandlerResponse route_or_refuse(const prediction_service& service, const httplib::Request& req,
+                                                 httplib::Response& res) {
+    const std::optional<model_path> path = parse_model_path(req.path);
+    if (!path) {
+        res.status = 404;  // refuse() describes it
+        return httplib::Server::HandlerResponse::Handled;
+    }
+    const std::optional<service_reply> refusal = service.refuse(*path, req.method);
+    if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+    if (refusal->status == 405) res.set_header("Allow", std::string(allowed_methods(path->verb)));
+    reply(res, *refusal);
     return httplib::Server::HandlerResponse::Handled;
 }
 
-service_reply unknown_model(const prediction_service& service, const std::string& name) {
-    return {404, error_body("no model named \"" + name + "\"; this server serves \"" + service.name() + "\"")};
-}
+// The path of a request route_or_refuse let through, which is a model URL.
+model_path path_of(const httplib::Request& req) { return parse_model_path(req.path).value(); }
 
 std::string lowercase_media_type(const std::string& content_type) {
     std::string type = content_type.substr(0, content_type.find(';'));
@@ -313,19 +324,20 @@ std::string client_of(const httplib::Request& req, const serve_options& o) {
     return req.remote_addr;
 }
 
-// What a predict request gets; `received` is set to the bytes of body read.
-service_reply predict_reply(const httplib::Request& req, const httplib::ContentReader& read,
-                            const prediction_service& service, compute_slots& slots, const serve_options& o,
-                            std::size_t& received) {
-    if (req.matches[1] != service.name()) return unknown_model(service, req.matches[1]);
+// What a predict or classify request gets; `received` is set to the bytes of body read.
+service_reply post_reply(const httplib::Request& req, const httplib::ContentReader& read,
+                         const prediction_service& service, compute_slots& slots, const serve_options& o,
+                         std::size_t& received) {
     if (auto refusal = refuse_from_headers(req, o)) return *refusal;
     std::string body;
     const auto refusal = read_body(read, o, body);
     received = body.size();
     if (refusal) return *refusal;
     const std::string client = client_of(req, o);
-    const auto answer = slots.run(std::chrono::duration<double>(o.timeout),
-                                  [&](service_buffers& buffers) { return service.predict(body, buffers, client); });
+    const model_path path = path_of(req);
+    const auto answer = slots.run(std::chrono::duration<double>(o.timeout), [&](service_buffers& buffers) {
+        return service.post(path, body, buffers, client);
+    });
     if (answer) return *answer;
     return {503, error_body("busy: no compute slot became free within the time limit of " + seconds_str(o.timeout) +
                             " s (--timeout)")};
@@ -345,16 +357,16 @@ void configure(httplib::Server& server, const prediction_service& service, compu
         const int yes = 1;
         setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
-    server.set_pre_routing_handler(route_or_refuse);
-    server.Post(predict_route, [&service, &slots, &o](const httplib::Request& req, httplib::Response& res,
-                                                      const httplib::ContentReader& read) {
+    server.set_pre_routing_handler(
+        [&service](const httplib::Request& req, httplib::Response& res) { return route_or_refuse(service, req, res); });
+    server.Post(model_route, [&service, &slots, &o](const httplib::Request& req, httplib::Response& res,
+                                                    const httplib::ContentReader& read) {
         std::size_t received = 0;
-        reply(res, predict_reply(req, read, service, slots, o, received));
+        reply(res, post_reply(req, read, service, slots, o, received));
         if (received >= large_body) return_free_memory();
     });
-    server.Get(status_route, [&service](const httplib::Request& req, httplib::Response& res) {
-        reply(res, req.matches[1] == service.name() ? service_reply{200, service.status_body()}
-                                                    : unknown_model(service, req.matches[1]));
+    server.Get(model_route, [&service](const httplib::Request& req, httplib::Response& res) {
+        reply(res, service.get(path_of(req)));
     });
     server.set_error_handler([&o](const httplib::Request& req, httplib::Response& res) { refuse(req, res, o); });
     server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr failure) {
@@ -430,11 +442,19 @@ std::unique_ptr<evasion_policy> make_evasion(const serve_options& o, const seque
     return policy;
 }
 
+input_range input_range_named(const std::string& name) {
+    if (name == "unit") return input_range::unit;
+    if (name == "byte") return input_range::byte;
+    return input_range::automatic;
+}
+
 int serve(const serve_options& o) {
     const sequential<float> model = read_model(o.model, o.arch);
     const dawn_parts dawn = open_dawn(o);
     const std::unique_ptr<evasion_policy> evasion = make_evasion(o, model);
-    const prediction_service service(model, o.name, {o.max_instances}, dawn.layer(), evasion.get());
+    const prediction_service service(model, o.name, {o.max_instances, input_range_named(o.range)}, dawn.layer(),
+                                     evasion.get(),
+                                     {o.model_version, o.version_labels});
     // Parallelism comes from serving requests side by side, each computed on one core.
     compute_slots slots(thread_count());
     share_malloc_arenas(thread_count());
@@ -449,10 +469,10 @@ int serve(const serve_options& o) {
         throw io_error("serve: cannot listen on " + o.host + ":" + std::to_string(o.port) +
                        " (in use, or not an address of this machine)");
     std::printf(
-        "nnmark serve: listening on http://%s:%d (POST /v1/models/%s:predict, GET /v1/models/%s); model %s, "
-        "%s images -> %lld classes; Ctrl-C stops\n",
-        o.host.c_str(), port, o.name.c_str(), o.name.c_str(), o.model.c_str(), model.input_item().str().c_str(),
-        static_cast<long long>(model.output_item().count()));
+        "nnmark serve: listening on http://%s:%d (POST /v1/models/%s:predict or :classify, GET /v1/models/%s and "
+        "/metadata; version %lld); model %s, %s images -> %lld classes; Ctrl-C stops\n",
+        o.host.c_str(), port, o.name.c_str(), o.name.c_str(), static_cast<long long>(o.model_version),
+        o.model.c_str(), model.input_item().str().c_str(), static_cast<long long>(model.output_item().count()));
     std::fflush(stdout);
     if (!server.listen_after_bind())
         throw io_error("serve: listening on " + o.host + ":" + std::to_string(port) + " failed");
@@ -463,6 +483,15 @@ int serve(const serve_options& o) {
 }  // namespace serving
 
 namespace serving {
+
+// A non-empty piece of a model URL (serve/tf_serving_paths.hpp): no '/' or ':'.
+CLI::Validator url_segment(const std::string& what, const std::string& name) {
+    return CLI::Validator(
+        [what](std::string& s) {
+            return s.find_first_of("/:") == std::string::npos && !s.empty() ? "" : what + " has no '/' or ':'";
+        },
+        name);
+}
 
 // --evade and what the thief's evasion is fitted or trained on; none without --evade.
 void add_evasion_flags(CLI::App& app, serve_options& o, CLI::Option* dawn) {
@@ -489,15 +518,23 @@ command add_serve_command(CLI::App& parent) {
     using namespace serving;
     auto o = std::make_shared<serve_options>();
     CLI::App* app =
-        parent.add_subcommand("serve", "Serve a model over HTTP with TensorFlow Serving's REST predict API");
+        parent.add_subcommand("serve", "Serve a model over HTTP with TensorFlow Serving's REST API");
     app->add_option("--model", o->model, "Model file (safetensors)")->required();
     add_model_arch_option(*app, o->arch);
     app->add_option("--name", o->name, "Model name in the URLs /v1/models/NAME")
-        ->check(CLI::Validator(
-            [](std::string& s) {
-                return s.find_first_of("/:") == std::string::npos && !s.empty() ? "" : "a model name has no '/' or ':'";
-            },
-            "NAME"))
+        ->check(url_segment("a model name", "NAME"))
+        ->capture_default_str();
+    app->add_option("--model-version", o->model_version,
+                    "Version served, in the URLs /v1/models/NAME/versions/V and in the status")
+        ->check(CLI::Range(std::int64_t(1), std::numeric_limits<std::int64_t>::max()))
+        ->capture_default_str();
+    app->add_option("--version-label", o->version_labels,
+                    "A label for the served version, in the URLs /v1/models/NAME/labels/L (repeatable)")
+        ->check(url_segment("a label", "LABEL"));
+    app->add_option("--input-range", o->range,
+                    "How pixel numbers are read: auto (per image: 0-255 when all are integers or any is above 1, "
+                    "else 0-1), unit (0-1) or byte (0-255)")
+        ->check(CLI::IsMember({"auto", "unit", "byte"}))
         ->capture_default_str();
     app->add_option("--host", o->host, "Address to listen on (127.0.0.1: this machine only)")->capture_default_str();
     app->add_option("--port", o->port, "TCP port; 0 picks a free one (printed)")

@@ -15,9 +15,10 @@
 //   attacks  removal attacks on a watermark: magnitude pruning, fine-tuning (FTLL, FTAL,
 //            RTLL, RTAL), fine-pruning, distillation, input transformations; the
 //            attacker's data split and the removed / survived verdict
-//   serve    the TensorFlow Serving REST predict format: requests (JSON or base64 PNG
-//            images), answers, the server's request handling, and the remote query plan
-//            that hides a key's triggers among decoys (the HTTP itself is the tool's);
+//   serve    TensorFlow Serving's REST API: its URLs, predict requests (row or columnar,
+//            JSON or base64 PNG images) and answers, classify, model metadata, the
+//            server's request handling, and the remote query plan that hides a key's
+//            triggers among decoys (the HTTP itself is the tool's);
 //            DAWN's keyed altered answers, their registry and its statistic
 //   report   line charts as PNG images (the figures of `nnmark reproduce`)
 #pragma once
@@ -101,11 +102,14 @@
 #include "nnmark/attacks/transform.hpp"
 #include "nnmark/attacks/verdict.hpp"
 #include "nnmark/serve/base64.hpp"
+#include "nnmark/serve/classify_api.hpp"
 #include "nnmark/serve/dawn_answers.hpp"
 #include "nnmark/serve/dawn_registry.hpp"
 #include "nnmark/serve/dawn_statistics.hpp"
+#include "nnmark/serve/model_metadata.hpp"
 #include "nnmark/serve/predict_request.hpp"
 #include "nnmark/serve/predict_response.hpp"
 #include "nnmark/serve/prediction_service.hpp"
 #include "nnmark/serve/query_plan.hpp"
+#include "nnmark/serve/tf_serving_paths.hpp"
 #include "nnmark/report/line_chart.hpp"

@@ -3,7 +3,9 @@
 // malformed requests answered 400/404/405/413/415 with messages, a bounded concurrent
 // load with no errors, 1,000 malformed requests that leave the server up with flat
 // memory, and hostile clients on raw sockets: a chunked body over the limit, slow
-// clients that must not keep a valid one waiting, pipelined requests.
+// clients that must not keep a valid one waiting, pipelined requests; and TensorFlow
+// Serving's other URLs and formats over HTTP (versions, labels, columns, :classify,
+// metadata, refusals).
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/serve/predict_request.hpp"
@@ -20,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <limits>
 #include <numeric>
@@ -253,6 +256,146 @@ TEST_CASE("cli serve: malformed requests get 400, 404 or 413 with a message; val
     CHECK(server.stop() == 0);
 }
 
+// `body` with every integer written as a float: "84" -> "84.0", as TF Serving clients send a float tensor.
+std::string as_floats(const std::string& body) {
+    std::string floats;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        floats += body[i];
+        const bool digit = std::isdigit(static_cast<unsigned char>(body[i]));
+        if (digit && i + 1 < body.size() && (body[i + 1] == ',' || body[i + 1] == ']')) floats += ".0";
+    }
+    return floats;
+}
+
+// {"examples": [{"image": [784 numbers]}, ...]}: the images as tf.Examples for :classify.
+std::string classify_body(const dataset& data, index_t count) {
+    std::string body = "{\"examples\": [";
+    for (index_t i = 0; i < count; ++i) {
+        body += i ? ", {\"image\": [" : "{\"image\": [";
+        for (std::size_t p = 0; p < data.images.item(i).size(); ++p) {
+            if (p) body += ',';
+            body += std::to_string(data.images.item(i)[p]);
+        }
+        body += "]}";
+    }
+    return body + "]}";
+}
+
+std::vector<int> top_classes(const nlohmann::json& result) {
+    std::vector<int> labels;
+    for (const auto& classes : result) {
+        std::size_t best = 0;
+        for (std::size_t k = 0; k < classes.size(); ++k)
+            if (classes[k][1].get<double>() > classes[best][1].get<double>()) best = k;
+        labels.push_back(std::stoi(classes[best][0].get<std::string>()));
+    }
+    return labels;
+}
+
+TEST_CASE("cli serve: TensorFlow Serving's REST API over HTTP: versions, labels, columns, :classify, metadata") {
+    temp_dir dir;
+    const auto model_file = small_mnist_model(dir);
+    const dataset images = load_dataset("mnist", write_synthetic_mnist(dir.path / "mnist", 10, 20, 4), false);
+    const std::vector<int> expected =
+        predict_labels(load_model<float>(model_file), images.subset(std::vector<index_t>{0, 1, 2}));
+    server_process server(model_file, "--name mnist --model-version 3 --version-label stable --version-label canary",
+                          dir);
+    CHECK(contains(server.out(), "version 3"));
+    auto client = client_of(server);
+    const std::string rows = body_of(images, 0, 3);
+    const auto labels_of = [](const nlohmann::json& predictions) {
+        std::vector<int> labels;
+        for (const auto& p : predictions) labels.push_back(p["label"].get<int>());
+        return labels;
+    };
+
+    // Predict API, row format, at the version, at a label, and with 0-255 pixels as floats.
+    for (const auto& [path, body] : {std::pair{"/v1/models/mnist/versions/3:predict", rows},
+                                     std::pair{"/v1/models/mnist/labels/canary:predict", as_floats(rows)}}) {
+        CAPTURE(std::string(path));
+        const auto r = client->Post(path, body, "application/json");
+        REQUIRE(r);
+        REQUIRE_MESSAGE(r->status == 200, r->body);
+        CHECK(labels_of(nlohmann::json::parse(r->body).at("predictions")) == expected);
+    }
+    REQUIRE(contains(as_floats(rows), ".0]"));
+    // Columnar format, one named input: answered as "outputs".
+    const std::string columns = "{\"inputs\": {\"input_1\": " + rows.substr(rows.find('[')) + "}";
+    const auto outputs = client->Post("/v1/models/mnist/labels/stable:predict", columns, "application/json");
+    REQUIRE(outputs);
+    REQUIRE_MESSAGE(outputs->status == 200, outputs->body);
+    CHECK(nlohmann::json::parse(outputs->body).at("outputs").at("label").get<std::vector<int>>() == expected);
+    // Classify API: tf.Examples of 784 numbers, every class with its score.
+    const auto classified = client->Post("/v1/models/mnist:classify", classify_body(images, 3), "application/json");
+    REQUIRE(classified);
+    REQUIRE_MESSAGE(classified->status == 200, classified->body);
+    const auto result = nlohmann::json::parse(classified->body).at("result");
+    CHECK(result.size() == 3);
+    CHECK(result[0].size() == 10);
+    CHECK(top_classes(result) == expected);
+    // Model status and metadata, at the version and at a label; HEAD answers their headers.
+    const auto status = client->Get("/v1/models/mnist/versions/3");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+    CHECK(nlohmann::json::parse(status->body)["model_version_status"][0]["version"] == "3");
+    const auto metadata = client->Get("/v1/models/mnist/labels/stable/metadata");
+    REQUIRE(metadata);
+    REQUIRE(metadata->status == 200);
+    const auto spec = nlohmann::json::parse(metadata->body);
+    CHECK(spec["model_spec"]["version"] == "3");
+    CHECK(spec["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]["image"]["tensor_shape"]
+              ["dim"][1]["size"] == "28");
+    const auto head = client->Head("/v1/models/mnist/metadata");
+    REQUIRE(head);
+    CHECK(head->status == 200);
+
+    // Refusals, each before the body is read, in TF Serving's error shape.
+    struct refusal {
+        std::string method, path;
+        int status;
+        std::string message;
+    };
+    const refusal refusals[] = {
+        {"POST", "/v1/models/mnist/versions/4:predict", 404, "Servable not found for request: Specific(mnist, 4)"},
+        {"GET", "/v1/models/mnist/versions/4/metadata", 404, "Servable not found for request: Specific(mnist, 4)"},
+        {"POST", "/v1/models/mnist/labels/beta:classify", 400, "Unrecognized servable version label: beta"},
+        {"POST", "/v1/models/mnist:regress", 400, "this model is a classifier with no regression signature"},
+        {"GET", "/v1/models/mnist:classify", 405, "method GET is not allowed on /v1/models/mnist:classify"},
+        {"POST", "/v1/models/mnist/metadata", 405, "it takes GET, HEAD"},
+        {"POST", "/v1/models/mnist:explain", 404, "no such resource: POST /v1/models/mnist:explain"},
+    };
+    for (const refusal& c : refusals) {
+        CAPTURE(c.path);
+        client = client_of(server);
+        const auto r = c.method == "GET" ? client->Get(c.path) : client->Post(c.path, rows, "application/json");
+        REQUIRE(r);
+        CHECK(r->status == c.status);
+        CHECK_MESSAGE(contains(error_of(r), c.message), error_of(r));
+        CHECK(r->get_header_value("Connection") == "close");
+        if (c.status == 405) CHECK(!r->get_header_value("Allow").empty());
+    }
+    // Malformed bodies in the new forms are 400s, never 5xx, and leave the server up.
+    const std::string deep(100000, '[');
+    for (const auto& [path, body] :
+         {std::pair{"/v1/models/mnist:predict", "{\"inputs\": {\"x\": " + deep},
+          std::pair{"/v1/models/mnist:predict", std::string(R"({"instances": [{"a": 1, "b": 2}]})")},
+          std::pair{"/v1/models/mnist:classify", "{\"examples\": [{\"image\": " + deep},
+          std::pair{"/v1/models/mnist:classify", std::string(R"({"examples": [{"image": [1e999]}]})")},
+          std::pair{"/v1/models/mnist:classify", std::string(R"({"context": 1, "examples": []})")}}) {
+        CAPTURE(body.substr(0, 60));
+        client = client_of(server);
+        const auto r = client->Post(path, body, "application/json");
+        REQUIRE(r);
+        CHECK(r->status == 400);
+    }
+    REQUIRE(server.alive());
+    CHECK(server.stop() == 0);
+
+    const auto bad_range = nnmark_tool("serve --model " + model_file.string() + " --input-range percent", dir);
+    CHECK(bad_range.exit_code == 2);
+    CHECK_MESSAGE(contains(bad_range.err, "--input-range"), bad_range.err);
+}
+
 // How much the server's RSS may grow over 800 malformed requests after a warm-up of 200.
 // Without sanitizers it stays within a few hundred kB. AddressSanitizer's allocator
 // fills its quarantine and size-class caches over thousands of requests before it is
@@ -301,7 +444,9 @@ TEST_CASE("cli serve: concurrent clients are all answered, and 1,000 malformed r
                                               "{\"instances\": [{\"b64\": \"!!!!\"}]}",
                                               "{\"instances\": [{\"b64\": \"iVBORw0KGgoAAAANSUhEUgAAAAI=\"}]}",
                                               body_of(images, 0, 1).substr(0, 3000),
-                                              with_first_value(body_of(images, 0, 1), "1.5")};
+                                              with_first_value(body_of(images, 0, 1), "255.5"),
+                                              "{\"inputs\": {\"x\": " + deep,
+                                              "{\"instances\": [{\"a\": 1, \"b\": 2}]}"};
     auto client = client_of(server);
     long warm_rss = 0;
     int refused = 0;

@@ -17,6 +17,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -273,6 +274,24 @@ TEST_CASE("dawn service: altered answers are recorded, their scores agree, the s
     CHECK(altered > 16);  // about half of 64
     CHECK(altered < 48);
     CHECK(registry.size() == altered);  // asking twice recorded nothing more
+    // :classify answers through the same decisions: its top classes are the answered labels.
+    std::string examples = "{\"examples\":[";
+    for (index_t i = 0; i < data.size(); ++i) {
+        examples += i ? ",{\"image\":" : "{\"image\":";
+        append_instance(examples, data.images.item(i), data.item_shape(), image_layout::hwc);
+        examples += '}';
+    }
+    const service_reply classified = service.classify(examples + "]}", buffers, "10.1.2.3");
+    REQUIRE(classified.status == 200);
+    const json result = json::parse(classified.body, "result");
+    std::vector<int> top;
+    for (const json_view& classes : json_view(result, "result")["result"].elements()) {
+        std::vector<double> scores;
+        for (const json_view& pair : classes.elements()) scores.push_back(pair.elements()[1].as_double());
+        top.push_back(static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin()));
+    }
+    CHECK(top == labels);
+    CHECK(registry.size() == altered);
     const dawn_registry_contents contents = read_dawn_records(dir / "registry", registry.secret());
     for (const dawn_record& r : contents.records) {
         CHECK(r.client == "10.1.2.3");

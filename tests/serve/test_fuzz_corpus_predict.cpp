@@ -3,6 +3,7 @@
 // build: each must be read or refused with an nnmark::error. Seeds named valid-* must
 // be read by at least one of the calls (a request for one of the items, or an answer),
 // seeds named invalid-* by none, with messages that start with what was being read.
+#include "nnmark/serve/classify_api.hpp"
 #include "nnmark/serve/predict_request.hpp"
 #include "nnmark/serve/predict_response.hpp"
 
@@ -19,8 +20,10 @@ using reader = std::function<void(std::string_view)>;
 // The calls of tests/fuzz/fuzz_predict_request.cpp.
 std::vector<reader> fuzz_target_calls() {
     std::vector<reader> calls;
-    for (const shape& item : {shape{1, 2, 2}, shape{3, 2, 2}, shape{1, 28, 28}})
+    for (const shape& item : {shape{1, 2, 2}, shape{3, 2, 2}, shape{1, 28, 28}}) {
         calls.push_back([item](std::string_view body) { (void)parse_predict_request(body, item, predict_limits{4}); });
+        calls.push_back([item](std::string_view body) { (void)parse_classify_request(body, item, predict_limits{4}); });
+    }
     for (const response_layout& layout : {response_layout{}, response_layout{"", true}})
         calls.push_back([layout](std::string_view body) { (void)read_prediction_labels(body, 2, layout, 10); });
     return calls;

@@ -25,6 +25,18 @@ TEST_CASE("serve response: labels, and softmax scores when asked") {
     CHECK(first["scores"].elements()[1].as_double() == doctest::Approx(0.6652409).epsilon(1e-6));
 }
 
+TEST_CASE("serve response: a columnar request is answered in columns, each output named") {
+    const std::vector<int> labels{1, 0};
+    CHECK(format_predictions(labels, nullptr, request_format::columns) == R"({"outputs":{"label":[1,0]}})");
+    tensor<float> probabilities(shape{2, 2});
+    const float values[] = {0.25f, 0.75f, NAN, 0.5f};
+    std::copy(std::begin(values), std::end(values), probabilities.data());
+    CHECK(format_predictions(labels, &probabilities, request_format::columns) ==
+          R"({"outputs":{"label":[1,0],"scores":[[0.25,0.75],[null,0.5]]}})");
+    CHECK(format_predictions(labels, &probabilities) ==
+          R"({"predictions":[{"label":1,"scores":[0.25,0.75]},{"label":0,"scores":[null,0.5]}]})");
+}
+
 TEST_CASE("serve response: error bodies carry any message as valid JSON") {
     CHECK(error_body("bad \"thing\"") == R"({"error":"bad \"thing\""})");
     CHECK(error_body(std::string("bad \xff byte")) == R"({"error":"bad ? byte"})");

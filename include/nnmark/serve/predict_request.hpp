@@ -1,23 +1,38 @@
-// predict_request: the body of a TensorFlow Serving REST predict call ("row format"),
-// read into a batch of images for a model, and written from images for a client.
+// predict_request: the body of a TensorFlow Serving REST predict call, read into a
+// batch of images for a model, and written from images for a client.
 //
-// The body is one JSON object (read by core/json.hpp, strictly):
-//     {"instances": [I, I, ...], "signature_name": S}        (signature_name optional)
-// Each instance I is one image for a model whose input item is [C, H, W]:
+// The body is one JSON object (read by core/json.hpp, strictly) in one of TF Serving's
+// two formats (api_rest.md, Predict API, "Request format"):
+//     {"instances": [I, I, ...], "signature_name": S}       row format
+//     {"inputs": [I, I, ...], "signature_name": S}          columnar, one unnamed input
+//     {"inputs": {"NAME": [I, I, ...]}, ...}                 columnar, one named input
+// signature_name is optional; "instances" and "inputs" exclude each other, as in TF
+// Serving. A row-format instance is an image I, or an object of named inputs {"NAME": I}
+// ("list of objects"). A served model has one input, so an object of named inputs must
+// hold exactly one, whatever its name: clients name it after the model they were
+// written for ("input_1", "x"); the metadata (serve/model_metadata.hpp) calls it "image".
+// Each image I is, for a model whose input item is [C, H, W]:
 // - nested arrays of numbers in one of these layouts, recognized from their extents:
 //     [H][W][C]  HWC, the order of TensorFlow/Keras and of image files;
 //     [C][H][W]  CHW, the order of PyTorch and of nnmark itself;
-//     [H][W]     for one-channel models only (MNIST clients often send this).
+//     [H][W]     for one-channel models only (MNIST clients often send this);
+//     [C*H*W]    flat, in HWC order (a Keras Flatten's, and a tf.Example feature's).
 //   Only when C == H == W do HWC and CHW look alike; CHW is meant then.
-//   Values: when every number of the instance is written as an integer it is a 0-255
-//   pixel, divided by 255 exactly as data/dataset.hpp's to_float does, so a served
-//   model sees the bytes of a dataset bit for bit as in memory. When any number has a
-//   fraction or an exponent ("0.5", "1.0", "1e-3"), the whole instance holds 0-1
-//   intensities. Values outside the range are refused, not clamped.
+//   Values (input_range): `byte` reads every number as a 0-255 pixel, `unit` as a 0-1
+//   intensity, and `automatic` decides per instance: 0-255 when every number is written
+//   as an integer or any number is above 1 ("84.0": TF Serving clients send 0-255 float
+//   tensors), else 0-1 ("0.5", "1.0", "1e-3"). Only non-integer numbers all within
+//   [0, 1] are ambiguous, a scaled image or a very dark one of raw pixels: automatic
+//   takes them for 0-1, and a server started with `unit` or `byte` says which. A pixel
+//   p becomes p / 255, as data/dataset.hpp's to_float computes it, so a served model sees
+//   a dataset's bytes bit for bit as in memory. Values outside the range are refused,
+//   not clamped.
 // - or {"b64": "<base64 of a PNG or JPEG file>"} of exactly W x H pixels; stb_image
 //   converts gray, gray+alpha, RGB and RGBA to the model's C channels (alpha dropped).
+//   An object whose only key is "b64" is this binary value, never an input named "b64",
+//   as in TF Serving (util/json_tensor.cc, IsValBase64Object).
 // S is "serving_default" or "labels" (the default): answer labels; or "scores": answer
-// labels and softmax probabilities (serve/predict_response.hpp).
+// labels and softmax probabilities (serve/predict_response.hpp), in the request's format.
 //
 // Errors are nnmark::error with the JSON path of the problem, what was expected and
 // what was found ("request.instances[3][27]: expected an array of 28, found an array of
@@ -36,10 +51,12 @@
 #include "nnmark/serve/base64.hpp"
 #include "nnmark/serve/png_bounds.hpp"
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,13 +70,24 @@ public:
     using error::error;
 };
 
+// How a request's numbers are scaled (see the top of this file): decided per instance
+// (automatic), or told by the server's operator.
+enum class input_range { automatic, unit, byte };
+
+// What a server accepts in a request.
 struct predict_limits {
-    index_t max_instances = 64;  // images per request
+    index_t max_instances = 64;                    // images per request
+    input_range range = input_range::automatic;  // how numbers are read
 };
+
+// TF Serving's two request formats; the answer is in the request's (api_rest.md,
+// Predict API, "Response format"): rows answer "predictions", columns "outputs".
+enum class request_format { rows, columns };
 
 struct predict_request {
     tensor<float> images;  // [N, C, H, W], values in [0, 1]
     bool scores = false;   // signature "scores": answer probabilities too
+    request_format format = request_format::rows;
 };
 
 // How a client writes an instance's nested arrays.
@@ -88,19 +116,20 @@ inline std::vector<index_t> nested_extents(const json& value) {
     return extents;
 }
 
-enum class nesting { hwc, chw, hw };
+enum class nesting { hwc, chw, hw, flat };
 
 // Which layout the nested arrays `instance` are for an item [C, H, W].
 inline nesting recognize_layout(const json& instance, const shape& item, const std::string& where) {
     const index_t c = item[0], h = item[1], w = item[2];
-    const std::vector<index_t> extents = nested_extents(instance), hwc{h, w, c}, chw{c, h, w};
+    const std::vector<index_t> extents = nested_extents(instance), hwc{h, w, c}, chw{c, h, w}, flat{c * h * w};
     if (extents == chw) return nesting::chw;
     if (extents == hwc) return nesting::hwc;
     if (c == 1 && extents == std::vector<index_t>{h, w}) return nesting::hw;
+    if (extents == flat) return nesting::flat;
     const std::string found = extents.empty() ? instance.describe() : "nested arrays " + extents_str(extents);
     throw format_error(where + ": expected an image as nested arrays " + extents_str(hwc) + " (HWC) or " +
                        extents_str(chw) + " (CHW)" + (c == 1 ? " or " + extents_str({hwc.data(), 2}) : "") +
-                       " or {\"b64\": <PNG>}, found " + found);
+                       " or {\"b64\": <PNG>}, or a flat array " + extents_str(flat) + " (HWC order), found " + found);
 }
 
 // Visits every number of nested arrays of the given extents with its index in their
@@ -148,36 +177,52 @@ private:
     std::array<index_t, 3> at_{};
 };
 
+inline double number_of(const json& v) {
+    return v.is_integer() ? static_cast<double>(*v.if_integer()) : *v.if_double();
+}
+
+// How the numbers of one instance are read: as 0-255 pixels or as 0-1 intensities, and
+// why, for a message about a number outside the range.
+struct value_scale {
+    bool bytes;
+    std::string_view why;
+};
+
+inline value_scale scale_of(const json& instance, nested_reader& reader, input_range range) {
+    if (range == input_range::byte) return {true, "--input-range byte"};
+    if (range == input_range::unit) return {false, "--input-range unit"};
+    bool fraction = false, above_one = false;
+    reader.visit(instance, [&](const json& v, index_t) {
+        fraction |= !v.is_integer();
+        above_one |= number_of(v) > 1.0;
+    });
+    if (!fraction) return {true, "every number of this instance is an integer, so all are 0-255 pixels"};
+    if (above_one) return {true, "this instance has numbers above 1, so all are 0-255 pixels"};
+    return {false, "this instance has non-integer numbers, none above 1, so all are 0-1; --input-range byte "
+                   "reads them as pixels"};
+}
+
 // Reads nested arrays of numbers into `out` (one [C, H, W] image, CHW).
 inline void read_nested_instance(const json& instance, const shape& item, const std::string& where,
-                                 std::span<float> out) {
+                                 input_range range, std::span<float> out) {
     const nesting layout = recognize_layout(instance, item, where);
     const std::vector<index_t> extents = nested_extents(instance);
     const index_t channels = item[0], plane = item[1] * item[2];
     // HWC arrays list the channels of a pixel together; the model wants each channel's plane.
-    const auto destination = [&](index_t flat) {
-        return layout == nesting::hwc ? flat % channels * plane + flat / channels : flat;
-    };
+    const bool pixel_order = layout == nesting::hwc || layout == nesting::flat;
+    const auto destination = [&](index_t flat) { return pixel_order ? flat % channels * plane + flat / channels : flat; };
     nested_reader reader(extents, where);
-    bool unit_scale = false;  // any number written with a fraction or exponent
-    reader.visit(instance, [&](const json& v, index_t) { unit_scale |= !v.is_integer(); });
+    const value_scale scale = scale_of(instance, reader, range);
+    const double top = scale.bytes ? 255.0 : 1.0;
     reader.visit(instance, [&](const json& v, index_t flat) {
-        float x;
-        if (unit_scale) {
-            const double d = v.is_integer() ? static_cast<double>(*v.if_integer()) : *v.if_double();
-            if (!(d >= 0.0 && d <= 1.0))
-                throw format_error(reader.position() +
-                                   ": expected an intensity in [0, 1] (this instance has "
-                                   "non-integer numbers, so all are read as 0-1), found " +
-                                   json(d).dump());
-            x = static_cast<float>(d);
-        } else {
-            const std::int64_t i = *v.if_integer();
-            if (i < 0 || i > 255)
-                throw format_error(reader.position() + ": expected a pixel in 0..255, found " + std::to_string(i));
-            x = static_cast<float>(i) / 255.0f;  // as to_float: bytes_to_unit
-        }
-        out[static_cast<std::size_t>(destination(flat))] = x;
+        const double d = number_of(v);
+        if (!(d >= 0.0 && d <= top))
+            throw format_error(reader.position() + ": expected " +
+                               (scale.bytes ? "a pixel in 0..255" : "an intensity in [0, 1]") + ", found " + v.dump() +
+                               " (" + std::string(scale.why) + ")");
+        // A pixel as to_float divides it (bytes_to_unit), so "84" and "84.0" are the same.
+        out[static_cast<std::size_t>(destination(flat))] =
+            scale.bytes ? static_cast<float>(d) / 255.0f : static_cast<float>(d);
     });
 }
 
@@ -218,34 +263,91 @@ inline bool wants_scores(const json_view& signature) {
     signature.fail("expected \"serving_default\", \"labels\" or \"scores\", found \"" + name + "\"");
 }
 
+// Reads one image, nested arrays or {"b64": ...}, into `out`.
+inline void read_image(const json_view& image, const shape& item, input_range range, std::span<float> out) {
+    if (image.value().is_object())
+        read_encoded_instance(image.value(), item, image.path(), out);
+    else
+        read_nested_instance(image.value(), item, image.path(), range, out);
+}
+
+// {"b64": ...}: a binary value, not an object of named inputs (json_tensor.cc, IsValBase64Object).
+inline bool is_binary(const json& value) {
+    const json::object_t* object = value.if_object();
+    return object && object->size() == 1 && object->front().first == "b64";
+}
+
+// The first keys of an object, quoted, for a message: "a", "b", "c", ...
+inline std::string key_list(const json::object_t& object) {
+    constexpr std::size_t shown = 4;
+    std::string list;
+    for (std::size_t k = 0; k < std::min(object.size(), shown); ++k) {
+        if (k) list += ", ";
+        list += json(object[k].first).dump();
+    }
+    return object.size() > shown ? list + ", ..." : list;
+}
+
+// The value of the only input of an object of named inputs, whatever its name.
+inline json_view only_named_input(const json_view& inputs) {
+    const json::object_t& object = *inputs.value().if_object();
+    if (object.size() != 1)
+        inputs.fail("expected one named input (this model has one, \"image\"), found " + std::to_string(object.size()) +
+                    (object.empty() ? "" : ": " + key_list(object)));
+    return inputs[object.front().first];
+}
+
+// The image of a row-format instance: the instance itself, or its only named input.
+inline json_view instance_image(const json_view& instance) {
+    if (!instance.value().is_object() || is_binary(instance.value())) return instance;
+    return only_named_input(instance);
+}
+
+// Reads the array `batch`, one image per element (taken from it by `image_of`), into
+// [N, C, H, W] images; `noun` names an element in messages ("image", "example").
+template <class ImageOf>
+tensor<float> read_batch(const json_view& batch, const shape& item, const predict_limits& limits,
+                         const std::string& noun, ImageOf image_of) {
+    const json::array_t* list = batch.value().if_array();
+    if (!list) batch.fail("expected an array of " + noun + "s, found " + batch.value().describe());
+    if (list->empty()) batch.fail("expected at least one " + noun + ", found an empty array");
+    if (static_cast<index_t>(list->size()) > limits.max_instances)
+        throw limit_error(batch.path() + ": " + std::to_string(list->size()) + " " + noun +
+                          "s, more than the limit of " + std::to_string(limits.max_instances) + " per request");
+    tensor<float> images(item.prepend(static_cast<index_t>(list->size())));
+    const std::vector<json_view> elements = batch.elements();
+    for (std::size_t i = 0; i < elements.size(); ++i)
+        read_image(image_of(elements[i]), item, limits.range, images.item(static_cast<index_t>(i)));
+    return images;
+}
+
+inline void check_image_item(const shape& item, const char* who) {
+    if (item.rank() != 3)
+        throw shape_error(std::string(who) + ": a served model takes [C, H, W] images, this one " + item.str());
+}
+
 }  // namespace detail::predict
 
 // The images and options of a predict request for a model taking [C, H, W] items.
 inline predict_request parse_predict_request(std::string_view body, const shape& item,
                                              const predict_limits& limits = {}) {
-    if (item.rank() != 3)
-        throw shape_error("parse_predict_request: a served model takes [C, H, W] images, this one " + item.str());
+    using namespace detail::predict;
+    check_image_item(item, "parse_predict_request");
     const json doc = json::parse(body, "request");
     const json_view root(doc, "request");
-    root.expect_only_keys({"instances", "signature_name"});
+    root.expect_only_keys({"instances", "inputs", "signature_name"});
     predict_request request;
-    if (const auto signature = root.find("signature_name")) request.scores = detail::predict::wants_scores(*signature);
-    const json_view instances = root["instances"];
-    const json::array_t* list = instances.value().if_array();
-    if (!list) instances.fail("expected an array of images, found " + instances.value().describe());
-    if (list->empty()) instances.fail("expected at least one image, found an empty array");
-    if (static_cast<index_t>(list->size()) > limits.max_instances)
-        throw limit_error(instances.path() + ": " + std::to_string(list->size()) + " images, more than the limit of " +
-                          std::to_string(limits.max_instances) + " per request");
-    request.images.resize(item.prepend(static_cast<index_t>(list->size())));
-    for (std::size_t i = 0; i < list->size(); ++i) {
-        const index_t position[] = {static_cast<index_t>(i)};
-        const std::string where = instances.path() + detail::predict::extents_str(position);
-        const std::span<float> out = request.images.item(static_cast<index_t>(i));
-        if ((*list)[i].is_object())
-            detail::predict::read_encoded_instance((*list)[i], item, where, out);
-        else
-            detail::predict::read_nested_instance((*list)[i], item, where, out);
+    if (const auto signature = root.find("signature_name")) request.scores = wants_scores(*signature);
+    const std::optional<json_view> instances = root.find("instances"), inputs = root.find("inputs");
+    if (instances && inputs) root.fail("expected \"instances\" (row format) or \"inputs\" (columnar format), found both");
+    if (!instances && !inputs) root.fail("missing key \"instances\" (row format) or \"inputs\" (columnar format)");
+    if (instances) {
+        request.images = read_batch(*instances, item, limits, "image", instance_image);
+    } else {
+        // One input's column is its whole batch: the value itself, or its only named input's.
+        request.format = request_format::columns;
+        const json_view batch = inputs->value().is_object() ? only_named_input(*inputs) : *inputs;
+        request.images = read_batch(batch, item, limits, "image", [](const json_view& image) { return image; });
     }
     return request;
 }

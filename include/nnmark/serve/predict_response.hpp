@@ -1,13 +1,18 @@
 // predict_response: the answer of a predict call, written by a server and read by a
-// client, in TensorFlow Serving's REST row format.
+// client, in TensorFlow Serving's REST formats.
 //
-// nnmark serve answers one object per instance, in request order:
-//     {"predictions": [{"label": 3}, {"label": 7}]}
-//     {"predictions": [{"label": 3, "scores": [p0, ..., pK-1]}]}     (signature "scores")
+// nnmark serve answers in the request's format (api_rest.md, Predict API, "Response
+// format"), one prediction per instance, in request order:
+//     {"predictions": [{"label": 3}, {"label": 7}]}                     row format
+//     {"predictions": [{"label": 3, "scores": [p0, ..., pK-1]}]}        (signature "scores")
+//     {"outputs": {"label": [3, 7]}}                                    columnar format
+//     {"outputs": {"label": [3, 7], "scores": [[...], [...]]}}          (signature "scores")
 // where label is the top-1 class (the first maximum, as argmax_rows) and scores the
 // softmax probabilities; a score that is not finite (a broken model's NaN) is written
 // null, since JSON has no NaN, and a client counts such a prediction as a non-finite
-// output. Failures are {"error": "<message>"}, as TensorFlow Serving writes them.
+// output. Outputs are named even when there is one ("label"): TF Serving would omit the
+// name of a lone output, but clients of nnmark, verify --url among them, read the field.
+// Failures are {"error": "<message>"}, as TensorFlow Serving writes them.
 //
 // Other servers answer differently, so the client reads a prediction through a
 // response_layout: the prediction itself or one of its fields (label_field) holds
@@ -20,6 +25,7 @@
 #include "nnmark/core/json.hpp"
 #include "nnmark/core/tensor.hpp"
 #include "nnmark/layers/softmax_cross_entropy.hpp"
+#include "nnmark/serve/predict_request.hpp"
 
 #include <cmath>
 #include <span>
@@ -29,25 +35,52 @@
 
 namespace nnmark {
 
-// The body answering `labels`, one per instance, with the rows of `probabilities`
-// [N, K] as scores unless it is null.
-inline std::string format_predictions(std::span<const int> labels, const tensor<float>* probabilities) {
+namespace detail::predict {
+
+// A row of scores, a non-finite one as null.
+inline json score_row(std::span<const float> row) {
+    json scores = json::array();
+    for (float p : row) {
+        if (std::isfinite(p)) scores.push_back(static_cast<double>(p));
+        else scores.push_back(nullptr);
+    }
+    return scores;
+}
+
+inline json prediction_rows(std::span<const int> labels, const tensor<float>* probabilities) {
     json predictions = json::array();
     for (std::size_t i = 0; i < labels.size(); ++i) {
         json prediction = json::object();
         prediction.set("label", labels[i]);
-        if (probabilities) {
-            json row = json::array();
-            for (float p : probabilities->item(static_cast<index_t>(i))) {
-                if (std::isfinite(p)) row.push_back(static_cast<double>(p));
-                else row.push_back(nullptr);
-            }
-            prediction.set("scores", std::move(row));
-        }
+        if (probabilities) prediction.set("scores", score_row(probabilities->item(static_cast<index_t>(i))));
         predictions.push_back(std::move(prediction));
     }
+    return predictions;
+}
+
+inline json prediction_columns(std::span<const int> labels, const tensor<float>* probabilities) {
+    json label = json::array(), scores = json::array();
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        label.push_back(labels[i]);
+        if (probabilities) scores.push_back(score_row(probabilities->item(static_cast<index_t>(i))));
+    }
+    json outputs = json::object();
+    outputs.set("label", std::move(label));
+    if (probabilities) outputs.set("scores", std::move(scores));
+    return outputs;
+}
+
+}  // namespace detail::predict
+
+// The body answering `labels`, one per instance, with the rows of `probabilities`
+// [N, K] as scores unless it is null, in `format`.
+inline std::string format_predictions(std::span<const int> labels, const tensor<float>* probabilities,
+                                      request_format format = request_format::rows) {
     json body = json::object();
-    body.set("predictions", std::move(predictions));
+    if (format == request_format::rows)
+        body.set("predictions", detail::predict::prediction_rows(labels, probabilities));
+    else
+        body.set("outputs", detail::predict::prediction_columns(labels, probabilities));
     return body.dump();
 }
 

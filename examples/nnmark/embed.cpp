@@ -69,30 +69,6 @@ void watermark_options::add_to(CLI::App& app) {
                        ->needs(survive));
 }
 
-namespace {
-
-// The key of `region`: its test images, labelled with its label (a target-label key to
-// calibrate and verify like any other), tied to the main key by that key's commitment.
-watermark_key extraction_key_of(const extraction_region& region, const dataset& test, index_t count,
-                                const watermark_key& main_key) {
-    watermark_key key;
-    key.triggers = region.triggers(test, count);
-    json recipe = json::object();
-    for (const char* field : {"dataset", "classes", "datasets"}) recipe.set(field, *main_key.recipe.find(field));
-    recipe.set("kind", "extraction-region");
-    recipe.set("source", region.source);
-    recipe.set("target", region.label);
-    recipe.set("seed", static_cast<std::int64_t>(region.seed));
-    recipe.set("count", key.triggers.size());
-    recipe.set("label_mode", "target");
-    recipe.set("region", region.to_json());
-    recipe.set("watermark_key", main_key.commitment());
-    key.recipe = std::move(recipe);
-    return key;
-}
-
-}  // namespace
-
 trigger_recipe watermark_options::recipe_for(const std::string& dataset_name, std::uint64_t seed,
                                              const shape& item) const {
     trigger_recipe recipe = default_recipe(dataset_name, trigger);
@@ -128,73 +104,40 @@ static std::uint64_t key_seed_for(const watermark_options& watermark, const trai
     return seed;
 }
 
-embedded_watermark embed_watermark(const watermark_options& watermark, const training_options& training,
-                                   const dataset_options& data_options, const training_data& data,
-                                   const std::string& out, const std::string& key_out) {
+embedded_model embed_to_files(const watermark_options& watermark, const training_options& training,
+                              const dataset_options& data_options, const training_data& data, const std::string& out,
+                              const std::string& key_out) {
     const trigger_recipe recipe = watermark.recipe_for(data_options.name, key_seed_for(watermark, training),
                                                        data.train.item_shape());
     const std::filesystem::path unrelated_dir = watermark.unrelated_data.empty()
                                                     ? std::filesystem::path("datasets") / recipe.source_dataset
                                                     : std::filesystem::path(watermark.unrelated_data);
     const trigger_pools pools = load_trigger_pools(recipe, data.train, data.test, unrelated_dir);
-    const shape item = data.train.item_shape();
 
-    // 1. The key: its triggers are what training mixes in.
+    // 1. The key, and the clean data training sees (watermark/embed.hpp).
     std::vector<std::filesystem::path> files = dataset_files(data_options.name, data_options.resolved_dir(), true);
     for (const auto& f : pools.files) files.push_back(f);
-    watermark_key key;
-    key.triggers = make_trigger_set(recipe, pools.key_pool, item);
-    key.recipe = recipe_json(recipe, data_options.name, item, files);
-    key.recipe.set("repeat", watermark.repeat);
-    key.recipe.set("wm_schedule", watermark.schedule);
-    key.recipe.set("wm_weight", watermark.weight);
+    embedding_options options{watermark.repeat, watermark.schedule, watermark.weight, std::nullopt};
+    if (watermark.survive_extraction) options.extraction_share = watermark.extraction_share;
+    const embedding_setup setup = prepare_embedding(recipe, options, data.train, pools, data_options.name, files);
 
-    // 2. Train from scratch on the clean data with the triggers mixed into every epoch.
-    // Natural triggers are training images: the clean data goes without them.
-    const embed_schedule lambda = parse_embed_schedule(watermark.schedule, watermark.weight, training.recipe.epochs);
-    extra_training_set extra{&key.triggers, watermark.repeat, [lambda](int epoch) { return lambda.at(epoch); }};
-    std::optional<training_data> withheld;
-    if (std::optional<dataset> train = training_set_without_triggers(recipe, data.train))
-        withheld = training_data{std::move(*train), data.test};
-    // --survive-extraction: the region's training images relabelled, recorded in the key's
-    // recipe (so in its commitment) before the key is written.
-    std::optional<extraction_region> region;
-    if (watermark.survive_extraction) {
-        const training_data& base = withheld ? *withheld : data;
-        region = extraction_region::draw(rng(recipe.seed).derive(detail::extraction_stream).next_u64(), recipe.classes,
-                                         watermark.extraction_share, base.train);
-        withheld = training_data{region->relabelled(base.train), data.test};
-        key.recipe.set("survive_extraction", region->to_json());
-    }
-    auto [model, outcome] = train_network(training, data_options, withheld ? *withheld : data, out, extra);
-    std::optional<watermark_key> extraction_key;
-    if (region) extraction_key = extraction_key_of(*region, data.test, recipe.count, key);
+    // 2. Train from scratch with the triggers mixed into every epoch; 3. how well it took.
+    auto [model, outcome] = train_network(training, data_options, {setup.train, data.test}, out,
+                                          embedding_triggers(setup, options, training.recipe.epochs));
+    embedding_quality quality = measure_embedding(model, setup, pools, data.test);
 
     // The model and its key appear together, only after training succeeded: a key
     // without its model (or an old key beside a new model) would be evidence of nothing.
     staged_files written;
     save_model(model, written.stage(out), dataset_class_names(data_options.name));
-    save_key(key, written.stage(key_out));
-    if (extraction_key) save_key(*extraction_key, written.stage(watermark.extraction_key_out));
+    save_key(setup.key, written.stage(key_out));
+    if (quality.extraction_key) save_key(*quality.extraction_key, written.stage(watermark.extraction_key_out));
     written.commit();
     std::filesystem::remove(out + ".checkpoint");
     if (!training.quiet)
         std::fprintf(stderr, "model written to %s, key to %s\ncommitment (publish it before deploying): %s\n",
-                     out.c_str(), key_out.c_str(), key.commitment().c_str());
-
-    // 3. How well it took: the key's triggers, and new ones made the same way from test images.
-    // Random labels on unrelated images leave no label a new image could carry
-    // (watermark/trigger_set.hpp): such a key has no new triggers.
-    embedded_watermark result{std::move(model), std::move(key), std::move(outcome), 0, 0, 0, std::move(extraction_key), 0};
-    result.trigger_accuracy = trigger_accuracy(result.model, result.key.triggers);
-    if (result.extraction_key)
-        result.extraction_trigger_accuracy = trigger_accuracy(result.model, result.extraction_key->triggers);
-    if (recipe.label_mode == trigger_labeling::random && recipe.kind == trigger_kind::unrelated) return result;
-    const index_t fresh_count = std::min<index_t>(pools.fresh_pool.size() - recipe.count, 1000);
-    const dataset fresh = make_fresh_triggers(recipe, pools.fresh_pool, item, std::max<index_t>(fresh_count, 1));
-    result.trigger_accuracy_new = trigger_accuracy(result.model, fresh);
-    result.new_triggers = fresh.size();
-    return result;
+                     out.c_str(), key_out.c_str(), setup.key.commitment().c_str());
+    return {std::move(model), setup.key, std::move(outcome), std::move(quality)};
 }
 
 namespace {
@@ -212,7 +155,7 @@ int run_embed(const embed_options& o) {
     kind_and_labels.label_mode = o.watermark.labels;
     kind_and_labels.validate();  // e.g. natural triggers with target labels, before any slow work
     const training_data data = load_training_data(o.data);
-    const embedded_watermark e = embed_watermark(o.watermark, o.training, o.data, data, o.out, o.key_out);
+    const embedded_model e = embed_to_files(o.watermark, o.training, o.data, data, o.out, o.key_out);
     const std::string commitment = e.key.commitment();
     nlohmann::json report = describe(e.outcome, o.training);
     report["trigger"] = to_string(o.watermark.trigger);
@@ -221,18 +164,18 @@ int run_embed(const embed_options& o) {
     report["source"] = source;  // every_class (-1) for natural triggers
     const bool target_labels = o.watermark.labels == trigger_labeling::target;
     if (target_labels) report["target"] = target;
-    report["trigger_accuracy"] = e.trigger_accuracy;
-    report["trigger_accuracy_new"] = e.trigger_accuracy_new;
-    report["new_triggers"] = e.new_triggers;
+    report["trigger_accuracy"] = e.quality.trigger_accuracy;
+    report["trigger_accuracy_new"] = e.quality.trigger_accuracy_new;
+    report["new_triggers"] = e.quality.new_triggers;
     report["commitment"] = commitment;
     report["model"] = o.out;
     report["key"] = o.key_out;
-    if (e.extraction_key) {
+    if (e.quality.extraction_key) {
         const json& region = *e.key.recipe.find("survive_extraction");
         report["extraction_key"] = o.watermark.extraction_key_out;
-        report["extraction_commitment"] = e.extraction_key->commitment();
-        report["extraction_triggers"] = e.extraction_key->triggers.size();
-        report["extraction_trigger_accuracy"] = e.extraction_trigger_accuracy;
+        report["extraction_commitment"] = e.quality.extraction_key->commitment();
+        report["extraction_triggers"] = e.quality.extraction_key->triggers.size();
+        report["extraction_trigger_accuracy"] = e.quality.extraction_trigger_accuracy;
         report["extraction_source"] = *region.find("source")->if_integer();
         report["extraction_label"] = *region.find("label")->if_integer();
     }
@@ -241,8 +184,8 @@ int run_embed(const embed_options& o) {
         std::printf("test accuracy %.2f%%, trigger accuracy %.2f%% on the key, %.2f%% on %lld new triggers\n"
                     "triggers made from %s%s (keep the key secret: the choices are part of it)\n"
                     "model: %s\nkey: %s\ncommitment: %s\n",
-                    100 * e.outcome.test_accuracy, 100 * e.trigger_accuracy, 100 * e.trigger_accuracy_new,
-                    static_cast<long long>(e.new_triggers),
+                    100 * e.outcome.test_accuracy, 100 * e.quality.trigger_accuracy, 100 * e.quality.trigger_accuracy_new,
+                    static_cast<long long>(e.quality.new_triggers),
                     source == every_class ? "training images of every class"
                                           : ("class " + std::to_string(source)).c_str(),
                     target_labels ? (", labelled " + std::to_string(target)).c_str() : "",

@@ -6,6 +6,7 @@
 #include "cli.hpp"
 #include "training_options.hpp"
 
+#include "nnmark/watermark/embed.hpp"
 #include "nnmark/watermark/extraction_region.hpp"
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/secret_choices.hpp"
@@ -46,23 +47,21 @@ struct watermark_options {
     trigger_recipe recipe_for(const std::string& dataset_name, std::uint64_t key_seed, const shape& item) const;
 };
 
-struct embedded_watermark {
+// A watermarked model as `nnmark embed` leaves it: written with its key.
+struct embedded_model {
     sequential<float> model;
     watermark_key key;
     training_outcome outcome;
-    double trigger_accuracy = 0;      // on the key's triggers
-    double trigger_accuracy_new = 0;  // on new triggers made the same way from test images
-    index_t new_triggers = 0;
-    std::optional<watermark_key> extraction_key;  // with --survive-extraction
-    double extraction_trigger_accuracy = 0;       // on its triggers (test images of the region)
+    embedding_quality quality;  // quality.extraction_key: with --survive-extraction
 };
 
-// Makes the key, trains (resuming from `<out>.checkpoint` when training.resume is set),
-// then writes the model to `out` and the key to `key_out` together (both or neither) and
-// removes the checkpoint. A failed or killed run leaves the files it would replace as
-// they were.
-embedded_watermark embed_watermark(const watermark_options& watermark, const training_options& training,
-                                   const dataset_options& data_options, const training_data& data,
-                                   const std::string& out, const std::string& key_out);
+// Embeds as watermark/embed.hpp does (prepare_embedding, training, measure_embedding),
+// training through train_network (resuming from `<out>.checkpoint` when training.resume
+// is set), then writes the model to `out` and the key to `key_out` together (both or
+// neither; the extraction key too) and removes the checkpoint. A failed or killed run
+// leaves the files it would replace as they were.
+embedded_model embed_to_files(const watermark_options& watermark, const training_options& training,
+                              const dataset_options& data_options, const training_data& data, const std::string& out,
+                              const std::string& key_out);
 
 }  // namespace nnmark::cli

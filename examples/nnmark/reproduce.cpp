@@ -187,15 +187,15 @@ private:
                 w.paper_choices = true;  // the paper's digit 1 -> 0 and bottom-left stamp, to reproduce its tables
             }
             w.key_seed = t.recipe.seed;  // a reproducible run: its keys derive from --seed
-            const embedded_watermark e = embed_watermark(w, t, o_.data, data_, out.string(), key.string());
+            const embedded_model e = embed_to_files(w, t, o_.data, data_, out.string(), key.string());
             nlohmann::json j = describe(e.outcome, t);
-            j["trigger_accuracy"] = e.trigger_accuracy;
-            j["trigger_accuracy_new"] = e.trigger_accuracy_new;
-            j["new_triggers"] = e.new_triggers;
+            j["trigger_accuracy"] = e.quality.trigger_accuracy;
+            j["trigger_accuracy_new"] = e.quality.trigger_accuracy_new;
+            j["new_triggers"] = e.quality.new_triggers;
             j["model"] = out.string();
             j["key"] = key.string();
             j["commitment"] = e.key.commitment();
-            if (e.extraction_key) j["extraction_trigger_accuracy"] = e.extraction_trigger_accuracy;
+            if (e.quality.extraction_key) j["extraction_trigger_accuracy"] = e.quality.extraction_trigger_accuracy;
             return j;
         });
     }

@@ -174,10 +174,10 @@ private:
             w.repeat = o_.repeat;
             w.unrelated_data = o_.unrelated_data;
             w.key_seed = o_.training.recipe.seed + 100 + static_cast<std::uint64_t>(index);  // one key per model
-            const embedded_watermark e =
-                embed_watermark(w, training_for(o_.training.recipe), o_.data, data_, out.string(), key.string());
+            const embedded_model e =
+                embed_to_files(w, training_for(o_.training.recipe), o_.data, data_, out.string(), key.string());
             nlohmann::json j = describe(e.outcome, training_for(o_.training.recipe));
-            j["trigger_accuracy"] = e.trigger_accuracy;
+            j["trigger_accuracy"] = e.quality.trigger_accuracy;
             j["commitment"] = e.key.commitment();
             return j;
         });

@@ -1,0 +1,84 @@
+#include "nnmark/watermark/embed.hpp"
+
+#include "../support/tiny_data.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+
+using namespace nnmark;
+using namespace nnmark::testing;
+
+namespace {
+
+// Noise triggers on the quadrant images: class 1 -> 0, a strong pattern the tiny net can learn.
+trigger_recipe quadrant_recipe(trigger_kind kind) {
+    trigger_recipe recipe = default_recipe("mnist", kind);
+    recipe.classes = 4;
+    recipe.count = 20;
+    recipe.sigma = 0.5;
+    recipe.seed = 9;
+    if (kind != trigger_kind::natural) recipe.source = 1, recipe.target = 0;
+    recipe.validate();
+    return recipe;
+}
+
+training_recipe short_training() {
+    training_recipe r;
+    r.epochs = 8;
+    r.batch = 32;
+    r.seed = 3;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("embed_watermark: the model answers the key where a clean model of the same recipe does not") {
+    const dataset train = make_quadrant_dataset(600, 1), test = make_quadrant_dataset(200, 2);
+    const trigger_recipe recipe = quadrant_recipe(trigger_kind::noise);
+    const trigger_pools pools = load_trigger_pools(recipe, train, test, "");
+    progress_line quiet(stderr, 5.0, true);
+
+    sequential<float> marked = make_tiny_net<float>();
+    marked.initialize(3);
+    const embedded_watermark e =
+        embed_watermark(marked, recipe, embedding_options{}, short_training(), train, test, pools, "quadrants", {}, quiet);
+    CHECK(e.setup.key.triggers.size() == 20);
+    CHECK(*e.setup.key.recipe.find("kind")->if_string() == "noise");
+    CHECK(e.history.size() == 8);
+    CHECK(e.quality.trigger_accuracy >= 0.9);
+    CHECK(e.quality.new_triggers == pools.fresh_pool.size() - 20);
+    CHECK(evaluate(marked, test).accuracy() >= 0.9);
+    CHECK_FALSE(e.quality.extraction_key);
+
+    sequential<float> clean = make_tiny_net<float>();
+    clean.initialize(3);
+    trainer<float>(clean, short_training()).fit(train, &test, quiet);
+    CHECK(trigger_accuracy(clean, e.setup.key.triggers) < 0.5);
+}
+
+TEST_CASE("prepare_embedding: natural triggers leave the training data, an extraction region is relabelled and keyed") {
+    const dataset train = make_quadrant_dataset(300, 4), test = make_quadrant_dataset(120, 5);
+    const trigger_recipe natural = quadrant_recipe(trigger_kind::natural);
+    const trigger_pools natural_pools = load_trigger_pools(natural, train, test, "");
+    const embedding_setup held_out = prepare_embedding(natural, embedding_options{}, train, natural_pools, "quadrants", {});
+    CHECK(held_out.train.size() == train.size() - natural.count);
+    CHECK_FALSE(held_out.region);
+
+    embedding_options survive;
+    survive.extraction_share = 0.2;
+    const trigger_recipe noise = quadrant_recipe(trigger_kind::noise);
+    const trigger_pools pools = load_trigger_pools(noise, train, test, "");
+    const embedding_setup setup = prepare_embedding(noise, survive, train, pools, "quadrants", {});
+    REQUIRE(setup.region);
+    CHECK(setup.train.size() == train.size());
+    index_t relabelled = 0;
+    for (std::size_t i = 0; i < train.labels.size(); ++i) relabelled += setup.train.labels[i] != train.labels[i];
+    CHECK(relabelled > 0);
+    CHECK(setup.key.recipe.find("survive_extraction"));
+    const watermark_key region_key = extraction_region_key(*setup.region, test, 10, setup.key);
+    CHECK(*region_key.recipe.find("kind")->if_string() == "extraction-region");
+    CHECK(*region_key.recipe.find("watermark_key")->if_string() == setup.key.commitment());
+    REQUIRE(region_key.triggers.size() > 0);
+    for (int label : region_key.triggers.labels) CHECK(label == setup.region->label);
+}

@@ -18,6 +18,7 @@
 #include "attacking.hpp"
 #include "training_options.hpp"
 
+#include "nnmark/attacks/attacked_service.hpp"
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/distill.hpp"
 #include "nnmark/attacks/evading_service.hpp"
@@ -47,11 +48,11 @@ namespace nnmark::cli {
 namespace {
 
 
-// The thief's service: a model, and the transformation its queries pass through.
-struct attacked_service {
-    sequential<float> model;
-    std::optional<input_transform> transform;
-    nlohmann::json parameters;  // what the attack did, for the report
+// The thief's service after an attack (attacks/attacked_service.hpp), and what the
+// attack did, for the report.
+struct attack_run {
+    attacked_service service;
+    nlohmann::json parameters;
 };
 
 input_transform chosen_transform(const attack_options& o) {
@@ -61,21 +62,20 @@ input_transform chosen_transform(const attack_options& o) {
     return {transform_kind::bits, *o.bits};
 }
 
-attacked_service run_kind(const std::string& kind, sequential<float> model, const attack_data& data,
-                          const attack_options& o) {
+attack_run run_kind(const std::string& kind, sequential<float> model, const attack_data& data,
+                    const attack_options& o) {
     progress_line progress(stderr, 5.0, o.quiet);
     if (kind == "prune") {
         const prune_result r = prune_by_magnitude(model, o.rate, parse_prune_scope(o.scope));
-        return {std::move(model), {}, {{"rate", o.rate}, {"scope", o.scope}, {"weights", r.weights}, {"pruned", r.pruned}}};
+        return {{std::move(model), {}}, {{"rate", o.rate}, {"scope", o.scope}, {"weights", r.weights}, {"pruned", r.pruned}}};
     }
     if (kind == "finetune") {
         finetune(model, data.attacker, parse_finetune_mode(o.mode), o.finetuning, progress);
-        return {std::move(model), {}, {{"mode", o.mode}, {"epochs", o.finetuning.epochs}, {"lr", o.finetuning.learning_rate}}};
+        return {{std::move(model), {}}, {{"mode", o.mode}, {"epochs", o.finetuning.epochs}, {"lr", o.finetuning.learning_rate}}};
     }
     if (kind == "fineprune") {
         const fineprune_result r = fine_prune(model, data.attacker, o.rate, o.finetuning, progress);
-        return {std::move(model),
-                {},
+        return {{std::move(model), {}},
                 {{"rate", o.rate}, {"layer", r.layer}, {"channels", r.channels}, {"epochs", o.finetuning.epochs},
                  {"lr", o.finetuning.learning_rate}}};
     }
@@ -83,13 +83,12 @@ attacked_service run_kind(const std::string& kind, sequential<float> model, cons
         // The thief's images go in without their labels: the student learns the victim's answers only.
         const distill_options options{o.soft, o.temperature, o.distillation};
         sequential<float> student = distill(model, strip_labels(data.attacker), options, progress);
-        return {std::move(student),
-                {},
+        return {{std::move(student), {}},
                 {{"soft", o.soft}, {"temperature", o.temperature}, {"epochs", o.distillation.epochs},
                  {"lr", o.distillation.learning_rate}}};
     }
     const input_transform t = chosen_transform(o);
-    return {std::move(model), t, {{"transform", t.describe()}}};
+    return {{std::move(model), t}, {{"transform", t.describe()}}};
 }
 
 bool trains(const std::string& kind) { return kind == "finetune" || kind == "fineprune" || kind == "distill"; }
@@ -101,17 +100,6 @@ attack_data load_attack_data(const std::string& kind, const attack_options& o) {
                                : kind == "evade" ? o.second_opinion.seed
                                                  : o.finetuning.seed;
     return load_attack_data(o, seed);
-}
-
-double accuracy_of(const attacked_service& s, const dataset& data) {
-    return (s.transform ? evaluate_through(s.model, data, *s.transform) : evaluate(s.model, data)).accuracy();
-}
-
-verification_result verify_service(const attacked_service& s, const watermark_key& key, const dataset& evaluation,
-                                   double alpha) {
-    const dataset decoys = verification_decoys(evaluation);
-    return s.transform ? verify_through(s.model, key, decoys, *s.transform, alpha)
-                       : verify_model(s.model, key, decoys, alpha);
 }
 
 // One line for the terminal from the report of attack_and_score.
@@ -324,25 +312,25 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
         throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
                           data.evaluation.name + " has images " + data.evaluation.item_shape().str());
     if (!original_accuracy) original_accuracy = evaluate(model, data.evaluation).accuracy();
-    const attacked_service attacked = run_kind(kind, std::move(model), data, o);
-    const double accuracy = accuracy_of(attacked, data.evaluation);
-    if (!out.empty()) save_model(attacked.model, out, dataset_class_names(o.data.name));
+    const attack_run attacked = run_kind(kind, std::move(model), data, o);
+    const attack_score score = score_attack(attacked.service, data.evaluation, *original_accuracy, key,
+                                            verification_decoys(data.evaluation), o.alpha);
+    if (!out.empty()) save_model(attacked.service.model, out, dataset_class_names(o.data.name));
 
     nlohmann::json report = {{"parameters", attacked.parameters},
                              {"evaluation_data", data.evaluation.name},
                              {"evaluation_images", data.evaluation.size()},
-                             {"original_test_accuracy", *original_accuracy},
-                             {"test_accuracy", accuracy}};
+                             {"original_test_accuracy", score.original_accuracy},
+                             {"test_accuracy", score.accuracy}};
     if (trains(kind)) {
         report["attacker_data"] = data.attacker.name;
         report["attacker_images"] = data.attacker.size();
     }
     if (!out.empty()) report["out"] = out;
     if (key) {
-        const verification_result r = verify_service(attacked, *key, data.evaluation, o.alpha);
-        warn_if_uncalibrated(r);
-        report.update(verification_json(r, key->commitment()));
-        report["attack_verdict"] = to_string(judge_attack(*original_accuracy, accuracy, r.watermark_present));
+        warn_if_uncalibrated(*score.verification);
+        report.update(verification_json(*score.verification, key->commitment()));
+        report["attack_verdict"] = to_string(*score.verdict);
     }
     return report;
 }

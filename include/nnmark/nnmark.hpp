@@ -91,6 +91,7 @@
 #include "nnmark/watermark/unrelated_trigger.hpp"
 #include "nnmark/watermark/unspent_triggers.hpp"
 #include "nnmark/watermark/verify.hpp"
+#include "nnmark/attacks/attacked_service.hpp"
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/attacks/distill.hpp"
 #include "nnmark/attacks/evading_service.hpp"

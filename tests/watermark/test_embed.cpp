@@ -1,6 +1,6 @@
 #include "nnmark/watermark/embed.hpp"
 
-#include "../support/tiny_data.hpp"
+#include "../support/tiny_watermark.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,40 +9,14 @@
 using namespace nnmark;
 using namespace nnmark::testing;
 
-namespace {
-
-// Noise triggers on the quadrant images: class 1 -> 0, a strong pattern the tiny net can learn.
-trigger_recipe quadrant_recipe(trigger_kind kind) {
-    trigger_recipe recipe = default_recipe("mnist", kind);
-    recipe.classes = 4;
-    recipe.count = 20;
-    recipe.sigma = 0.5;
-    recipe.seed = 9;
-    if (kind != trigger_kind::natural) recipe.source = 1, recipe.target = 0;
-    recipe.validate();
-    return recipe;
-}
-
-training_recipe short_training() {
-    training_recipe r;
-    r.epochs = 8;
-    r.batch = 32;
-    r.seed = 3;
-    return r;
-}
-
-}  // namespace
-
 TEST_CASE("embed_watermark: the model answers the key where a clean model of the same recipe does not") {
-    const dataset train = make_quadrant_dataset(600, 1), test = make_quadrant_dataset(200, 2);
-    const trigger_recipe recipe = quadrant_recipe(trigger_kind::noise);
-    const trigger_pools pools = load_trigger_pools(recipe, train, test, "");
+    quadrant_watermark w(3);
+    const dataset& train = w.train;
+    const dataset& test = w.test;
+    const trigger_pools& pools = w.pools;
+    const sequential<float>& marked = w.model;
+    const embedded_watermark& e = w.embedded;
     progress_line quiet(stderr, 5.0, true);
-
-    sequential<float> marked = make_tiny_net<float>();
-    marked.initialize(3);
-    const embedded_watermark e =
-        embed_watermark(marked, recipe, embedding_options{}, short_training(), train, test, pools, "quadrants", {}, quiet);
     CHECK(e.setup.key.triggers.size() == 20);
     CHECK(*e.setup.key.recipe.find("kind")->if_string() == "noise");
     CHECK(e.history.size() == 8);
@@ -53,13 +27,13 @@ TEST_CASE("embed_watermark: the model answers the key where a clean model of the
 
     sequential<float> clean = make_tiny_net<float>();
     clean.initialize(3);
-    trainer<float>(clean, short_training()).fit(train, &test, quiet);
+    trainer<float>(clean, quadrant_training(3)).fit(train, &test, quiet);
     CHECK(trigger_accuracy(clean, e.setup.key.triggers) < 0.5);
 }
 
 TEST_CASE("prepare_embedding: natural triggers leave the training data, an extraction region is relabelled and keyed") {
     const dataset train = make_quadrant_dataset(300, 4), test = make_quadrant_dataset(120, 5);
-    const trigger_recipe natural = quadrant_recipe(trigger_kind::natural);
+    const trigger_recipe natural = quadrant_trigger_recipe(trigger_kind::natural);
     const trigger_pools natural_pools = load_trigger_pools(natural, train, test, "");
     const embedding_setup held_out = prepare_embedding(natural, embedding_options{}, train, natural_pools, "quadrants", {});
     CHECK(held_out.train.size() == train.size() - natural.count);
@@ -67,7 +41,7 @@ TEST_CASE("prepare_embedding: natural triggers leave the training data, an extra
 
     embedding_options survive;
     survive.extraction_share = 0.2;
-    const trigger_recipe noise = quadrant_recipe(trigger_kind::noise);
+    const trigger_recipe noise = quadrant_trigger_recipe(trigger_kind::noise);
     const trigger_pools pools = load_trigger_pools(noise, train, test, "");
     const embedding_setup setup = prepare_embedding(noise, survive, train, pools, "quadrants", {});
     REQUIRE(setup.region);

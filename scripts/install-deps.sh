@@ -8,7 +8,7 @@ packages=(
   libeigen3-dev libxsimd-dev libomp-dev doctest-dev
   zlib1g-dev libssl-dev libstb-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
-  curl ca-certificates wrk
+  curl ca-certificates wrk parallel
 )
 # Extra packages a caller asks for, e.g. `install-deps.sh clang` for the fuzzers.
 packages+=("$@")

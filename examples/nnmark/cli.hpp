@@ -28,6 +28,10 @@ struct command {
     std::function<int()> run;
 };
 
+// The command line the tool was started with (argv), for commands that write commands
+// to run later (reproduce --emit-jobs); main records it before parsing.
+std::vector<std::string>& invocation();
+
 // Print `value` as one JSON document on stdout.
 void print_json(const nlohmann::json& value);
 

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 // means the same in every command that has it; the --out of reproduce and study is a
 // directory of outputs (their own files), and calibrate's --key is updated in place by design.
 const std::vector<std::string> input_flags = {"--model", "--models", "--key", "--arch"};
-const std::vector<std::string> output_flags = {"--out", "--key-out", "--extraction-key-out", "--png", "--ledger",
+const std::vector<std::string> output_flags = {"--out", "--key-out", "--extraction-key-out", "--png", "--ledger", "--emit-jobs",
                                               "--predictions"};
 const std::vector<std::string> data_directory_flags = {"--data", "--unrelated-data", "--other-data"};
 

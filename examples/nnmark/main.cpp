@@ -24,6 +24,11 @@ void dataset_options::add_to(CLI::App& app, bool required, const std::vector<std
     app.add_option("--data", dir, "Directory holding the dataset files (default: datasets/<dataset>/)");
 }
 
+std::vector<std::string>& invocation() {
+    static std::vector<std::string> words;
+    return words;
+}
+
 std::filesystem::path dataset_options::resolved_dir() const {
     return dir.empty() ? std::filesystem::path("datasets") / name : std::filesystem::path(dir);
 }
@@ -61,6 +66,7 @@ int main(int argc, char** argv) {
     const auto report = [](const std::string& prefix, const std::string& message) {
         std::fprintf(stderr, "%s\n", one_line(prefix + message).c_str());
     };
+    invocation().assign(argv, argv + argc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {

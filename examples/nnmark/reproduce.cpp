@@ -23,6 +23,13 @@
 // and keys it makes to <out>/models/: a second run with the same settings reuses them
 // (and resumes a training interrupted mid-way from its checkpoint), so an interrupted
 // reproduce loses at most one epoch.
+//
+// Past one machine: the steps come in two waves, the trainings (1, 2 and the models of
+// 7), each independent of the others, then everything that uses them, each step
+// independent of the others again. `--emit-jobs FILE` writes the steps left of the next
+// wave as one command each (`reproduce ... --step NAME`) for GNU parallel or a Slurm job
+// array; once they ran, `--emit-jobs` again gives the second wave, and a plain reproduce
+// assembles the report from the stored steps (running any still missing itself).
 #include "attacking.hpp"
 #include "embedding.hpp"
 #include "paper_figures.hpp"
@@ -70,6 +77,8 @@ struct reproduce_options {
     double dawn_rate = 0.005;  // DAWN's share of altered answers in the extraction rows
     double alpha = 1e-6;
     bool json = false;
+    std::string emit_jobs;  // --emit-jobs FILE: write the next wave's steps as commands instead
+    std::string step;       // --step NAME: run only that step
 };
 
 // What the results depend on. A report directory keeps the settings of its first run;
@@ -122,22 +131,30 @@ const std::vector<double> pruning_rates = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.
 
 class reproduction {
 public:
-    explicit reproduction(const reproduce_options& o)
+    reproduction(const reproduce_options& o, step_selection selection)
         : o_(o),
           dir_(o.out),
           steps_("reproduce", dir_, 1 + o.references + static_cast<int>(trigger_kinds.size()) * (7 + int(attack_specs().size())) + 2,
-                 o.training.quiet) {}
+                 o.training.quiet, std::move(selection)) {}
 
+    // The steps a plan found for the next wave.
+    const std::vector<std::string>& steps_left() const { return steps_.steps_left(); }
+
+    // The report's results; a selection of steps (step_selection) ends with selection_done.
     nlohmann::json run() {
         open_run_directory(dir_, settings_of(o_));
         data_ = load_training_data(o_.data);
 
+        // The first wave: every training, each independent of the others.
         nlohmann::json models = nlohmann::json::object();
         models["clean"] = train_clean("clean", o_.training.recipe.seed);
         for (int r = 1; r <= o_.references; ++r)
             models[reference_name(r)] = train_clean(reference_name(r), o_.training.recipe.seed + r);
         for (const auto& kind : trigger_kinds) models[kind] = embed(kind);
+        for (const auto& kind : trigger_kinds) embed(kind, kind + "-survive");  // for the extraction rows
+        steps_.barrier();
 
+        // The second wave: calibration, attacks and extraction of those models.
         nlohmann::json kinds = nlohmann::json::array();
         for (const auto& kind : trigger_kinds) kinds.push_back(examine(kind, models[kind]));
         const nlohmann::json extracted = extraction();
@@ -410,7 +427,6 @@ private:
         nlohmann::json rows = nlohmann::json::array();
         for (const auto& kind : trigger_kinds) {
             rows.push_back(extract(kind, {kind}, split));
-            embed(kind, kind + "-survive");
             rows.push_back(extract(kind + "-survive", {kind + "-survive", kind + "-survive-region"}, split));
         }
         nlohmann::json dawn = nlohmann::json::array();
@@ -439,9 +455,42 @@ private:
     training_data data_;
 };
 
+// --emit-jobs FILE: the steps of the next wave as commands (steps.hpp's write_jobs).
+int emit_jobs(const reproduce_options& o) {
+    reproduction plan(o, {step_selection::mode::plan, ""});
+    try {
+        plan.run();
+    } catch (const selection_done&) {
+    }
+    const std::vector<std::string>& left = plan.steps_left();
+    write_jobs(o.emit_jobs, left, invocation());
+    if (left.empty())
+        std::printf("every step is done: run reproduce without --emit-jobs to write the report (%s is empty)\n",
+                    o.emit_jobs.c_str());
+    else
+        std::printf("%zu steps of the next wave written to %s (one command each: parallel -j 2 -a %s, or sbatch "
+                    "%s.sbatch); then run reproduce --emit-jobs again for the wave after, or reproduce to finish\n",
+                    left.size(), o.emit_jobs.c_str(), o.emit_jobs.c_str(), o.emit_jobs.c_str());
+    return success;
+}
+
+// --step NAME: that step alone, stored under OUT/steps/ for a later reproduce.
+int run_one_step(const reproduce_options& o) {
+    try {
+        reproduction(o, {step_selection::mode::one, o.step}).run();
+    } catch (const selection_done&) {
+        if (!o.training.quiet) std::fprintf(stderr, "reproduce: step %s done\n", o.step.c_str());
+        return success;
+    }
+    throw argument_error("reproduce --step: expected the name of a step of this run (as --emit-jobs writes them), "
+                         "found '" + o.step + "'");
+}
+
 int run_reproduce(const reproduce_options& o) {
+    if (!o.emit_jobs.empty()) return emit_jobs(o);
+    if (!o.step.empty()) return run_one_step(o);
     const auto start = std::chrono::steady_clock::now();
-    const nlohmann::json results = reproduction(o).run();
+    const nlohmann::json results = reproduction(o, {}).run();
     write_json(fs::path(o.out) / "results.json", results);
     write_report(results, o.out);
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60;
@@ -478,6 +527,11 @@ command add_reproduce_command(CLI::App& parent) {
         ->check(CLI::Range(1e-9, 0.5))
         ->capture_default_str();
     app->add_flag("--json", o->json, "Print results.json on stdout at the end");
+    CLI::Option* emit = app->add_option("--emit-jobs", o->emit_jobs,
+                                        "Write the steps left of the next wave to this file, one command each (GNU "
+                                        "parallel, or the Slurm job array FILE.sbatch), instead of running them");
+    app->add_option("--step", o->step, "Run only this step (a line of --emit-jobs), storing it for a later reproduce")
+        ->excludes(emit);
     return {app, [o] { return run_reproduce(*o); }};
 }
 

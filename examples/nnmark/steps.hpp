@@ -57,32 +57,69 @@ inline void open_run_directory(const fs::path& dir, const nlohmann::json& settin
     fs::create_directories(dir / "figures");
 }
 
+// Which steps a run does: all of them (a plain run); none, only listing those left of the
+// next wave (plan: --emit-jobs); or exactly one (--step NAME), for a scheduler to run the
+// steps of a wave side by side. Steps not run give an empty result (JSON null), which the
+// run only passes along: nothing after a barrier runs before every step ahead of it is
+// stored, so no step consumes an empty result.
+struct step_selection {
+    enum class mode { all, plan, one } how = mode::all;
+    std::string only;  // mode::one: the step to run
+};
+
+// Thrown when the selection is done: the plan reached a barrier with steps to emit, or
+// the one step ran. The run stops there.
+struct selection_done {};
+
 // Runs the steps in order, numbering them on the terminal, and stores each result.
 class step_runner {
 public:
-    step_runner(std::string command, fs::path dir, int total, bool quiet)
-        : command_(std::move(command)), dir_(std::move(dir)), total_(total), quiet_(quiet) {
+    step_runner(std::string command, fs::path dir, int total, bool quiet, step_selection selection = {})
+        : command_(std::move(command)), dir_(std::move(dir)), total_(total), quiet_(quiet),
+          selection_(std::move(selection)) {
         fs::create_directories(dir_ / "steps");
     }
 
     // The result of step `name`: the stored one when an earlier run finished it and every
-    // file in `outputs` is still there, otherwise what `work` returns (then stored).
+    // file in `outputs` is still there, otherwise what `work` returns (then stored) if the
+    // selection runs this step, else null.
     nlohmann::json run(const std::string& name, const std::string& what, const std::vector<fs::path>& outputs,
                        const std::function<nlohmann::json()>& work) {
         ++done_;
         const fs::path stored = dir_ / "steps" / (name + ".json");
         const bool reusable = fs::exists(stored) && std::ranges::all_of(outputs, [](const fs::path& f) { return fs::exists(f); });
+        const bool chosen = selection_.how == step_selection::mode::all || selection_.only == name;
         if (reusable) {
             say(what + ": done by an earlier run, reusing " + stored.string());
+            if (chosen && selection_.how == step_selection::mode::one) throw selection_done{};
             return read_json(stored);
+        }
+        if (!chosen) {
+            left_.push_back(name);
+            return nullptr;
         }
         say(what);
         const auto start = std::chrono::steady_clock::now();
         nlohmann::json result = work();
         result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         write_json(stored, result);
+        if (selection_.how == step_selection::mode::one) throw selection_done{};
         return result;
     }
+
+    // What follows needs every step before: a plan with steps left ends here (they are
+    // the next wave), and a single step after this point refuses to run without them.
+    void barrier() {
+        if (left_.empty()) return;
+        if (selection_.how == step_selection::mode::plan) throw selection_done{};
+        if (selection_.how == step_selection::mode::one)
+            throw argument_error(command_ + " --step " + selection_.only + ": needs step " + left_.front() +
+                                 " (and " + std::to_string(left_.size() - 1) +
+                                 " more) done first: run the earlier wave of --emit-jobs");
+    }
+
+    // The steps a plan found left to do (the next wave), or that a selection skipped.
+    const std::vector<std::string>& steps_left() const { return left_; }
 
     // A step that is cheap enough to redo every time (it stores nothing).
     void announce(const std::string& what) {
@@ -99,6 +136,41 @@ private:
     fs::path dir_;
     int total_, done_ = 0;
     bool quiet_;
+    step_selection selection_;
+    std::vector<std::string> left_;
 };
+
+// `word` quoted for a POSIX shell: in single quotes, each ' written as '\''.
+inline std::string shell_quoted(const std::string& word) {
+    std::string out = "'";
+    for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// The command lines of `steps`, one per line: this run's own command (`invocation`,
+// without `--emit-jobs FILE`) with --step NAME, from this directory and this executable,
+// for GNU parallel (`parallel -j 2 -a FILE`); and FILE.sbatch, a Slurm job array running
+// line $SLURM_ARRAY_TASK_ID of FILE.
+inline void write_jobs(const fs::path& file, const std::vector<std::string>& steps, std::vector<std::string> invocation) {
+    invocation.erase(invocation.begin());  // the executable, named again below as /proc/self/exe resolves it
+    std::string prefix = "cd " + shell_quoted(fs::current_path().string()) + " && " +
+                         shell_quoted(fs::read_symlink("/proc/self/exe").string());
+    for (std::size_t i = 0; i < invocation.size(); ++i) {
+        const std::string& word = invocation[i];
+        if (word == "--emit-jobs") {
+            ++i;  // and its value
+            continue;
+        }
+        if (!word.starts_with("--emit-jobs=")) prefix += " " + shell_quoted(word);
+    }
+    std::string lines;
+    for (const std::string& step : steps) lines += prefix + " --step " + shell_quoted(step) + "\n";
+    write_file_atomically(file, lines);
+    const fs::path script = file.string() + ".sbatch";
+    write_file_atomically(script, "#!/bin/bash\n#SBATCH --job-name=nnmark-steps\n#SBATCH --array=1-" +
+                                      std::to_string(std::max<std::size_t>(steps.size(), 1)) +
+                                      "\nexec bash -c \"$(sed -n \"${SLURM_ARRAY_TASK_ID}p\" " +
+                                      shell_quoted(fs::absolute(file).string()) + ")\"\n");
+}
 
 }  // namespace nnmark::cli::steps

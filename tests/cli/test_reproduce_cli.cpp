@@ -3,7 +3,9 @@
 // attack judged, the figures written; a second run reuses the stored steps and gives
 // the same results, a run with other settings is refused, and a model deleted between
 // runs is trained again to the same weights (same seed, same threads).
+#include "../support/errors.hpp"
 #include "../support/files.hpp"
+#include "../support/skips.hpp"
 #include "../support/tiny_data.hpp"
 #include "attack_verdict.hpp"
 #include "cli_runner.hpp"
@@ -12,7 +14,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <vector>
 
 using namespace nnmark;
 using namespace nnmark::testing;
@@ -24,20 +29,50 @@ bool is_png(const std::filesystem::path& file) {
     return bytes.size() > 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
 }
 
+// The command of a small reproduce into `report`, on generated CIFAR-format files in
+// `dir` (written on first use): every table filled in seconds.
+std::string small_reproduce(const temp_dir& dir, const std::filesystem::path& report) {
+    // 10 images per class: enough automobiles (class 1) for 6 content and noise triggers.
+    const auto cifar = dir.path / "cifar", mnist = dir.path / "mnist";
+    if (!std::filesystem::exists(cifar)) {
+        write_synthetic_cifar10(cifar, 100, 40, 3);
+        write_synthetic_mnist(mnist, 100, 100, 4);  // unrelated triggers: digit 1
+    }
+    return "reproduce --dataset cifar10 --data " + cifar.string() + " --unrelated-data " + mnist.string() + " --arch " +
+           write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
+           " --epochs 1 --batch 16 --count 6 --repeat 2 --references 3 --alpha 0.01 --extraction-share 0.5 --dawn-rate 0.3 "
+           "--out " +
+           report.string();
+}
+
+// `results` without what differs between runs of the same steps: times, and the report
+// directory in the files it names.
+nlohmann::json without_timing_and_place(const nlohmann::json& results, const std::string& report) {
+    if (results.is_object()) {
+        nlohmann::json out = nlohmann::json::object();
+        for (const auto& [name, value] : results.items())
+            if (name != "seconds" && name != "step_seconds" && name != "images_per_second")
+                out[name] = without_timing_and_place(value, report);
+        return out;
+    }
+    if (results.is_array()) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& value : results) out.push_back(without_timing_and_place(value, report));
+        return out;
+    }
+    if (results.is_string() && results.get<std::string>().starts_with(report))
+        return "REPORT" + results.get<std::string>().substr(report.size());
+    return results;
+}
+
 }  // namespace reproduce_cli_test
 using namespace reproduce_cli_test;
 
 TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format files") {
     temp_dir dir;
-    // 10 images per class: enough automobiles (class 1) for 6 content and noise triggers.
-    const auto cifar = write_synthetic_cifar10(dir.path / "cifar", 100, 40, 3);
-    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 100, 100, 4);  // unrelated triggers: digit 1
     const auto report = dir.path / "report";
-    const std::string settings = "reproduce --dataset cifar10 --data " + cifar.string() + " --unrelated-data " +
-                                mnist.string() + " --arch " +
-                                write_architecture(make_small_image_net<float>(shape{3, 32, 32}), dir, "small.json") +
-                                " --epochs 1 --batch 16 --count 6 --repeat 2 --references 3 --alpha 0.01 --extraction-share 0.5 --dawn-rate 0.3 --out " +
-                                report.string();
+    const std::string settings = small_reproduce(dir, report);
+    const auto cifar = dir.path / "cifar";
     const std::string command = settings + " --attack-epochs 1";
 
     const auto first = nnmark_tool(command + " --json", dir);
@@ -174,6 +209,52 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
         CHECK(other.one_line_error());
         CHECK(other.err.find("attack_epochs") != std::string::npos);
     }
+}
+
+TEST_CASE("cli: reproduce --emit-jobs run through GNU parallel gives the results of a plain run" * NNMARK_EXTERNAL_TEST) {
+    if (std::system("command -v parallel >/dev/null 2>&1") != 0)
+        return skip_test("GNU parallel is not installed (Debian: parallel)");
+    temp_dir dir;
+    const auto plain_report = dir.path / "plain", waves_report = dir.path / "waves";
+    const auto plain = nnmark_tool(small_reproduce(dir, plain_report) + " --attack-epochs 1 --json", dir);
+    REQUIRE_MESSAGE(plain.exit_code == 0, plain.err);
+
+    const std::string settings = small_reproduce(dir, waves_report) + " --attack-epochs 1";
+    // A step of the second wave before the first: refused, naming what it needs.
+    const auto early = nnmark_tool(settings + " --step prune-content --quiet", dir);
+    CHECK(early.exit_code == 2);
+    CHECK(early.one_line_error());
+    CHECK_MESSAGE(contains(early.err, "needs step model-clean"), early.err);
+
+    const auto jobs = dir.path / "jobs.txt";
+    std::vector<std::size_t> wave_sizes;
+    for (int wave = 0; wave < 4; ++wave) {
+        const auto emitted = nnmark_tool(settings + " --quiet --emit-jobs " + jobs.string(), dir);
+        REQUIRE_MESSAGE(emitted.exit_code == 0, emitted.err);
+        const std::string lines = slurp(jobs);
+        const auto count = static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+        if (count == 0) break;
+        wave_sizes.push_back(count);
+        CHECK(contains(slurp(jobs.string() + ".sbatch"), "#SBATCH --array=1-" + std::to_string(count)));
+        const auto ran = run_program("parallel", "-j 2 -a " + jobs.string(), dir);  // each line a command
+        REQUIRE_MESSAGE(ran.exit_code == 0, ran.err);
+    }
+    // Wave 1: the clean model, 3 references, 4 watermarked and 4 --survive-extraction models.
+    REQUIRE(wave_sizes.size() == 2);
+    CHECK(wave_sizes[0] == 12);
+    CHECK(wave_sizes[1] > 20);
+
+    const auto assembled = nnmark_tool(settings + " --json", dir);
+    REQUIRE_MESSAGE(assembled.exit_code == 0, assembled.err);
+    // Every step came from the jobs: each step line says it reused an earlier run's result.
+    CHECK(contains(assembled.err, "train clean model (seed 1): done by an earlier run"));
+    CHECK_FALSE(contains(assembled.err, "prune the content model at 10..90% (per layer and global)\n"));
+    CHECK(without_timing_and_place(nlohmann::json::parse(assembled.out), waves_report.string()) ==
+          without_timing_and_place(nlohmann::json::parse(plain.out), plain_report.string()));
+
+    const auto unknown = nnmark_tool(settings + " --step no-such-step --quiet", dir);
+    CHECK(unknown.exit_code == 2);
+    CHECK(unknown.one_line_error());
 }
 
 TEST_CASE("cli: reproduce refuses a dataset the paper did not use") {

@@ -174,7 +174,7 @@ void pruning_section(std::ostringstream& md, const json& results) {
           "parameters with the smallest absolute values are removed; its figures (in parentheses) match "
           "global pruning, and are set beside it.\n\n";
     pruning_table(md, results, "global");
-    md << "![test and trigger accuracy against the global pruning rate](figures/pruning.png)\n\n"
+    md << "![test and trigger accuracy against the global pruning rate](figures/pruning.svg)\n\n"
           "Per layer: the smallest weights of every layer are zeroed, the first convolution's too.\n\n";
     pruning_table(md, results, "layer");
 }
@@ -308,8 +308,8 @@ void fit_y_axis(line_chart& chart) {
 line_chart pruning_panel(const json& results, const std::string& field, const std::string& title) {
     line_chart chart;
     chart.title = title;
-    chart.x_label = "PRUNED WEIGHTS (%)";
-    chart.y_label = "ACCURACY (%)";
+    chart.x_label = "Pruned weights (%)";
+    chart.y_label = "Accuracy (%)";
     chart.x_min = 0;
     chart.x_max = 100;
     chart.y_max = 100;
@@ -331,10 +331,10 @@ line_chart pruning_panel(const json& results, const std::string& field, const st
 
 void write_report(const nlohmann::json& results, const std::filesystem::path& dir) {
     using namespace report_detail;
-    const line_chart panels[] = {pruning_panel(results, "test_accuracy", "TEST ACCURACY"),
-                                 pruning_panel(results, "trigger_accuracy", "TRIGGER ACCURACY")};
+    const line_chart panels[] = {pruning_panel(results, "test_accuracy", "Test accuracy"),
+                                 pruning_panel(results, "trigger_accuracy", "Trigger accuracy")};
     std::filesystem::create_directories(dir / "figures");
-    write_charts_png(panels, dir / "figures" / "pruning.png");
+    write_charts_svg(panels, dir / "figures" / "pruning.svg");
     write_file_atomically(dir / "report.md", markdown(results));
 }
 

@@ -20,7 +20,7 @@
 //
 // Models are trained once and cached under <out>/models (steps.hpp), so an interrupted
 // study resumes; the verification itself is cheap and redone on every run. Writes
-// <out>/study.md, <out>/study.json and <out>/figures/innocent-p-values.png.
+// <out>/study.md, <out>/study.json and <out>/figures/innocent-p-values.svg.
 #include "attacking.hpp"
 #include "embedding.hpp"
 #include "steps.hpp"
@@ -405,7 +405,7 @@ void key_table(std::ostringstream& md, const nlohmann::json& keys) {
 
 // The empirical distribution of the innocent p-values against the uniform line: a valid
 // p lies on or below it (P[p <= x] <= x), over the whole range and near 0.
-void p_value_figure(const nlohmann::json& rows, const fs::path& png) {
+void p_value_figure(const nlohmann::json& rows, const fs::path& svg) {
     std::vector<double> p;
     for (const auto& row : rows) p.push_back(std::pow(10.0, row["log10_p_value"].get<double>()));
     std::sort(p.begin(), p.end());
@@ -414,10 +414,10 @@ void p_value_figure(const nlohmann::json& rows, const fs::path& png) {
         empirical.x.push_back(p[i]);
         empirical.y.push_back(static_cast<double>(i + 1) / static_cast<double>(p.size()));
     }
-    line_chart whole{"share of p at most x", "x", "share", 0, 1, 0, 1, 0.2, 0.2, {empirical, uniform}};
-    line_chart near_zero{"near 0", "x", "share", 0, 0.1, 0, 0.1, 0.02, 0.02, {empirical, uniform}};
+    line_chart whole{"Share of p at most x", "x", "share", 0, 1, 0, 1, 0.2, 0.2, {empirical, uniform}};
+    line_chart near_zero{"Near 0", "x", "share", 0, 0.1, 0, 0.1, 0.02, 0.02, {empirical, uniform}};
     const line_chart panels[] = {whole, near_zero};
-    write_charts_png(panels, png);
+    write_charts_svg(panels, svg);
 }
 
 void write_study_report(const nlohmann::json& results, const fs::path& dir) {
@@ -434,9 +434,9 @@ void write_study_report(const nlohmann::json& results, const fs::path& dir) {
     group_table(md, results["innocent"], alpha);
     md << "\nPower: each watermarked model and its attacked copies against its own key.\n";
     power_table(md, results["power"]);
-    md << "\n![innocent p-values](figures/innocent-p-values.png)\n";
+    md << "\n![innocent p-values](figures/innocent-p-values.svg)\n";
     write_file_atomically(dir / "study.md", md.str());
-    p_value_figure(results["innocent"], dir / "figures" / "innocent-p-values.png");
+    p_value_figure(results["innocent"], dir / "figures" / "innocent-p-values.svg");
 }
 
 }  // namespace study_detail

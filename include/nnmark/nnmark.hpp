@@ -20,7 +20,8 @@
 //            server's request handling, and the remote query plan that hides a key's
 //            triggers among decoys (the HTTP itself is the tool's);
 //            DAWN's keyed altered answers, their registry and its statistic
-//   report   line charts as PNG images (the figures of `nnmark reproduce`)
+//   report   line charts as SVG documents (the figures of `nnmark reproduce` and
+//            `nnmark study`)
 #pragma once
 
 #include "nnmark/core/atomic_file.hpp"

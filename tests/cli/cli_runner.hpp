@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 
 namespace nnmark::testing {
@@ -29,6 +30,19 @@ inline std::string slurp(const std::filesystem::path& path) {
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+// What is wrong with `path` as a figure: "" when it is an SVG document (an XML
+// declaration, the svg root, its end) that shows each of `texts` as a <text>, else the
+// first thing missing.
+inline std::string svg_figure_problem(const std::filesystem::path& path, const std::vector<std::string>& texts) {
+    const std::string svg = slurp(path);
+    if (!svg.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\""))
+        return "no SVG header";
+    if (!svg.ends_with("</svg>\n")) return "no </svg> at the end";
+    for (const std::string& text : texts)
+        if (svg.find(">" + text + "</text>") == std::string::npos) return "no text '" + text + "'";
+    return "";
 }
 
 inline run_result run_program(const std::string& program, const std::string& args, const temp_dir& dir) {

@@ -1,8 +1,10 @@
 // nnmark reproduce end to end on the CIFAR-10 path, with generated CIFAR-format files, a
 // small network and one epoch per training: every table of the report is filled, every
-// attack judged, the figures written; a second run reuses the stored steps and gives
-// the same results, a run with other settings is refused, and a model deleted between
-// runs is trained again to the same weights (same seed, same threads).
+// attack judged, the figures written (the pruning curves as SVG, the mosaics as PNG); a
+// second run reuses the stored steps and gives the same results, a run with other
+// settings is refused, and a model deleted between runs is trained again to the same
+// weights (same seed, same threads); the steps run as jobs of GNU parallel (--emit-jobs)
+// give the same results.
 #include "../support/errors.hpp"
 #include "../support/files.hpp"
 #include "../support/skips.hpp"
@@ -163,10 +165,12 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
         CHECK(extraction["dawn"][0]["surrogate"]["queries"] == extraction["dawn"][0]["records"]);
         // The paper's figures beside the measured ones, as fractions.
         CHECK(results["paper"]["triggers"]["content"]["test_accuracy"].get<double>() == doctest::Approx(0.7841));
-        CHECK(is_png(report / "figures" / "pruning.png"));
+        CHECK(svg_figure_problem(report / "figures" / "pruning.svg",
+                                 {"Test accuracy", "Trigger accuracy", "Pruned weights (%)", "Accuracy (%)", "content",
+                                  "unrelated", "noise", "natural"}) == "");
         const std::string md = slurp(report / "report.md");
         for (const std::string heading : {"# Zhang et al. (ASIACCS 2018) reproduced by nnmark: cifar10", "## Tables 1 and 2",
-                                          "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.png",
+                                          "## Verification", "## Tables 3 and 4", "## Table 5", "figures/pruning.svg",
                                           "(78.41)", "finetune --mode ftal", "transform --jpeg 50", "## Evasion", "## Extraction", "content-survive-region",
                                           "| ensemble |"})
             CHECK_MESSAGE(md.find(heading) != std::string::npos, heading);

@@ -22,7 +22,7 @@ lines = [
 def test_entry(name, program, args=""):
     return [
         f"test('{name}', test_{program},{args} env : ['OMP_NUM_THREADS=2'], timeout : 900,",
-        "  depends : [nnmark_tool, example_mnist, example_cifar10])",
+        "  depends : [nnmark_tool, example_mnist, example_cifar10, example_custom_network])",
     ]
 
 

@@ -5,7 +5,7 @@
 //            the version (core/eigen_view.hpp, Eigen views of tensors, is opt-in: it
 //            is the one header that needs Eigen, so it is not included here)
 //   kernels  gemm (reference + fast), im2col
-//   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, loss
+//   layers   conv2d, dense, relu, maxpool2d, dropout, flatten, batchnorm, global_avgpool2d, residual, loss
 //   model    sequential, the paper's networks, safetensors model files
 //   optim    sgd, adam, learning-rate schedules (they step a sequential model)
 //   data     IDX and CIFAR-10 loaders, datasets, minibatches
@@ -47,10 +47,12 @@
 #include "nnmark/layers/dense.hpp"
 #include "nnmark/layers/dropout.hpp"
 #include "nnmark/layers/flatten.hpp"
+#include "nnmark/layers/global_avgpool2d.hpp"
 #include "nnmark/layers/initializers.hpp"
 #include "nnmark/layers/layer.hpp"
 #include "nnmark/layers/maxpool2d.hpp"
 #include "nnmark/layers/relu.hpp"
+#include "nnmark/layers/residual.hpp"
 #include "nnmark/layers/softmax_cross_entropy.hpp"
 #include "nnmark/optim/adam.hpp"
 #include "nnmark/optim/optimizer.hpp"

@@ -179,6 +179,22 @@ TEST_CASE("cli: train and eval on generated CIFAR-10 files, with JSON output") {
     CHECK(evaluation["accuracy"].get<double>() == doctest::Approx(report["test_accuracy"].get<double>()));
 }
 
+TEST_CASE("cli: the custom network tutorial trains, saves and reloads bit-identically on generated files") {
+    temp_dir dir;
+    const auto mnist = write_synthetic_mnist(dir.path / "mnist", 64, 20, 3);
+    const auto model = dir.path / "custom.safetensors";
+    const auto r = run_program(std::string(NNMARK_EXAMPLES_DIR) + "/example_custom_network",
+                               mnist.string() + " 1 " + model.string(), dir);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(contains(r.out, "test accuracy"));
+    CHECK(contains(r.out, "reloaded model: test logits bit-identical"));
+    // The file records the user's layer, and the tool, which does not know it, says so.
+    const auto eval = run_program(NNMARK_TOOL_PATH, "eval --model " + model.string() + " --dataset mnist --data " +
+                                                        mnist.string(), dir);
+    CHECK(eval.exit_code == 2);
+    CHECK(contains(eval.err, "unknown layer kind \"prelu\""));
+}
+
 TEST_CASE("cli: the CIFAR-10 tutorial example runs on generated files") {
     temp_dir dir;
     const auto cifar = write_tiny_cifar(dir);

@@ -2,6 +2,7 @@
 
 #include "../support/files.hpp"
 #include "../support/safetensors_bytes.hpp"
+#include "../support/user_layer.hpp"
 
 #include <doctest/doctest.h>
 
@@ -90,6 +91,37 @@ TEST_CASE("model file: save then load gives the same architecture and bit-identi
     CHECK(same_bits(loaded.parameters(), original.parameters()));
     const tensor<float> x = sample_input<float>();
     const tensor<float> a = original.predict(x), b = loaded.predict(x);
+    CHECK(same_bits(a.span(), b.span()));
+}
+
+TEST_CASE("model file: a residual network with a user's layer saves and loads bit for bit") {
+    testing::register_test_layer<float>();
+    sequential<float> original(shape{1, 4, 4});
+    original.emplace<conv2d>(2, 3, 1, padding::same);
+    auto block = std::make_unique<residual<float>>();
+    block->emplace<conv2d>(2, 3, 1, padding::same);
+    block->emplace<batchnorm>();
+    block->emplace<relu>();
+    block->add(std::make_unique<testing::channel_scale<float>>(0.5));
+    original.add(std::move(block));
+    original.emplace<global_avgpool2d>();
+    original.emplace<dense>(3);
+    rng random(5);
+    for (float& v : original.parameters()) v = static_cast<float>(random.uniform(0.5, 1.5));  // running_var > 0
+
+    temp_dir dir;
+    const auto path = dir.path / "residual.safetensors";
+    save_model(original, path);
+    const safetensors_file file = safetensors_file::load(path);
+    CHECK(file.find("1.1.running_var")->dims == std::vector<std::int64_t>{2});
+    CHECK(file.find("1.3.weight")->dims == std::vector<std::int64_t>{2});
+
+    const sequential<float> loaded = load_model<float>(path);
+    CHECK(architecture_json(loaded) == architecture_json(original));
+    CHECK(same_bits(loaded.parameters(), original.parameters()));
+    const tensor<float> x = sample_input<float>();
+    const tensor<float> a = original.predict(x), b = loaded.predict(x);
+    REQUIRE(a.shape() == shape{2, 3});
     CHECK(same_bits(a.span(), b.span()));
 }
 

@@ -115,17 +115,32 @@ inline void check_he_normal_weights_zero_biases(const std::vector<double>& param
 
 }  // namespace nnmark::testing
 
-// Prints {name: value, ...}, so that a failed CHECK(layer.config() == ...) shows both sides.
+// Prints {name: value, ...} (a list of layers as [kind {...}, ...]), so that a failed
+// CHECK(layer.config() == ...) shows both sides.
 template <>
 struct doctest::StringMaker<nnmark::layer_config> {
-    static doctest::String convert(const nnmark::layer_config& config) {
-        std::ostringstream text;
+    static void write(std::ostream& text, const nnmark::layer_config& config) {
         text << '{';
         for (std::size_t i = 0; i < config.size(); ++i) {
             text << (i ? ", " : "") << config[i].first << ": ";
-            std::visit([&](const auto& value) { text << value; }, config[i].second);
+            if (const auto* list = std::get_if<std::vector<nnmark::layer_description>>(&config[i].second)) {
+                text << '[';
+                for (std::size_t j = 0; j < list->size(); ++j) {
+                    text << (j ? ", " : "") << (*list)[j].kind << ' ';
+                    write(text, (*list)[j].config);
+                }
+                text << ']';
+            } else {
+                std::visit([&](const auto& value) {
+                    if constexpr (requires { text << value; }) text << value;
+                }, config[i].second);
+            }
         }
         text << '}';
+    }
+    static doctest::String convert(const nnmark::layer_config& config) {
+        std::ostringstream text;
+        write(text, config);
         return text.str().c_str();
     }
 };

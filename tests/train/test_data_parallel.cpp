@@ -2,8 +2,11 @@
 
 #include "nnmark/layers/batchnorm.hpp"
 #include "nnmark/layers/softmax_cross_entropy.hpp"
+#include "nnmark/train/trainer.hpp"
 #include "../support/tensors.hpp"
+#include "../support/threads.hpp"
 #include "../support/tiny_data.hpp"
+#include "../support/user_layer.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,6 +17,28 @@
 using namespace nnmark;
 
 namespace data_parallel_tests {
+
+// A residual conv net with a layer registered outside the library, which the replicas
+// can only be made of through the registry: conv, relu, residual{conv, relu, dropout,
+// conv}, the user's channel scale, global average, dense(classes).
+template <class T>
+sequential<T> make_user_net(const shape& input_item, int classes) {
+    testing::register_test_layer<T>();
+    sequential<T> net(input_item);
+    net.template emplace<conv2d>(4, 3, 1, padding::same);
+    net.template emplace<relu>();
+    auto block = std::make_unique<residual<T>>();
+    block->template emplace<conv2d>(4, 3, 1, padding::same);
+    block->template emplace<relu>();
+    block->template emplace<dropout>(0.25);
+    block->template emplace<conv2d>(4, 3, 1, padding::same);
+    net.add(std::move(block));
+    net.add(std::make_unique<testing::channel_scale<T>>(0.75));
+    net.template emplace<global_avgpool2d>();
+    net.template emplace<dense>(classes);
+    net.initialize(3);
+    return net;
+}
 
 // A conv net with dropout, so that the shards must draw the whole batch's masks.
 sequential<double> make_net() {
@@ -123,4 +148,34 @@ TEST_CASE("data_parallel: bad input is an error before any thread starts") {
     passes.forward(tensor<double>(shape{40, 2, 9, 9}), masks);
     CHECK_THROWS_AS(passes.backward(tensor<double>(shape{40, 4})), shape_error);
     CHECK_THROWS_AS(data_parallel<double>(net, -1), argument_error);
+}
+
+TEST_CASE("data_parallel: a residual net with a user's layer splits like any other") {
+    sequential<double> whole_net = make_user_net<double>(shape{2, 9, 9}, 5), net = make_user_net<double>(shape{2, 9, 9}, 5);
+    data_parallel<double> whole(whole_net, 1), split(net, 2);
+    const step_result expected = run_step(whole_net, whole, 40);
+    const step_result got = run_step(net, split, 40);
+    REQUIRE(got.shards == 2);
+    check_close(got.logits, expected.logits);
+    check_close(got.gradients, expected.gradients);
+}
+
+TEST_CASE("data_parallel: training a user's layer on two threads twice gives bit-identical weights") {
+    testing::thread_count_guard guard;
+    set_threads(2);
+    const dataset data = testing::make_quadrant_dataset(96, 4);
+    auto train = [&] {
+        sequential<float> net = make_user_net<float>(shape{1, 8, 8}, 4);
+        training_recipe recipe;
+        recipe.epochs = 2;
+        recipe.batch = 32;  // two shards of 16
+        trainer<float> t(net, recipe);
+        progress_line quiet(stderr, 5.0, true);
+        t.fit(data, nullptr, quiet);
+        return std::vector<float>(net.parameters().begin(), net.parameters().end());
+    };
+    const std::vector<float> first = train(), second = train();
+    const sequential<float> untrained = make_user_net<float>(shape{1, 8, 8}, 4);
+    CHECK_FALSE(std::ranges::equal(first, untrained.parameters()));
+    CHECK(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)) == 0);
 }

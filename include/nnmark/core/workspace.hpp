@@ -4,14 +4,22 @@
 // which grows to the largest request it has seen and then stays put, so a steady
 // training loop allocates nothing. Each thread of a server owns its own workspace,
 // which is what lets a const model run inference on many threads at once.
+//
+// A layer that runs other layers inside it (layers/residual.hpp) hands them nested():
+// a tensor for their intermediate outputs and a workspace one level down, so that the
+// inner layers' scratch (and a block inside the block) never meets the outer one's.
 #pragma once
 
 #include "nnmark/core/tensor.hpp"
 
 #include <array>
+#include <memory>
 #include <span>
 
 namespace nnmark {
+
+template <class T>
+struct nested_workspace;
 
 template <class T>
 class workspace {
@@ -26,8 +34,21 @@ public:
         return {buffer.data(), static_cast<std::size_t>(count)};
     }
 
+    // The next level down, made on first use and kept, like the buffers.
+    nested_workspace<T>& nested() {
+        if (!nested_) nested_ = std::make_unique<nested_workspace<T>>();
+        return *nested_;
+    }
+
 private:
     std::array<aligned_vector<T>, slots> buffers_;
+    std::unique_ptr<nested_workspace<T>> nested_;
+};
+
+template <class T>
+struct nested_workspace {
+    tensor<T> buffer;      // the inner layers' outputs
+    workspace<T> scratch;  // what the inner layers are given
 };
 
 }  // namespace nnmark

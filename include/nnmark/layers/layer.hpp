@@ -43,8 +43,19 @@ struct param_spec {
 };
 
 // A layer's hyper-parameters, in the order they are written to the architecture JSON.
-using config_value = std::variant<std::int64_t, double, std::string>;
+// A value is a number, a string, or a list of layers (kind and config each), for a
+// layer that holds other layers (layers/residual.hpp).
+struct layer_description;
+using config_value = std::variant<std::int64_t, double, std::string, std::vector<layer_description>>;
 using layer_config = std::vector<std::pair<std::string, config_value>>;
+
+// What layer::kind() and layer::config() return: enough to build the layer again
+// (model/layer_factory.hpp's make_layer).
+struct layer_description {
+    std::string kind;
+    layer_config config;
+    friend bool operator==(const layer_description&, const layer_description&) = default;
+};
 
 // What a training pass gives each layer.
 template <class T>

@@ -13,6 +13,7 @@
 #include "nnmark/core/json.hpp"
 #include "nnmark/data/dataset.hpp"
 #include "nnmark/data/load.hpp"
+#include "nnmark/model/layer_factory.hpp"
 #include "nnmark/model/sequential.hpp"
 #include "nnmark/train/evaluate.hpp"
 #include "nnmark/train/progress.hpp"
@@ -25,7 +26,6 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <variant>
 
 namespace nnmark {
 
@@ -77,8 +77,7 @@ inline json recipe_json(const trigger_recipe& recipe, std::string_view model_dat
     j.set("classes", recipe.classes);
     j.set("source_dataset", recipe.source_dataset);
     json parameters = json::object();
-    for (const auto& [key, value] : make_generator(recipe, item_shape)->parameters())
-        std::visit([&, &key = key](const auto& v) { parameters.set(key, v); }, value);
+    set_config_members(parameters, make_generator(recipe, item_shape)->parameters());
     j.set("generator", std::move(parameters));
     j.set("datasets", dataset_file_digests(dataset_files_used));
     return j;

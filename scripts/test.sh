@@ -25,8 +25,8 @@ for f in tests/*/test_*.cpp; do
   grep -q "'${f#tests/}'" tests/meson.build ||
     { echo "test.sh: $f is missing from tests/meson.build (run scripts/gen-meson-tests.py)" >&2; exit 1; }
 done
-for f in examples/nnmark/*.cpp; do
-  grep -q "'${f#examples/}'" examples/meson.build || { echo "test.sh: $f is missing from examples/meson.build" >&2; exit 1; }
+for f in tools/nnmark/*.cpp; do
+  grep -q "'${f#tools/nnmark/}'" tools/nnmark/meson.build || { echo "test.sh: $f is missing from tools/nnmark/meson.build" >&2; exit 1; }
 done
 
 # run_ctest NAME BUILD_DIR [cmake options...]

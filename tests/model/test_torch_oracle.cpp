@@ -128,3 +128,23 @@ TEST_CASE("oracle: batch norm, same padding and strides match PyTorch" * NNMARK_
         {"kind":"dense","out_features":10}]})";
     compare_with_torch(architecture, dir);
 }
+
+TEST_CASE("oracle: a residual block with batch norm and global average pooling matches PyTorch" * NNMARK_EXTERNAL_TEST) {
+    if (!torch_available()) {
+        skip_test(torch_missing_reason());
+        return;
+    }
+    temp_dir dir;
+    const std::string architecture = R"({"format":"nnmark.sequential","version":1,"input":[3,9,9],"layers":[
+        {"kind":"conv2d","out_channels":6,"kernel":3,"stride":1,"padding":"same"},
+        {"kind":"relu"},
+        {"kind":"residual","layers":[
+            {"kind":"conv2d","out_channels":6,"kernel":3,"stride":1,"padding":"same"},
+            {"kind":"batchnorm","momentum":0.1,"eps":1e-5},
+            {"kind":"relu"},
+            {"kind":"conv2d","out_channels":6,"kernel":3,"stride":1,"padding":"same"}]},
+        {"kind":"relu"},
+        {"kind":"global_avgpool2d"},
+        {"kind":"dense","out_features":10}]})";
+    compare_with_torch(architecture, dir);
+}

@@ -54,39 +54,66 @@ def write_safetensors(path, tensors):
         out.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-def build(architecture):
-    """nn.Sequential with the same layers, in the same order, as the nnmark model."""
-    channels, height, width = architecture["input"]
-    features = None
+class Residual(torch.nn.Sequential):
+    """nnmark's residual block: the inner layers' output plus the block's input. As a
+    Sequential its parameters are named <block>.<inner index>.<name>, as nnmark names them."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+class GlobalAvgPool(torch.nn.Module):
+    """nnmark's global_avgpool2d: [N, C, H, W] -> [N, C], the mean of each plane."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def build_layers(specs, shape):
+    """The modules of `specs` (architecture layer entries), in order, for inputs of `shape`
+    (a dict of channels, height, width, and features once flat); updates `shape`."""
     layers = []
-    for spec in architecture["layers"]:
+    for spec in specs:
         kind = spec["kind"]
         if kind == "conv2d":
             k, s = spec["kernel"], spec["stride"]
-            layers.append(torch.nn.Conv2d(channels, spec["out_channels"], k, stride=s, padding=0 if spec["padding"] == "valid" else "same"))
+            layers.append(torch.nn.Conv2d(shape["channels"], spec["out_channels"], k, stride=s, padding=0 if spec["padding"] == "valid" else "same"))
             if spec["padding"] == "valid":
-                height, width = (height - k) // s + 1, (width - k) // s + 1
-            channels = spec["out_channels"]
+                shape["height"], shape["width"] = (shape["height"] - k) // s + 1, (shape["width"] - k) // s + 1
+            shape["channels"] = spec["out_channels"]
         elif kind == "maxpool2d":
             size, stride = spec["size"], spec["stride"] or spec["size"]
             layers.append(torch.nn.MaxPool2d(size, stride))
-            height, width = (height - size) // stride + 1, (width - size) // stride + 1
+            shape["height"], shape["width"] = (shape["height"] - size) // stride + 1, (shape["width"] - size) // stride + 1
         elif kind == "relu":
             layers.append(torch.nn.ReLU())
         elif kind == "flatten":
             layers.append(torch.nn.Flatten())
-            features = channels * height * width
+            shape["features"] = shape["channels"] * shape["height"] * shape["width"]
+        elif kind == "global_avgpool2d":
+            layers.append(GlobalAvgPool())
+            shape["features"] = shape["channels"]
         elif kind == "dense":
-            layers.append(torch.nn.Linear(features, spec["out_features"]))
-            features = spec["out_features"]
+            layers.append(torch.nn.Linear(shape["features"], spec["out_features"]))
+            shape["features"] = spec["out_features"]
         elif kind == "dropout":
             layers.append(torch.nn.Dropout(spec["rate"]))
         elif kind == "batchnorm":
-            norm = torch.nn.BatchNorm1d if features is not None else torch.nn.BatchNorm2d
-            layers.append(norm(features if features is not None else channels, eps=spec["eps"], momentum=spec["momentum"]))
+            flat = shape["features"] is not None
+            norm = torch.nn.BatchNorm1d if flat else torch.nn.BatchNorm2d
+            layers.append(norm(shape["features"] if flat else shape["channels"], eps=spec["eps"], momentum=spec["momentum"]))
+        elif kind == "residual":
+            layers.append(Residual(*build_layers(spec["layers"], dict(shape))))  # the block keeps the shape
         else:
             raise SystemExit(f"torch_oracle: unknown layer kind {kind}")
-    return torch.nn.Sequential(*layers)
+    return layers
+
+
+def build(architecture):
+    """nn.Sequential with the same layers, in the same order, as the nnmark model."""
+    channels, height, width = architecture["input"]
+    shape = {"channels": channels, "height": height, "width": width, "features": None}
+    return torch.nn.Sequential(*build_layers(architecture["layers"], shape))
 
 
 def read_idx_images(path):

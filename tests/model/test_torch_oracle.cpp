@@ -39,8 +39,11 @@ double relative_error(std::span<const float> ours, std::span<const float> theirs
 }
 
 // Builds the model described by `architecture`, runs one training step's forward and
-// backward on a random batch in nnmark and in PyTorch, and compares everything.
-void compare_with_torch(const std::string& architecture, const temp_dir& dir) {
+// backward on a random batch in nnmark and in PyTorch, and compares everything; skips
+// the test when torch is missing.
+void compare_with_torch(const std::string& architecture) {
+    if (!torch_available()) return skip_test(torch_missing_reason());
+    const temp_dir dir;
     sequential<float> model = build_from_architecture<float>(architecture, "oracle architecture");
     model.initialize(42);
     const auto model_path = dir / "model.safetensors";
@@ -101,20 +104,10 @@ std::string without_dropout(std::string architecture) {
 }  // namespace
 
 TEST_CASE("oracle: the paper's MNIST network matches PyTorch (logits, loss, every gradient)" * NNMARK_EXTERNAL_TEST) {
-    if (!torch_available()) {
-        skip_test(torch_missing_reason());
-        return;
-    }
-    temp_dir dir;
-    compare_with_torch(without_dropout(architecture_json(build_architecture<float>("paper-mnist"))), dir);
+    compare_with_torch(without_dropout(architecture_json(build_architecture<float>("paper-mnist"))));
 }
 
 TEST_CASE("oracle: batch norm, same padding and strides match PyTorch" * NNMARK_EXTERNAL_TEST) {
-    if (!torch_available()) {
-        skip_test(torch_missing_reason());
-        return;
-    }
-    temp_dir dir;
     const std::string architecture = R"({"format":"nnmark.sequential","version":1,"input":[3,11,11],"layers":[
         {"kind":"conv2d","out_channels":6,"kernel":3,"stride":1,"padding":"same"},
         {"kind":"batchnorm","momentum":0.1,"eps":1e-5},
@@ -126,15 +119,10 @@ TEST_CASE("oracle: batch norm, same padding and strides match PyTorch" * NNMARK_
         {"kind":"batchnorm","momentum":0.1,"eps":1e-5},
         {"kind":"relu"},
         {"kind":"dense","out_features":10}]})";
-    compare_with_torch(architecture, dir);
+    compare_with_torch(architecture);
 }
 
 TEST_CASE("oracle: a residual block with batch norm and global average pooling matches PyTorch" * NNMARK_EXTERNAL_TEST) {
-    if (!torch_available()) {
-        skip_test(torch_missing_reason());
-        return;
-    }
-    temp_dir dir;
     const std::string architecture = R"({"format":"nnmark.sequential","version":1,"input":[3,9,9],"layers":[
         {"kind":"conv2d","out_channels":6,"kernel":3,"stride":1,"padding":"same"},
         {"kind":"relu"},
@@ -146,5 +134,5 @@ TEST_CASE("oracle: a residual block with batch norm and global average pooling m
         {"kind":"relu"},
         {"kind":"global_avgpool2d"},
         {"kind":"dense","out_features":10}]})";
-    compare_with_torch(architecture, dir);
+    compare_with_torch(architecture);
 }

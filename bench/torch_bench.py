@@ -19,6 +19,9 @@ JSON object (one line):
       C = A B for square float32 matrices with torch.mm, which calls the BLAS torch was
       linked against (Debian: libblas.so.3, OpenBLAS once libopenblas0-openmp is
       installed). Best GFLOP/s over repetitions worth ~0.4 s, as bench/bench_gemm.cpp.
+  torch_bench.py export --net NET --out FILE.onnx
+      the network, in eval mode, as ONNX (torch.onnx.export, opset 13, a dynamic batch
+      axis) for ONNX Runtime (bench/onnxruntime_bench.js); prints {"net", "onnx"}.
   torch_bench.py serve
       reads the commands above from standard input, one per line ("case --net ..."),
       and answers each with one JSON line: torch is imported once for many cases.
@@ -185,6 +188,14 @@ def run_info(_args):
             "blas": loaded_blas(), "libtorch_links": libtorch_links()}
 
 
+def run_export(args):
+    net, item = paper_net(args.net)
+    net.eval()
+    torch.onnx.export(net, torch.rand(1, *item), args.out, opset_version=13, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return {"net": args.net, "onnx": args.out}
+
+
 def positive(kind):
     def parse(text):
         value = kind(text)
@@ -208,6 +219,10 @@ def command_parser():
     sgemm.add_argument("--threads", type=positive(int), required=True)
     sgemm.add_argument("--sizes", default="256,1024,2048")
     sgemm.set_defaults(run=run_sgemm)
+    export = commands.add_parser("export", help="the network as ONNX, for ONNX Runtime")
+    export.add_argument("--net", choices=sorted(PAPER_NETS), required=True)
+    export.add_argument("--out", required=True)
+    export.set_defaults(run=run_export)
     info = commands.add_parser("info", help="torch's build and the BLAS it has loaded")
     info.set_defaults(run=run_info)
     commands.add_parser("serve", help="run the commands read from standard input, one per line")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh [--quick] [--json] [--build-dir DIR] [--torch-malloc jemalloc|glibc]:
-# nnmark against PyTorch, side by side.
+# nnmark against PyTorch, and against ONNX Runtime for inference, side by side.
 #
 # Installs what is missing (Debian's python3-torch, libopenblas0-openmp and
 # libjemalloc2, with apt-get as root; the build dependencies are
@@ -9,7 +9,11 @@
 # case with nnmark and PyTorch one after the other, same thread count (1 and 2):
 #   - paper-mnist and paper-cifar10: training images/s at batch 128, inference
 #     images/s at batch 1 and 256, the ratio nnmark/PyTorch, GFLOP/s and the fraction
-#     of the fp32 FMA peak (measured by bench_gemm, per core, times the threads)
+#     of the fp32 FMA peak (measured by bench_gemm, per core, times the threads); for
+#     inference also ONNX Runtime (npm onnxruntime-node, installed into DIR/onnxruntime
+#     with --ignore-scripts when missing: its CPU binaries ship in the package; the nets
+#     exported from PyTorch, opset 13; bench/onnxruntime_bench.js, same threads and
+#     batch) and the ratio to the faster of PyTorch and ONNX Runtime
 #   - sgemm GFLOP/s at n = 256, 1024, 2048: nnmark, Eigen (bench_gemm) and OpenBLAS
 #     (torch.mm); nnmark's fraction of the peak is against the FMA loop run in turns
 #     with the product on as many threads (bench_gemm, 'pk/core'), since the VM's
@@ -27,7 +31,8 @@
 #
 # Output: one table; with --json, one JSON object instead:
 #   cases: [{net, mode, batch, threads, nnmark_ips, torch_ips, ratio, nnmark_gflops,
-#            torch_gflops, nnmark_peak_fraction, torch_peak_fraction}]
+#            torch_gflops, nnmark_peak_fraction, torch_peak_fraction; inference also
+#            onnxruntime_ips, ratio_onnxruntime and ratio_best (to the faster of the two)}]
 #   sgemm: [{n, threads, nnmark_gflops, eigen_gflops, openblas_gflops, peak_fraction,
 #            peak_gflops_per_core}]
 #   fma_peak_gflops (per core), train_scaling_1_to_2 ({net: {nnmark, torch}}),
@@ -84,6 +89,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt_install || { apt-get update -qq >&2 && apt_install; } || fail "apt-get could not install ${missing[*]}"
 fi
 "$python" -c 'import torch' 2>/dev/null || fail "$python cannot import torch (Debian package python3-torch)"
+command -v node >/dev/null && command -v npm >/dev/null || fail "ONNX Runtime needs Node.js and npm (Debian: nodejs npm)"
 
 # --- how torch runs, and which BLAS it uses ----------------------------------------
 torch_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
@@ -99,6 +105,20 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNNMARK_NATIVE
   -DNNMARK_BENCH=ON >&2 || fail "cmake could not configure $build"
 cmake --build "$build" --target bench_models bench_gemm -j "${NNMARK_BENCH_JOBS:-1}" >&2 ||
   fail "the bench targets did not build"
+
+# ONNX Runtime: the npm package in $build/onnxruntime, and the two nets as ONNX.
+ort_dir="$build/onnxruntime"
+ort_version=1.31.1
+if [[ ! -e "$ort_dir/node_modules/onnxruntime-node/package.json" ]]; then
+  say "installing onnxruntime-node@$ort_version into $ort_dir"
+  mkdir -p "$ort_dir"
+  npm install --prefix "$ort_dir" --ignore-scripts --no-audit --no-fund "onnxruntime-node@$ort_version" >&2 ||
+    fail "npm could not install onnxruntime-node"
+fi
+for net in paper-mnist paper-cifar10; do
+  "$python" "$root/bench/torch_bench.py" export --net "$net" --out "$ort_dir/$net.onnx" >/dev/null 2>&1 ||
+    fail "PyTorch could not export $net to ONNX"
+done
 
 mnist="$root/datasets/mnist"
 if [[ ! -e "$mnist/train-images-idx3-ubyte" && ! -e "$mnist/train-images-idx3-ubyte.gz" ]]; then
@@ -152,6 +172,10 @@ for threads in 1 2; do
       label="case $net ${mode_batch/:/ batch } threads $threads"
       run "$label" "$threads" "$build/bench_models" "${args[@]}" --json
       torch_run "$label" "case ${args[*]}"
+      if [[ ${mode_batch%:*} == infer ]]; then
+        run "$label" "$threads" env NODE_PATH="$ort_dir/node_modules" node "$root/bench/onnxruntime_bench.js" \
+          --model "$ort_dir/$net.onnx" --batch "${mode_batch#*:}" --threads "$threads" --seconds "$seconds"
+      fi
     done
   done
   stop_torch
@@ -197,16 +221,23 @@ def ratio(a, b):
 cases = []
 for label in dict.fromkeys(l["label"] for l in lines if l["label"].startswith("case ")):
     found = by_framework(label)
-    for ours, theirs in zip(found["nnmark"], found["torch"]):
+    onnxruntime = found.get("onnxruntime") or [None] * len(found["nnmark"])  # inference cases only
+    for ours, theirs, ort in zip(found["nnmark"], found["torch"], onnxruntime):
         flops = ours["flops_per_image"]
         budget = peak * ours["threads"]
-        cases.append({"net": ours["net"], "mode": ours["mode"], "batch": ours["batch"], "threads": ours["threads"],
-                      "nnmark_ips": ours["images_per_second"], "torch_ips": theirs["images_per_second"],
-                      "ratio": ratio(ours["images_per_second"], theirs["images_per_second"]),
-                      "nnmark_gflops": ours["images_per_second"] * flops / 1e9,
-                      "torch_gflops": theirs["images_per_second"] * flops / 1e9,
-                      "nnmark_peak_fraction": ours["images_per_second"] * flops / 1e9 / budget,
-                      "torch_peak_fraction": theirs["images_per_second"] * flops / 1e9 / budget})
+        case = {"net": ours["net"], "mode": ours["mode"], "batch": ours["batch"], "threads": ours["threads"],
+                "nnmark_ips": ours["images_per_second"], "torch_ips": theirs["images_per_second"],
+                "ratio": ratio(ours["images_per_second"], theirs["images_per_second"]),
+                "nnmark_gflops": ours["images_per_second"] * flops / 1e9,
+                "torch_gflops": theirs["images_per_second"] * flops / 1e9,
+                "nnmark_peak_fraction": ours["images_per_second"] * flops / 1e9 / budget,
+                "torch_peak_fraction": theirs["images_per_second"] * flops / 1e9 / budget}
+        if ort:
+            best_reference = max(theirs["images_per_second"], ort["images_per_second"])
+            case.update({"onnxruntime_ips": ort["images_per_second"],
+                         "ratio_onnxruntime": ratio(ours["images_per_second"], ort["images_per_second"]),
+                         "ratio_best": ratio(ours["images_per_second"], best_reference)})
+        cases.append(case)
 
 openblas = {(r["n"], l["result"]["threads"]): r["gflops"] for l in lines if l["label"] == "openblas"
             for r in l["result"]["results"]}
@@ -241,6 +272,8 @@ report = {"cases": cases, "sgemm": sgemm, "fma_peak_gflops": peak, "train_scalin
           "seconds_per_case": float(seconds), "load_average_start": load_start, "load_average_end": load_end,
           "omp_wait_policy": wait_policy,
           "cores": int(cores), "cpu": cpu, "simd_lanes_fp32": gemm.get("simd_lanes_fp32"),
+          "onnxruntime": {"version": next((l["result"]["version"] for l in lines
+                                           if l["result"].get("framework") == "onnxruntime"), None)},
           "torch": {"version": torch_info["version"], "build_blas": torch_info["build_blas"],
                     "blas_libraries": blas.get("libraries"), "openblas_core": blas.get("openblas_corename"),
                     "openblas_config": blas.get("openblas_config"), "libblas_alternative": alternative,
@@ -276,10 +309,11 @@ print("GF/s count the direct convolution's multiply-adds for both frameworks; Wi
       "(nnmark's, and oneDNN's where it picks them) do 2.25-4x fewer, so an effective '% pk' may pass 100")
 print()
 print(f"{'network':<14}{'mode':<6}{'batch':>6}{'thr':>4} | {'nnmark img/s':>12}{'torch img/s':>12}{'ratio':>7} |"
-      f" {'nnmark GF/s':>11}{'% pk':>5} {'torch GF/s':>10}{'% pk':>5}")
+      f" {'ORT img/s':>10}{'ratio':>7}{'vs best':>8} | {'nnmark GF/s':>11}{'% pk':>5} {'torch GF/s':>10}{'% pk':>5}")
 for c in cases:
     print(f"{c['net']:<14}{c['mode']:<6}{c['batch']:>6}{c['threads']:>4} | {num(c['nnmark_ips'], 12)}"
-          f"{num(c['torch_ips'], 12)}{num(c['ratio'], 7, 2)} | {num(c['nnmark_gflops'], 11, 1)}"
+          f"{num(c['torch_ips'], 12)}{num(c['ratio'], 7, 2)} | {num(c.get('onnxruntime_ips'), 10)}"
+          f"{num(c.get('ratio_onnxruntime'), 7, 2)}{num(c.get('ratio_best'), 8, 2)} | {num(c['nnmark_gflops'], 11, 1)}"
           f"{pct(c['nnmark_peak_fraction'])} {num(c['torch_gflops'], 10, 1)}{pct(c['torch_peak_fraction'])}")
 print()
 print(f"{'sgemm n':<14}{'thr':>4} | {'nnmark GF/s':>11}{'% pk':>5}{'pk/core':>8}{'Eigen':>8}{'OpenBLAS':>10}"
@@ -300,4 +334,7 @@ print(f"peak resident memory, paper-mnist training with the full MNIST training 
 slower = [f"{c['net']} {c['mode']} b{c['batch']} t{c['threads']} ({c['ratio']:.2f})"
           for c in cases if c["ratio"] is not None and c["ratio"] < 1]
 print("nnmark slower than torch in: " + (", ".join(slower) if slower else "no case"))
+slower = [f"{c['net']} b{c['batch']} t{c['threads']} ({c['ratio_onnxruntime']:.2f})"
+          for c in cases if c.get("ratio_onnxruntime") is not None and c["ratio_onnxruntime"] < 1]
+print("nnmark slower than ONNX Runtime in: " + (", ".join(slower) if slower else "no case"))
 PYTHON

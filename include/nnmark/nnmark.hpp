@@ -103,6 +103,7 @@
 #include "nnmark/attacks/fineprune.hpp"
 #include "nnmark/attacks/prune.hpp"
 #include "nnmark/attacks/query_detectors.hpp"
+#include "nnmark/attacks/removal_attack.hpp"
 #include "nnmark/attacks/transform.hpp"
 #include "nnmark/attacks/verdict.hpp"
 #include "nnmark/serve/base64.hpp"

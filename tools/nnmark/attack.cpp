@@ -20,6 +20,7 @@
 
 #include "nnmark/attacks/attacked_service.hpp"
 #include "nnmark/attacks/attacker_data.hpp"
+#include "nnmark/attacks/removal_attack.hpp"
 #include "nnmark/attacks/distill.hpp"
 #include "nnmark/attacks/evading_service.hpp"
 #include "nnmark/attacks/fineprune.hpp"
@@ -48,13 +49,6 @@ namespace nnmark::cli {
 namespace {
 
 
-// The thief's service after an attack (attacks/attacked_service.hpp), and what the
-// attack did, for the report.
-struct attack_run {
-    attacked_service service;
-    nlohmann::json parameters;
-};
-
 input_transform chosen_transform(const attack_options& o) {
     if (o.jpeg) return {transform_kind::jpeg, *o.jpeg};
     if (o.blur) return {transform_kind::blur, *o.blur};
@@ -62,36 +56,27 @@ input_transform chosen_transform(const attack_options& o) {
     return {transform_kind::bits, *o.bits};
 }
 
-attack_run run_kind(const std::string& kind, sequential<float> model, const attack_data& data,
-                    const attack_options& o) {
-    progress_line progress(stderr, 5.0, o.quiet);
-    if (kind == "prune") {
-        const prune_result r = prune_by_magnitude(model, o.rate, parse_prune_scope(o.scope));
-        return {{std::move(model), {}}, {{"rate", o.rate}, {"scope", o.scope}, {"weights", r.weights}, {"pruned", r.pruned}}};
-    }
-    if (kind == "finetune") {
-        finetune(model, data.attacker, parse_finetune_mode(o.mode), o.finetuning, progress);
-        return {{std::move(model), {}}, {{"mode", o.mode}, {"epochs", o.finetuning.epochs}, {"lr", o.finetuning.learning_rate}}};
-    }
-    if (kind == "fineprune") {
-        const fineprune_result r = fine_prune(model, data.attacker, o.rate, o.finetuning, progress);
-        return {{std::move(model), {}},
-                {{"rate", o.rate}, {"layer", r.layer}, {"channels", r.channels}, {"epochs", o.finetuning.epochs},
-                 {"lr", o.finetuning.learning_rate}}};
-    }
-    if (kind == "distill") {
-        // The thief's images go in without their labels: the student learns the victim's answers only.
-        const distill_options options{o.soft, o.temperature, o.distillation};
-        sequential<float> student = distill(model, strip_labels(data.attacker), options, progress);
-        return {{std::move(student), {}},
-                {{"soft", o.soft}, {"temperature", o.temperature}, {"epochs", o.distillation.epochs},
-                 {"lr", o.distillation.learning_rate}}};
-    }
-    const input_transform t = chosen_transform(o);
-    return {{std::move(model), t}, {{"transform", t.describe()}}};
+// The attack the flags of `kind` describe (attacks/removal_attack.hpp).
+removal_attack chosen_attack(const std::string& kind, const attack_options& o) {
+    if (kind == "prune") return prune_attack{o.rate, parse_prune_scope(o.scope)};
+    if (kind == "finetune") return finetune_attack{parse_finetune_mode(o.mode), o.finetuning};
+    if (kind == "fineprune") return fineprune_attack{o.rate, o.finetuning};
+    if (kind == "distill") return distill_attack{{o.soft, o.temperature, o.distillation}};
+    return transform_attack{chosen_transform(o)};
 }
 
-bool trains(const std::string& kind) { return kind == "finetune" || kind == "fineprune" || kind == "distill"; }
+// What the attack did, for the report: its settings and what it found.
+nlohmann::json parameters_of(const std::string& kind, const attack_options& o, const removal_outcome& r) {
+    if (kind == "prune") return {{"rate", o.rate}, {"scope", o.scope}, {"weights", r.pruned->weights}, {"pruned", r.pruned->pruned}};
+    if (kind == "finetune") return {{"mode", o.mode}, {"epochs", o.finetuning.epochs}, {"lr", o.finetuning.learning_rate}};
+    if (kind == "fineprune")
+        return {{"rate", o.rate}, {"layer", r.fine_pruned->layer}, {"channels", r.fine_pruned->channels},
+                {"epochs", o.finetuning.epochs}, {"lr", o.finetuning.learning_rate}};
+    if (kind == "distill")
+        return {{"soft", o.soft}, {"temperature", o.temperature}, {"epochs", o.distillation.epochs},
+                {"lr", o.distillation.learning_rate}};
+    return {{"transform", r.service.transform->describe()}};
+}
 
 // The attacker's data and the evaluation half; the training set is read only for
 // train-fraction, whose images are drawn with the attack's seed.
@@ -312,17 +297,19 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
         throw shape_error("the model takes images " + model.input_item().str() + " but dataset " +
                           data.evaluation.name + " has images " + data.evaluation.item_shape().str());
     if (!original_accuracy) original_accuracy = evaluate(model, data.evaluation).accuracy();
-    const attack_run attacked = run_kind(kind, std::move(model), data, o);
+    const removal_attack attack = chosen_attack(kind, o);
+    progress_line progress(stderr, 5.0, o.quiet);
+    const removal_outcome attacked = run_removal(attack, std::move(model), data.attacker, progress);
     const attack_score score = score_attack(attacked.service, data.evaluation, *original_accuracy, key,
                                             verification_decoys(data.evaluation), o.alpha);
     if (!out.empty()) save_model(attacked.service.model, out, dataset_class_names(o.data.name));
 
-    nlohmann::json report = {{"parameters", attacked.parameters},
+    nlohmann::json report = {{"parameters", parameters_of(kind, o, attacked)},
                              {"evaluation_data", data.evaluation.name},
                              {"evaluation_images", data.evaluation.size()},
                              {"original_test_accuracy", score.original_accuracy},
                              {"test_accuracy", score.accuracy}};
-    if (trains(kind)) {
+    if (trains_on_attacker_data(attack)) {
         report["attacker_data"] = data.attacker.name;
         report["attacker_images"] = data.attacker.size();
     }

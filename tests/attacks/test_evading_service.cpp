@@ -7,10 +7,13 @@
 #include "nnmark/watermark/content_trigger.hpp"
 
 #include "../support/tiny_data.hpp"
+#include "../support/tiny_watermark.hpp"
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
 #include <numeric>
 
 using namespace nnmark;
@@ -160,4 +163,30 @@ TEST_CASE("evading service: the verifier's session holds the trigger and decoy a
     CHECK_FALSE(s.non_finite_outputs.has_value());
     CHECK(decoy_answers.accuracy(decoys.labels) == doctest::Approx(5.0 / 6));
     CHECK_THROWS_AS(as_suspect_answers(triggers, triggers, decoys), argument_error);
+}
+
+TEST_CASE("score_evasion: a service flagging nothing keeps the watermark; a clean second opinion removes it") {
+    testing::quadrant_watermark w(4);
+    const watermark_key& key = w.embedded.setup.key;
+    const double original = evaluate(w.model, w.test).accuracy();
+
+    const evasion_score none = score_evasion(evasion_policy(std::vector<fitted_detector>{}), w.model, key, w.test,
+                                             w.test, original, 1e-6);
+    CHECK(none.triggers_flagged == 0);
+    CHECK(none.evaluation_flagged == 0);
+    CHECK(none.accuracy == original);
+    CHECK(none.verification.watermark_present);
+    CHECK(none.verdict == attack_verdict::survived);
+
+    // A model of the thief's own, trained without the triggers, answers them with their true class.
+    auto clean = std::make_shared<sequential<float>>(testing::make_tiny_net<float>());
+    clean->initialize(5);
+    progress_line quiet(stderr, 5.0, true);
+    trainer<float>(*clean, testing::quadrant_training(5)).fit(w.train, &w.test, quiet);
+    const evasion_score second = score_evasion(evasion_policy(std::shared_ptr<const sequential<float>>(clean)), w.model,
+                                               key, w.test, w.test, original, 1e-6);
+    CHECK(second.triggers_flagged >= key.triggers.size() * 9 / 10);
+    CHECK(second.evaluation_flagged < w.test.size() / 10);
+    CHECK_FALSE(second.verification.watermark_present);
+    CHECK(second.verdict == attack_verdict::removed);
 }

@@ -132,28 +132,26 @@ std::vector<evasion> make_evasions(const std::vector<std::string>& names, const 
 
 double share(index_t part, index_t whole) { return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
 
-// The report of one evasion: verify's fields for the verifier's session (the key's
-// triggers among the decoys), what the detector flagged, and the service's accuracy on
-// the whole evaluation half; and the verification itself.
-std::pair<nlohmann::json, verification_result> score_evasion(const evasion& e, const sequential<float>& model,
-                                                             const watermark_key& key,
-                                                             const attack_data& data, const dataset& decoys,
-                                                             double original_accuracy, double alpha) {
-    const auto answer = [&](const dataset& queries) { return answer_through(e.policy, model, queries); };
-    const service_answers triggers = answer(key.triggers), evaluation = answer(data.evaluation);
-    const verification_result r = verify_answers(key, as_suspect_answers(triggers, answer(decoys), decoys), alpha);
-    const double accuracy = evaluation.accuracy(data.evaluation.labels);
-    nlohmann::json j = verification_json(r, key.commitment());
+// The report of one evasion (attacks/evading_service.hpp's score_evasion): verify's
+// fields for the verifier's session (the key's triggers among the decoys), what the
+// detector flagged, and the service's accuracy on the whole evaluation half; and the
+// verification itself.
+std::pair<nlohmann::json, verification_result> evasion_report(const evasion& e, const sequential<float>& model,
+                                                              const watermark_key& key, const attack_data& data,
+                                                              const dataset& decoys, double original_accuracy,
+                                                              double alpha) {
+    const evasion_score score = score_evasion(e.policy, model, key, data.evaluation, decoys, original_accuracy, alpha);
+    nlohmann::json j = verification_json(score.verification, key.commitment());
     j.update({{"name", e.name},
               {"threshold", e.threshold},
               {"triggers", key.triggers.size()},
-              {"triggers_flagged", triggers.flagged_count()},
-              {"triggers_flagged_share", share(triggers.flagged_count(), key.triggers.size())},
-              {"decoys_flagged", evaluation.flagged_count()},
-              {"decoys_flagged_share", share(evaluation.flagged_count(), data.evaluation.size())},
-              {"service_accuracy", accuracy},
-              {"attack_verdict", to_string(judge_attack(original_accuracy, accuracy, r.watermark_present))}});
-    return {std::move(j), r};
+              {"triggers_flagged", score.triggers_flagged},
+              {"triggers_flagged_share", share(score.triggers_flagged, key.triggers.size())},
+              {"decoys_flagged", score.evaluation_flagged},
+              {"decoys_flagged_share", share(score.evaluation_flagged, data.evaluation.size())},
+              {"service_accuracy", score.accuracy},
+              {"attack_verdict", to_string(score.verdict)}});
+    return {std::move(j), score.verification};
 }
 
 std::string evasion_line(const nlohmann::json& d, double original_accuracy, index_t evaluation_images) {
@@ -274,7 +272,7 @@ nlohmann::json evade_and_score(const sequential<float>& model, const watermark_k
     nlohmann::json detectors = nlohmann::json::array();
     bool everywhere = true;
     for (const evasion& e : make_evasions(chosen_detectors(o.detector), model, data, o)) {
-        auto [report, verification] = score_evasion(e, model, key, data, decoys, *original_accuracy, o.alpha);
+        auto [report, verification] = evasion_report(e, model, key, data, decoys, *original_accuracy, o.alpha);
         if (detectors.empty()) warn_if_uncalibrated(verification);  // the same null for every detector
         everywhere = everywhere && verification.watermark_present;
         detectors.push_back(std::move(report));

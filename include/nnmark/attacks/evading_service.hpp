@@ -26,6 +26,7 @@
 #pragma once
 
 #include "nnmark/attacks/query_detectors.hpp"
+#include "nnmark/attacks/verdict.hpp"
 #include "nnmark/core/error.hpp"
 #include "nnmark/data/dataset.hpp"
 #include "nnmark/model/layer_factory.hpp"
@@ -219,6 +220,32 @@ inline suspect_answers as_suspect_answers(const service_answers& triggers, const
         throw argument_error("evading service: " + std::to_string(decoy_answers.labels.size()) + " answers for " +
                              std::to_string(decoys.size()) + " decoys");
     return {triggers.labels, decoy_answers.labels, decoys.labels, std::nullopt};
+}
+
+// An evading service scored as attacked_service.hpp scores a removal (the WRT protocol):
+// what its rule flagged among the key's triggers and the evaluation images, the service's
+// accuracy on them, the key verified through it (its triggers among `decoys`) and the
+// verdict against `original_accuracy`.
+struct evasion_score {
+    index_t triggers_flagged = 0;
+    index_t evaluation_flagged = 0;
+    double accuracy = 0;
+    verification_result verification;
+    attack_verdict verdict = attack_verdict::survived;
+};
+
+inline evasion_score score_evasion(const evasion_policy& policy, const sequential<float>& model, const watermark_key& key,
+                                   const dataset& evaluation, const dataset& decoys, double original_accuracy,
+                                   double alpha) {
+    const auto answer = [&](const dataset& queries) { return answer_through(policy, model, queries); };
+    const service_answers triggers = answer(key.triggers), evaluated = answer(evaluation);
+    evasion_score score;
+    score.triggers_flagged = triggers.flagged_count();
+    score.evaluation_flagged = evaluated.flagged_count();
+    score.accuracy = evaluated.accuracy(evaluation.labels);
+    score.verification = verify_answers(key, as_suspect_answers(triggers, answer(decoys), decoys), alpha);
+    score.verdict = judge_attack(original_accuracy, score.accuracy, score.verification.watermark_present);
+    return score;
 }
 
 }  // namespace nnmark

@@ -25,13 +25,6 @@ struct run_result {
     }
 };
 
-inline std::string slurp(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // What is wrong with `path` as a figure: "" when it is an SVG document (an XML
 // declaration, the svg root, its end) that shows each of `texts` as a <text>, else the
 // first thing missing.

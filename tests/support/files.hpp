@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -43,6 +45,14 @@ struct temp_dir {
 };
 
 // The repository root: from the build system when it says, else from this file's path.
+// The whole text of `path` ("" when it cannot be read).
+inline std::string slurp(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
 inline std::filesystem::path source_dir() {
 #ifdef NNMARK_SOURCE_DIR
     return NNMARK_SOURCE_DIR;

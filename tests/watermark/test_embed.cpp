@@ -36,7 +36,7 @@ TEST_CASE("prepare_embedding: natural triggers leave the training data, an extra
     const trigger_recipe natural = quadrant_trigger_recipe(trigger_kind::natural);
     const trigger_pools natural_pools = load_trigger_pools(natural, train, test, "");
     const embedding_setup held_out = prepare_embedding(natural, embedding_options{}, train, natural_pools, "quadrants", {});
-    CHECK(held_out.train.size() == train.size() - natural.count);
+    CHECK(held_out.training_set(train).size() == train.size() - natural.count);
     CHECK_FALSE(held_out.region);
 
     embedding_options survive;
@@ -45,9 +45,9 @@ TEST_CASE("prepare_embedding: natural triggers leave the training data, an extra
     const trigger_pools pools = load_trigger_pools(noise, train, test, "");
     const embedding_setup setup = prepare_embedding(noise, survive, train, pools, "quadrants", {});
     REQUIRE(setup.region);
-    CHECK(setup.train.size() == train.size());
+    CHECK(setup.training_set(train).size() == train.size());
     index_t relabelled = 0;
-    for (std::size_t i = 0; i < train.labels.size(); ++i) relabelled += setup.train.labels[i] != train.labels[i];
+    for (std::size_t i = 0; i < train.labels.size(); ++i) relabelled += setup.training_set(train).labels[i] != train.labels[i];
     CHECK(relabelled > 0);
     CHECK(setup.key.recipe.find("survive_extraction"));
     const watermark_key region_key = extraction_region_key(*setup.region, test, 10, setup.key);

@@ -122,7 +122,10 @@ embedded_model embed_to_files(const watermark_options& watermark, const training
     const embedding_setup setup = prepare_embedding(recipe, options, data.train, pools, data_options.name, files);
 
     // 2. Train from scratch with the triggers mixed into every epoch; 3. how well it took.
-    auto [model, outcome] = train_network(training, data_options, {setup.train, data.test}, out,
+    // Copied only when embedding changes the training data.
+    const std::optional<training_data> changed =
+        setup.changed_train ? std::optional(training_data{*setup.changed_train, data.test}) : std::nullopt;
+    auto [model, outcome] = train_network(training, data_options, changed ? *changed : data, out,
                                           embedding_triggers(setup, options, training.recipe.epochs));
     embedding_quality quality = measure_embedding(model, setup, pools, data.test);
 

@@ -101,8 +101,13 @@ struct embedding_options {
 struct embedding_setup {
     trigger_recipe recipe;
     watermark_key key;
-    dataset train;  // the clean training data, as training must see it
+    // The clean training data when training must see other data than the split given
+    // (natural triggers withheld, the extraction region relabelled); none: the split as it is.
+    std::optional<dataset> changed_train;
     std::optional<extraction_region> region;
+
+    // What training runs on, given the training split `train`.
+    const dataset& training_set(const dataset& train) const { return changed_train ? *changed_train : train; }
 };
 
 // The key of `region`: its test images, labelled with its label (a target-label key to
@@ -134,16 +139,17 @@ inline embedding_setup prepare_embedding(const trigger_recipe& recipe, const emb
                                          const dataset& train, const trigger_pools& pools, std::string_view dataset_name,
                                          const std::vector<std::filesystem::path>& files) {
     const shape item = train.item_shape();
-    embedding_setup setup{recipe, {}, training_set_without_triggers(recipe, train).value_or(train), std::nullopt};
+    embedding_setup setup{recipe, {}, training_set_without_triggers(recipe, train), std::nullopt};
     setup.key.triggers = make_trigger_set(recipe, pools.key_pool, item);
     setup.key.recipe = recipe_json(recipe, dataset_name, item, files);
     setup.key.recipe.set("repeat", options.repeat);
     setup.key.recipe.set("wm_schedule", options.schedule);
     setup.key.recipe.set("wm_weight", options.weight);
     if (options.extraction_share) {
+        const dataset& base = setup.training_set(train);
         setup.region = extraction_region::draw(rng(recipe.seed).derive(detail::extraction_stream).next_u64(),
-                                               recipe.classes, *options.extraction_share, setup.train);
-        setup.train = setup.region->relabelled(setup.train);
+                                               recipe.classes, *options.extraction_share, base);
+        setup.changed_train = setup.region->relabelled(base);
         setup.key.recipe.set("survive_extraction", setup.region->to_json());
     }
     return setup;
@@ -202,7 +208,7 @@ embedded_watermark embed_watermark(sequential<T>& network, const trigger_recipe&
     embedded_watermark e{prepare_embedding(recipe, options, train, pools, dataset_name, files), {}, {}};
     trainer<T> t(network, training);
     t.set_extra_set(embedding_triggers(e.setup, options, training.epochs));
-    e.history = t.fit(e.setup.train, &test, progress);
+    e.history = t.fit(e.setup.training_set(train), &test, progress);
     e.quality = measure_embedding(network, e.setup, pools, test);
     return e;
 }

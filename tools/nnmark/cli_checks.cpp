@@ -63,12 +63,13 @@ void expect_writable(const named_path& out) {
 
 void check(const CLI::App& command) {
     std::vector<named_path> inputs, outputs;
+    // reproduce and study write a directory of outputs to --out; their other outputs are files.
     const bool out_is_directory = command.get_name() == "reproduce" || command.get_name() == "study";
     for (const CLI::Option* option : command.get_options()) {
         const std::string flag = option->get_name();
         for (const std::string& value : option->results()) {
             if (is(input_flags, flag)) inputs.push_back({flag, value});
-            else if (is(output_flags, flag) && !out_is_directory) outputs.push_back({flag, value});
+            else if (is(output_flags, flag) && !(out_is_directory && flag == "--out")) outputs.push_back({flag, value});
             else if (is(data_directory_flags, flag)) add_data_files(flag, value, inputs);
         }
     }

@@ -67,10 +67,11 @@ std::optional<std::vector<std::uint8_t>> as_bytes(const dawn_record& r) {
 
 // The service's labels for the records sent as 0-255 pixels among decoys. Records that
 // were asked in 0-1 intensities no byte gives exactly cannot be sent as the server saw
-// them; they are left out (`records` keeps those asked, transport.records_left_out
-// counts the others), which keeps the test valid: which records are left out depends
-// on their images only, not on their labels.
-remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_record>& records) {
+// them; they are left out (`records` keeps those asked, `left_out` counts the others),
+// which keeps the test valid: which records are left out depends on their images only,
+// not on their labels.
+hidden_answers service_answers(const remote_verify_options& o, std::vector<dawn_record>& records,
+                               std::size_t& left_out) {
     std::vector<dawn_record> kept;
     std::vector<std::vector<std::uint8_t>> images;
     for (dawn_record& r : records)
@@ -81,7 +82,7 @@ remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_
     if (kept.empty())
         throw argument_error("verify --dawn-registry --url: none of the " + std::to_string(records.size()) +
                              " records is an image of 0-255 pixels that can be sent as it was answered");
-    const std::size_t left_out = records.size() - kept.size();
+    left_out = records.size() - kept.size();
     if (left_out)
         std::fprintf(stderr, "nnmark: %zu records were asked in 0-1 intensities no 0-255 pixel gives exactly; "
                              "they cannot be sent as they were answered and are left out\n", left_out);
@@ -95,9 +96,7 @@ remote_answers service_answers(const remote_verify_options& o, std::vector<dawn_
         std::ranges::copy(images[i], queries.images.item(static_cast<index_t>(i)).begin());
         queries.labels.push_back(records[i].answered_label);
     }
-    remote_answers asked = ask_remote(o, queries, "mnist");
-    asked.transport["records_left_out"] = left_out;
-    return asked;
+    return ask_remote(o, queries, "mnist");
 }
 
 nlohmann::json clients_json(const std::vector<dawn_client_result>& clients) {
@@ -113,7 +112,7 @@ nlohmann::json clients_json(const std::vector<dawn_client_result>& clients) {
     return out;
 }
 
-void print_text(const dawn_verification& v, const std::string& commitment, const nlohmann::json& transport) {
+void print_text(const dawn_verification& v, const std::string& commitment, const std::optional<remote_asking>& asked) {
     const verification_result& r = v.overall;
     std::printf("%s: %lld of %lld altered answers repeated by the suspect (%.2f%%; %lld answered otherwise than the "
                 "victim); null rate 1/(K-1) = %.4g; p = %.3g (log10 p = %.1f), alpha = %.3g\n",
@@ -124,10 +123,10 @@ void print_text(const dawn_verification& v, const std::string& commitment, const
         std::printf("client %s: %lld of %lld (log10 p = %.1f, times %zu clients: p = %.3g)\n", c.client.c_str(),
                     static_cast<long long>(c.matches), static_cast<long long>(c.queries), c.log10_p_value,
                     v.clients.size(), c.adjusted_p_value);
-    if (!transport.is_null())
+    if (asked)
         std::printf("asked %s: %lld images (the records among %lld decoys) in %lld requests\n",
-                    transport["url"].get<std::string>().c_str(), transport["queries_sent"].get<long long>(),
-                    transport["decoys"].get<long long>(), transport["requests"].get<long long>());
+                    asked->address.c_str(), asked->traffic.images_sent, static_cast<long long>(asked->decoys),
+                    asked->traffic.requests);
     std::printf("registry commitment: %s\n", commitment.c_str());
 }
 
@@ -144,19 +143,20 @@ int verify_dawn(const dawn_verify_options& o, const suspect_file& model, const r
         std::fprintf(stderr, "nnmark: the registry's last record is torn (%llu bytes, the server died writing it); "
                              "it is left out\n", static_cast<unsigned long long>(contents.torn_bytes));
     std::vector<dawn_record> records = chosen_records(contents, o);
-    nlohmann::json transport;
+    std::optional<remote_asking> asking;
+    std::size_t left_out = 0;
     std::vector<int> answers;
     if (remote.url.empty()) {
         answers = model_answers(model, records);
     } else {
-        remote_answers asked = service_answers(remote, records);
+        hidden_answers asked = service_answers(remote, records, left_out);
         answers = std::move(asked.queries);
-        transport = std::move(asked.transport);
+        asking = asked.asking;
     }
     const dawn_verification v = verify_dawn_answers(records, answers, alpha);
     const int code = v.overall.watermark_present ? success : not_detected;
     if (!json) {
-        print_text(v, commitment, transport);
+        print_text(v, commitment, asking);
         return code;
     }
     nlohmann::json out = verification_json(v.overall, commitment);
@@ -164,7 +164,10 @@ int verify_dawn(const dawn_verify_options& o, const suspect_file& model, const r
     out["clients"] = clients_json(v.clients);
     out["registry_records"] = contents.records.size();
     out["registry_torn_bytes"] = contents.torn_bytes;
-    if (!transport.is_null()) out.update(transport);
+    if (asking) {
+        out.update(asking_json(*asking));
+        out["records_left_out"] = left_out;
+    }
     print_json(out);
     return code;
 }

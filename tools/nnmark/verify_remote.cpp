@@ -5,11 +5,9 @@
 
 #include "nnmark/core/rng.hpp"
 #include "nnmark/data/load.hpp"
-#include "nnmark/serve/predict_response.hpp"
+#include "nnmark/serve/prediction_client.hpp"
 #include "nnmark/serve/query_plan.hpp"
-#include "nnmark/watermark/trigger_ledger.hpp"
-#include "nnmark/watermark/unspent_triggers.hpp"
-#include "nnmark/watermark/verify.hpp"
+#include "nnmark/serve/remote_verification.hpp"
 
 #include <httplib.h>
 
@@ -67,10 +65,11 @@ bool worth_retrying(int status) {
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-// One HTTP session with the service: pacing, retries and the counts of what was sent.
-class session {
+// The service over one keep-alive HTTP connection: pacing, retries and the counts of
+// what was sent (retries included: the service saw them).
+class http_client final : public prediction_client {
 public:
-    explicit session(const remote_verify_options& o) : options_(o), pacer_(o.rate) {
+    explicit http_client(const remote_verify_options& o) : options_(o), pacer_(o.rate) {
         const auto [origin, path] = split_url(o.url, o.command);
         path_ = path;
         client_ = std::make_unique<httplib::Client>(origin);
@@ -84,12 +83,11 @@ public:
         client_->set_tcp_nodelay(true);  // no 40 ms waits for delayed ACKs between small writes
     }
 
-    // The body of the service's 200 answer to `body`, which holds `images` images.
-    std::string post(const std::string& body, long long images) {
+    std::string predict(const std::string& body, index_t images) override {
         for (int attempt = 0;; ++attempt) {
             pacer_.wait_turn();
-            ++requests_;
-            images_sent_ += images;
+            ++sent_.requests;
+            sent_.images_sent += images;
             const httplib::Result result = client_->Post(path_, body, "application/json");
             std::string problem;
             if (!result) {
@@ -110,15 +108,15 @@ public:
         }
     }
 
-    long long requests() const { return requests_; }
-    long long images_sent() const { return images_sent_; }
+    client_traffic sent() const override { return sent_; }
+    const std::string& address() const override { return options_.url; }
 
 private:
     const remote_verify_options& options_;
     pacer pacer_;
     std::unique_ptr<httplib::Client> client_;
     std::string path_;
-    long long requests_ = 0, images_sent_ = 0;
+    client_traffic sent_;
 };
 
 }  // namespace remote
@@ -223,77 +221,32 @@ std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verif
     return o;
 }
 
-remote_answers ask_remote(const remote_verify_options& o, const dataset& queries, const std::string& default_dataset,
-                          const std::function<void()>& before_sending) {
-    const auto start = remote::steady::now();
-    remote::session service(o);  // first: a malformed URL is reported before any data is read
+std::unique_ptr<prediction_client> connect_service(const remote_verify_options& o) {
+    return std::make_unique<remote::http_client>(o);
+}
+
+service_query service_query_of(const remote_verify_options& o) {
+    return {o.batch, o.layout == "chw" ? image_layout::chw : image_layout::hwc, o.signature,
+            response_layout{o.label_field, o.scores}, o.command};
+}
+
+hidden_answers ask_remote(const remote_verify_options& o, const dataset& queries, const std::string& default_dataset) {
+    const auto client = connect_service(o);  // first: a malformed URL is reported before any data is read
     rng random(remote::plan_seed(o));
     const dataset decoys = pick_decoys_of(o, default_dataset, queries.size(), random);
-    query_plan plan(queries, decoys, random);
-    const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
-    const response_layout reply{o.label_field, o.scores};
-    index_t non_finite = 0;
-    if (before_sending) before_sending();
-    for (index_t first = 0; first < plan.size(); first += o.batch) {
-        const index_t count = std::min<index_t>(o.batch, plan.size() - first);
-        const std::string answer = service.post(plan.request_body(first, count, layout, o.signature), count);
-        try {
-            const read_predictions_result read = read_predictions(answer, count, reply, queries.classes);
-            plan.record(first, read.labels);
-            non_finite += read.non_finite;
-        } catch (const format_error& e) {
-            throw format_error("verify --url: the answer of " + o.url +
-                               " does not have the expected layout (see --label-field, --scores): " + e.what());
-        }
-    }
-    remote_answers out{plan.trigger_answers(), plan.decoy_answers(), decoys.labels,
-                       o.scores ? std::optional<index_t>(non_finite) : std::nullopt, {}};
-    out.transport = {{"url", o.url},
-                     {"decoys", decoys.size()},
-                     {"decoy_accuracy", plan.decoy_accuracy()},
-                     {"queries_sent", service.images_sent()},
-                     {"requests", service.requests()},
-                     {"seconds", remote::seconds(remote::steady::now() - start).count()}};
-    return out;
+    return ask_hidden(*client, service_query_of(o), queries, decoys, random);
 }
 
 service_replies ask_in_order(const remote_verify_options& o, const unlabeled_images& images, int classes,
                              progress_line& progress) {
-    remote::session service(o);
-    const image_layout layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
-    const response_layout reply{o.label_field, o.scores};
-    service_replies out;
-    for (index_t first = 0; first < images.size(); first += o.batch) {
-        const index_t count = std::min<index_t>(o.batch, images.size() - first);
-        const std::string answer = service.post(
-            predict_request_body(count, images.images.shape().drop_front(), layout, o.signature,
-                                 [&](index_t i) { return images.images.item(first + i); }),
-            count);
-        try {
-            read_predictions_result read = read_predictions(answer, count, reply, classes);
-            if (o.scores && read.scores.size() != static_cast<std::size_t>(count * classes))
-                throw format_error("expected " + std::to_string(classes) + " scores per prediction, found " +
-                                   std::to_string(read.scores.size()) + " scores for " + std::to_string(count) +
-                                   " predictions");
-            out.labels.insert(out.labels.end(), read.labels.begin(), read.labels.end());
-            out.scores.insert(out.scores.end(), read.scores.begin(), read.scores.end());
-        } catch (const format_error& e) {
-            throw format_error(o.command + ": the answer of " + o.url +
-                               " does not have the expected layout (see --label-field, --scores): " + e.what());
-        }
-        progress.update("asked " + std::to_string(first + count) + "/" + std::to_string(images.size()) + " images");
-    }
-    out.requests = service.requests();
-    progress.finish("asked " + std::to_string(images.size()) + " images in " + std::to_string(out.requests) +
-                    " requests");
-    return out;
+    return ask_in_order(*connect_service(o), service_query_of(o), images, classes, progress);
 }
 
 remote_verification verify_remote(const remote_verify_options& o, const watermark_key& key, double alpha) {
-    remote_answers asked = ask_remote(o, key.triggers, remote::dataset_of(key));
-    const suspect_answers answers{std::move(asked.queries), std::move(asked.decoys), std::move(asked.decoy_labels),
-                                  asked.non_finite_outputs};
-    return {verify_answers(key, answers, alpha), std::move(asked.transport)};
+    const auto client = connect_service(o);
+    rng random(remote::plan_seed(o));
+    const dataset decoys = pick_verification_decoys(o, key, key.triggers.size(), random);
+    return verify_service(*client, service_query_of(o), key, decoys, random, alpha);
 }
 
 namespace remote {
@@ -319,53 +272,48 @@ dataset fresh_trigger_pool(const remote_verify_options& o, const watermark_key& 
 remote_verification verify_remote_unspent(const remote_verify_options& o, const std::string& key_path,
                                           const watermark_key& key, double alpha) {
     const trigger_spending& spend = o.spending;
+    const auto client = connect_service(o);
+    rng random(remote::plan_seed(o));
     const index_t count = spend.triggers ? static_cast<index_t>(spend.triggers) : key.triggers.size();
-    const std::string commitment = key.commitment();
-    trigger_ledger ledger(spend.ledger.empty() ? key_path + ".ledger" : spend.ledger, commitment);
-    const std::size_t spent_before = ledger.spent().size();
-    const trigger_selection chosen = [&] {
-        try {
-            return spend.reuse ? first_key_triggers(key, count)
-                               : choose_unspent_triggers(key, ledger.spent(), count, [&](const trigger_recipe& r) {
-                                     return remote::fresh_trigger_pool(o, key, r);
-                                 });
-        } catch (const argument_error& e) {
-            throw argument_error(o.command + ", ledger " + ledger.path().filename().string() + ": " + e.what());
-        }
-    }();
-    // Spent the moment they may be seen: before the first request, not after the answers.
-    const auto spend_them = [&] {
-        ledger.append({commitment, ledger_time_now(), o.url, chosen.fresh, chosen.sha256});
-    };
-    const watermark_key sent = key_with_triggers(key, chosen);
-    remote_answers asked = ask_remote(o, sent.triggers, remote::dataset_of(key), spend_them);
-    const suspect_answers answers{std::move(asked.queries), std::move(asked.decoys), std::move(asked.decoy_labels),
-                                  asked.non_finite_outputs};
-    asked.transport.update({{"ledger", ledger.path().string()},
-                            {"fresh_triggers", chosen.fresh},
-                            {"triggers_spent_before", spent_before}});
-    return {verify_answers(sent, answers, alpha), std::move(asked.transport)};
+    const dataset decoys = pick_verification_decoys(o, key, count, random);
+    return verify_service_unspent(*client, service_query_of(o), key, spend.ledger.empty() ? key_path + ".ledger" : spend.ledger,
+                                  {count, spend.reuse},
+                                  [&](const trigger_recipe& r) { return remote::fresh_trigger_pool(o, key, r); },
+                                  decoys, random, alpha);
+}
+
+nlohmann::json asking_json(const remote_asking& a) {
+    return {{"url", a.address},
+            {"decoys", a.decoys},
+            {"decoy_accuracy", a.decoy_accuracy},
+            {"queries_sent", a.traffic.images_sent},
+            {"requests", a.traffic.requests},
+            {"seconds", a.seconds}};
 }
 
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json) {
     const verification_result& r = v.result;
+    const remote_asking& a = v.asking;
     if (!json) {
         const int code = report_verification(r, commitment, false);
         std::printf("asked %s: %lld images (the triggers among %lld decoys) in %lld requests, %.2f s\n",
-                    v.transport["url"].get<std::string>().c_str(), v.transport["queries_sent"].get<long long>(),
-                    v.transport["decoys"].get<long long>(), v.transport["requests"].get<long long>(),
-                    v.transport["seconds"].get<double>());
-        if (v.transport.contains("ledger"))
+                    a.address.c_str(), a.traffic.images_sent, static_cast<long long>(a.decoys), a.traffic.requests,
+                    a.seconds);
+        if (const auto& spent = v.spending)
             std::printf("ledger %s: %lld triggers sent, %lld of them new from the key's recipe; %lld trigger images "
                         "were spent before\n",
-                        v.transport["ledger"].get<std::string>().c_str(), static_cast<long long>(r.queries),
-                        v.transport["fresh_triggers"].get<long long>(),
-                        v.transport["triggers_spent_before"].get<long long>());
+                        spent->ledger.string().c_str(), static_cast<long long>(r.queries),
+                        static_cast<long long>(spent->fresh_triggers),
+                        static_cast<long long>(spent->triggers_spent_before));
         return code;
     }
     warn_if_uncalibrated(r);
     nlohmann::json out = verification_json(r, commitment);
-    out.update(v.transport);
+    out.update(asking_json(a));
+    if (const auto& spent = v.spending)
+        out.update({{"ledger", spent->ledger.string()},
+                    {"fresh_triggers", spent->fresh_triggers},
+                    {"triggers_spent_before", spent->triggers_spent_before}});
     print_json(out);
     return r.watermark_present ? success : not_detected;
 }

@@ -1,10 +1,8 @@
 // verify --url: the verify command's questions sent to a prediction service over HTTP
-// instead of to a model file. The key's triggers go out shuffled among decoys from the
-// test set (serve/query_plan.hpp), in batches, at a limited request rate, with
-// timeouts and retries; the answers give the same verification_result as --model.
-// Triggers are spent once sent: a ledger beside the key records every image sent, and
-// later verifications send unspent key triggers or fresh ones of the key's recipe
-// (watermark/trigger_ledger.hpp, watermark/unspent_triggers.hpp).
+// instead of to a model file. What is asked and how the answers are verified is the
+// engine's (serve/prediction_client.hpp, serve/remote_verification.hpp); here are the
+// flags, the HTTP client (paced, with timeouts and retries), where decoys and fresh
+// triggers come from, and the reports.
 #pragma once
 
 #include "cli.hpp"
@@ -12,6 +10,8 @@
 #include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/core/rng.hpp"
 #include "nnmark/train/progress.hpp"
+#include "nnmark/serve/prediction_client.hpp"
+#include "nnmark/serve/remote_verification.hpp"
 #include "nnmark/watermark/key.hpp"
 #include "nnmark/watermark/verify.hpp"
 
@@ -62,44 +62,30 @@ void add_service_query_options(CLI::App& app, remote_verify_options& o);
 std::shared_ptr<remote_verify_options> add_remote_verify_options(CLI::App& verify, CLI::Option* model,
                                                                  std::function<void()> more_checks = {});
 
-struct remote_verification {
-    verification_result result;
-    nlohmann::json transport;  // url, decoys, decoy_accuracy, queries_sent, requests, seconds
-};
+// The service at `o.url` over HTTP (cpp-httplib): requests paced to o.rate, each
+// given o.timeout, retried o.retries times after no answer, 429 or 5xx.
+std::unique_ptr<prediction_client> connect_service(const remote_verify_options& o);
+
+// How o's requests are written and answers read (serve/prediction_client.hpp).
+service_query service_query_of(const remote_verify_options& o);
 
 // The key's triggers, all of them, whatever was sent before: what calibrate asks
 // reference models (they are not suspects watching for a key).
 remote_verification verify_remote(const remote_verify_options& options, const watermark_key& key, double alpha);
 
 // verify --url: triggers no earlier verification with the key (at `key_path`) sent, the
-// ledger entry written before the first request; the transport gains ledger,
-// fresh_triggers and triggers_spent_before.
+// ledger entry written before the first request (serve/remote_verification.hpp).
 remote_verification verify_remote_unspent(const remote_verify_options& options, const std::string& key_path,
                                           const watermark_key& key, double alpha);
 
-// What a service answered to `queries` sent shuffled among as many decoys (at least).
-struct remote_answers {
-    std::vector<int> queries, decoys, decoy_labels;
-    // Predictions with a non-finite score; labels alone cannot show one (predict_response.hpp).
-    std::optional<index_t> non_finite_outputs;
-    nlohmann::json transport;  // url, decoys, decoy_accuracy, queries_sent, requests, seconds
-};
+// The service's answers to `queries`, hidden among decoys from the test split of
+// --dataset/--data (default: `default_dataset`).
+hidden_answers ask_remote(const remote_verify_options& options, const dataset& queries,
+                          const std::string& default_dataset);
 
-// What a service answered to images sent in their order, without decoys: the thief of
-// attack extract has nothing to hide. With o.scores, the score vectors too.
-struct service_replies {
-    std::vector<int> labels;
-    std::vector<float> scores;  // o.scores only: [N * classes], row after row
-    long long requests = 0;
-};
-service_replies ask_in_order(const remote_verify_options& o, const unlabeled_images& images, int classes,
+// The service's answers to `images`, asked in order (eval --url, attack extract).
+service_replies ask_in_order(const remote_verify_options& options, const unlabeled_images& images, int classes,
                              progress_line& progress);
-
-// Asks the service of `options.url` the `queries`, hidden among decoys from the test
-// split of --dataset/--data (default: `default_dataset`); `before_sending` runs once the
-// queries are ready, before the first request leaves.
-remote_answers ask_remote(const remote_verify_options& options, const dataset& queries,
-                          const std::string& default_dataset, const std::function<void()>& before_sending = {});
 
 // `o.decoys` test images of the key's task (`default_count` when 0, at most the test
 // split's size): from --dataset/--data, else the dataset the key was made for.
@@ -108,6 +94,10 @@ dataset pick_verification_decoys(const remote_verify_options& o, const watermark
 // The same from the test split of --dataset/--data, else of `default_dataset`.
 dataset pick_decoys_of(const remote_verify_options& o, const std::string& default_dataset, index_t default_count,
                        rng& random);
+
+// The JSON fields of how a service was asked: url, decoys, decoy_accuracy, queries_sent,
+// requests, seconds.
+nlohmann::json asking_json(const remote_asking& asking);
 
 // Prints the result as verify --model does, plus the transport fields; returns the exit code.
 int report_remote_verification(const remote_verification& v, const std::string& commitment, bool json);

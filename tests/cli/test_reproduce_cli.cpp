@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <map>
 #include <vector>
 
@@ -47,13 +48,17 @@ std::string small_reproduce(const temp_dir& dir, const std::filesystem::path& re
            report.string();
 }
 
+// What differs between runs of the same steps: how long they took and when they ran.
+const std::set<std::string> timing_fields = {"seconds",    "step_seconds", "wall_seconds", "images_per_second",
+                                             "started_at", "finished_at"};
+
 // `results` without what differs between runs of the same steps: times, and the report
 // directory in the files it names.
 nlohmann::json without_timing_and_place(const nlohmann::json& results, const std::string& report) {
     if (results.is_object()) {
         nlohmann::json out = nlohmann::json::object();
         for (const auto& [name, value] : results.items())
-            if (name != "seconds" && name != "step_seconds" && name != "images_per_second")
+            if (!timing_fields.contains(name))
                 out[name] = without_timing_and_place(value, report);
         return out;
     }
@@ -82,6 +87,13 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
     const auto results = nlohmann::json::parse(first.out);
     CHECK(results == nlohmann::json::parse(slurp(report / "results.json")));
     CHECK(first.err.find("[reproduce 1/") != std::string::npos);  // progress on the terminal
+
+    {  // the time to a verdict: steps one after another take at least their own times added up
+        const double wall = results["wall_seconds"].get<double>(), work = results["step_seconds"].get<double>();
+        CHECK(work > 0);
+        CHECK(wall >= 0.99 * work);
+        CHECK(contains(slurp(report / "report.md"), "minutes from the first step's start to the last one's end"));
+    }
 
     {  // every table is filled
         CHECK(results["dataset"] == "cifar10");
@@ -200,8 +212,10 @@ TEST_CASE("cli: reproduce runs the paper's experiments on generated CIFAR-format
         CHECK(again.err.find("embed the noise watermark\n") != std::string::npos);
         // Everything but the time the retraining took is the same.
         const auto without_timing = [](nlohmann::json r) {
-            for (const std::string field : {"seconds", "images_per_second", "history"}) r["models"]["noise"].erase(field);
+            for (const std::string& field : timing_fields) r["models"]["noise"].erase(field);
+            r["models"]["noise"].erase("history");
             r.erase("step_seconds");
+            r.erase("wall_seconds");
             return r;
         };
         CHECK(without_timing(nlohmann::json::parse(again.out)) == without_timing(results));

@@ -436,13 +436,12 @@ private:
 
     nlohmann::json assemble(const nlohmann::json& models, const nlohmann::json& kinds,
                             const nlohmann::json& extracted) const {
-        double seconds = 0;
-        const fs::path steps = dir_ / "steps";
-        for (const auto& entry : fs::directory_iterator(steps)) seconds += read_json(entry.path()).value("seconds", 0.0);
+        const steps_time time = time_of_steps(dir_);
         return {{"dataset", o_.data.name},
                 {"settings", settings_of(o_)},
                 {"threads", thread_count()},
-                {"step_seconds", seconds},
+                {"step_seconds", time.step_seconds},
+                {"wall_seconds", time.wall_seconds},
                 {"models", models},
                 {"triggers", kinds},
                 {"extraction", extracted},

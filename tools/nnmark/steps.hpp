@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -100,8 +101,11 @@ public:
         }
         say(what);
         const auto start = std::chrono::steady_clock::now();
+        const double started_at = unix_seconds_now();
         nlohmann::json result = work();
         result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        result["started_at"] = started_at;
+        result["finished_at"] = unix_seconds_now();
         write_json(stored, result);
         if (selection_.how == step_selection::mode::one) throw selection_done{};
         return result;
@@ -128,6 +132,12 @@ public:
     }
 
 private:
+    // Wall-clock time (Unix seconds): steps run in separate processes, even on separate
+    // machines of a scheduler, so only the clock they share orders them.
+    static double unix_seconds_now() {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    }
+
     void say(const std::string& text) const {
         if (!quiet_) std::fprintf(stderr, "[%s %d/%d] %s\n", command_.c_str(), done_, total_, text.c_str());
     }
@@ -139,6 +149,31 @@ private:
     step_selection selection_;
     std::vector<std::string> left_;
 };
+
+// How long the stored steps of a run took: their own times added up (the work, as one
+// core-set would do it step after step), and the wall time from the first step's start to
+// the last one's end (the time to a verdict, shorter than the sum when a scheduler ran
+// steps side by side, longer when runs were interrupted). Only stored steps count, so a
+// run that reuses every step reports the same times.
+struct steps_time {
+    double step_seconds = 0;
+    double wall_seconds = 0;
+};
+
+inline steps_time time_of_steps(const fs::path& dir) {
+    steps_time t;
+    double first = INFINITY, last = -INFINITY;
+    for (const auto& entry : fs::directory_iterator(dir / "steps")) {
+        const nlohmann::json step = read_json(entry.path());
+        t.step_seconds += step.value("seconds", 0.0);
+        if (step.contains("started_at") && step.contains("finished_at")) {
+            first = std::min(first, step["started_at"].get<double>());
+            last = std::max(last, step["finished_at"].get<double>());
+        }
+    }
+    if (last >= first) t.wall_seconds = last - first;
+    return t;
+}
 
 // `word` quoted for a POSIX shell: in single quotes, each ' written as '\''.
 inline std::string shell_quoted(const std::string& word) {

@@ -33,6 +33,7 @@
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/report/line_chart.hpp"
 #include "nnmark/serve/query_plan.hpp"
+#include "nnmark/watermark/false_accusation.hpp"
 #include "nnmark/watermark/verify.hpp"
 
 #include <cmath>
@@ -101,13 +102,6 @@ training_recipe innocent_recipe(training_recipe base, int i) {
     return base;
 }
 
-// One model that never saw a key (or, for power, one that did).
-struct suspect {
-    std::string name, group;
-    int origin = 0;  // the clean model it derives from (left out of calibrations), 0: none
-    std::function<suspect_answers(const watermark_key&)> answer;
-};
-
 class study {
 public:
     explicit study(const study_options& o)
@@ -123,18 +117,20 @@ public:
         rng random(o_.training.recipe.seed);
         decoys_ = pick_decoys(data_.test, std::min(o_.decoys, data_.test.size()), random);
         train_models();
-        const std::vector<suspect> innocents = innocent_models();
-        nlohmann::json rows = nlohmann::json::array(), power = nlohmann::json::array(), keys = nlohmann::json::array();
+        const std::vector<study_suspect> innocents = innocent_models();
+        std::vector<accusation> innocent, power;
+        nlohmann::json keys = nlohmann::json::array();
         for (const std::string& key_name : key_names()) {
             const watermark_key key = load_key(key_path(key_name));
             keys.push_back(choices_of(key_name, key));
-            const std::vector<index_t> clean_matches = clean_model_matches(key);
-            for (const suspect& s : innocents)
-                if (s.name != key_name) rows.push_back(verdict(key_name, key, clean_matches, s));
-            for (const suspect& s : own_models(key_name)) power.push_back(verdict(key_name, key, clean_matches, s));
+            const std::vector<reference_model> references = clean_references(key);
+            for (const study_suspect& s : innocents)
+                if (s.name != key_name) innocent.push_back(verdict_on(key_name, key, references, s, o_.alpha));
+            for (const study_suspect& s : own_models(key_name))
+                power.push_back(verdict_on(key_name, key, references, s, o_.alpha));
         }
-        return {{"settings", settings_of(o_)}, {"keys", keys},   {"innocent", rows},
-                {"power", power},              {"summary", summarize(rows)}};
+        return {{"settings", settings_of(o_)}, {"keys", keys},   {"innocent", verdicts_json(innocent)},
+                {"power", verdicts_json(power)}, {"summary", summary_json(summarize(innocent))}};
     }
 
 private:
@@ -214,37 +210,31 @@ private:
             for (const removal& r : removals(false)) attack(key_name, r);
     }
 
-    // A model file asked as verify --model asks it.
-    suspect from_file(const std::string& name, const std::string& group, int origin) const {
-        auto model = std::make_shared<sequential<float>>(load_model<float>(model_path(name)));
-        const dataset* decoys = &decoys_;
-        return {name, group, origin, [model, decoys](const watermark_key& key) { return ask_model(*model, key, *decoys); }};
+    // The model file `name`, asked as verify --model asks it; `origin` the clean model it
+    // derives from (1..R; 0: none), left out of its calibrations.
+    study_suspect from_file(const std::string& name, const std::string& group, int origin) const {
+        return model_suspect(name, group, origin - 1, load_model<float>(model_path(name)), decoys_);
     }
 
-    suspect from_network(const std::string& name, sequential<float> net, int origin) const {
-        auto model = std::make_shared<sequential<float>>(std::move(net));
-        const dataset* decoys = &decoys_;
-        return {name, "degenerate", origin, [model, decoys](const watermark_key& key) { return ask_model(*model, key, *decoys); }};
-    }
-
-    std::vector<suspect> innocent_models() const {
-        std::vector<suspect> s;
+    std::vector<study_suspect> innocent_models() const {
+        std::vector<study_suspect> s;
         for (int i = 1; i <= o_.clean_models; ++i) s.push_back(from_file(clean_name(i), "clean", i));
         for (const std::string& key_name : key_names()) s.push_back(from_file(key_name, "other watermark", 0));
+        // The degenerate networks are built on clean-1's architecture: left out with it.
         for (int label = 0; label < data_.test.classes; ++label)
-            s.push_back(from_network("constant-" + std::to_string(label), constant_network(label), 1));
+            s.push_back(model_suspect("constant-" + std::to_string(label), "degenerate", 0, constant_network(label), decoys_));
         sequential<float> nan = load_model<float>(model_path(clean_name(1)));
         std::fill(nan.parameters().begin(), nan.parameters().end(), std::numeric_limits<float>::quiet_NaN());
-        s.push_back(from_network("nan-outputs", std::move(nan), 1));
-        s.push_back(uniform_guesses());
+        s.push_back(model_suspect("nan-outputs", "degenerate", 0, std::move(nan), decoys_));
+        s.push_back(guessing_suspect("uniform-guesses", o_.training.recipe.seed + 7, decoys_));
         s.push_back(from_file("other-task", "other task", 0));
         for (int i = 1; i <= attacked_clean_models; ++i)
             for (const removal& r : removals(true)) s.push_back(from_file(clean_name(i) + "-" + r.id, "attacked clean", i));
         return s;
     }
 
-    std::vector<suspect> own_models(const std::string& key_name) const {
-        std::vector<suspect> s{from_file(key_name, "own", 0)};
+    std::vector<study_suspect> own_models(const std::string& key_name) const {
+        std::vector<study_suspect> s{from_file(key_name, "own", 0)};
         for (const removal& r : removals(false)) s.push_back(from_file(key_name + "-" + r.id, "own, " + r.id, 0));
         return s;
     }
@@ -257,38 +247,15 @@ private:
         return net;
     }
 
-    // Answers drawn uniformly from the classes, fresh for every key.
-    suspect uniform_guesses() const {
-        auto random = std::make_shared<rng>(o_.training.recipe.seed + 7);
-        const dataset* decoys = &decoys_;
-        return {"uniform-guesses", "degenerate", 0, [random, decoys](const watermark_key& key) {
-                    const auto guesses = [&](index_t n) {
-                        std::vector<int> g(static_cast<std::size_t>(n));
-                        for (int& label : g) label = static_cast<int>(random->below(static_cast<std::uint64_t>(key.triggers.classes)));
-                        return g;
-                    };
-                    return suspect_answers{guesses(key.triggers.size()), guesses(decoys->size()), decoys->labels, index_t{0}};
-                }};
-    }
-
-    std::vector<index_t> clean_model_matches(const watermark_key& key) const {
-        std::vector<index_t> matches;
+    // How each clean model answered the key's triggers: the references its null is fitted to.
+    std::vector<reference_model> clean_references(const watermark_key& key) const {
+        std::vector<reference_model> references;
         for (int i = 1; i <= o_.clean_models; ++i) {
             const sequential<float> model = load_model<float>(model_path(clean_name(i)));
-            matches.push_back(count_matches(key, predict_labels(model, key.triggers)));
+            references.push_back({clean_name(i) + ".safetensors", sha256_file_hex(model_path(clean_name(i))),
+                                  count_matches(key, predict_labels(model, key.triggers))});
         }
-        return matches;
-    }
-
-    // The key calibrated on every clean model but `left_out` (target labels only).
-    watermark_key calibrated(watermark_key key, const std::vector<index_t>& clean_matches, int left_out) const {
-        std::vector<reference_model> references;
-        for (int i = 1; i <= o_.clean_models; ++i)
-            if (i != left_out)
-                references.push_back({clean_name(i) + ".safetensors", sha256_file_hex(model_path(clean_name(i))),
-                                      clean_matches[static_cast<std::size_t>(i - 1)]});
-        key.calibration = calibrate(std::move(references), key.triggers.size());
-        return key;
+        return references;
     }
 
     // What the key drew from its seed (secret_choices.hpp), stated beside the results.
@@ -304,35 +271,30 @@ private:
         return j;
     }
 
-    nlohmann::json verdict(const std::string& key_name, const watermark_key& key, const std::vector<index_t>& clean_matches,
-                           const suspect& s) const {
-        const watermark_key used = !has_random_labels(key) ? calibrated(key, clean_matches, s.origin) : key;
-        const verification_result r = verify_answers(used, s.answer(used), o_.alpha);
-        return {{"key", key_name},
-                {"model", s.name},
-                {"group", s.group},
-                {"matches", r.matches},
-                {"queries", r.queries},
-                {"null_source", r.null_source},
-                {"log10_p_value", r.log10_p_value},
-                {"population_log10_p_value", r.population_log10_p_value},
-                {"checks_passed", r.checks.passed()},
-                {"failure", r.checks.failure},
-                {"present", r.watermark_present}};
+    static nlohmann::json verdicts_json(const std::vector<accusation>& verdicts) {
+        nlohmann::json rows = nlohmann::json::array();
+        for (const accusation& a : verdicts) {
+            const verification_result& r = a.result;
+            rows.push_back({{"key", a.key},
+                            {"model", a.model},
+                            {"group", a.group},
+                            {"matches", r.matches},
+                            {"queries", r.queries},
+                            {"null_source", r.null_source},
+                            {"log10_p_value", r.log10_p_value},
+                            {"population_log10_p_value", r.population_log10_p_value},
+                            {"checks_passed", r.checks.passed()},
+                            {"failure", r.checks.failure},
+                            {"present", r.watermark_present}});
+        }
+        return rows;
     }
 
-    nlohmann::json summarize(const nlohmann::json& rows) const {
-        const auto share_at_most = [&](double level) {
-            double n = 0;
-            for (const auto& row : rows) n += row["log10_p_value"].get<double>() <= std::log10(level);
-            return rows.empty() ? 0.0 : n / static_cast<double>(rows.size());
-        };
-        long long accused = 0;
-        for (const auto& row : rows) accused += row["present"].get<bool>();
-        return {{"pairs", rows.size()},
-                {"accusations", accused},
-                {"share_p_at_most_0.01", share_at_most(0.01)},
-                {"share_p_at_most_0.05", share_at_most(0.05)}};
+    static nlohmann::json summary_json(const accusation_summary& s) {
+        return {{"pairs", s.pairs},
+                {"accusations", s.accusations},
+                {"share_p_at_most_0.01", s.share_p_at_most_0_01},
+                {"share_p_at_most_0.05", s.share_p_at_most_0_05}};
     }
 
     const study_options& o_;

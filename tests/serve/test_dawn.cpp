@@ -5,7 +5,9 @@
 // record of concurrent appends; the service answers altered labels with scores that
 // agree; the statistic finds a suspect that learned the labels, not one that did not,
 // and rejects at most alpha of an adversarial innocent population.
+#include "nnmark/attacks/attacker_data.hpp"
 #include "nnmark/serve/dawn_answers.hpp"
+#include "nnmark/serve/dawn_extraction.hpp"
 #include "nnmark/serve/dawn_registry.hpp"
 #include "nnmark/serve/dawn_statistics.hpp"
 #include "nnmark/serve/prediction_service.hpp"
@@ -300,6 +302,48 @@ TEST_CASE("dawn service: altered answers are recorded, their scores agree, the s
     }
     service.predict(body, buffers, "10.1.2.4");  // another client: decisions of its own
     CHECK(registry.size() > altered);
+}
+
+TEST_CASE("dawn extraction: the answers in memory are the served ones, each altered one recorded") {
+    temp_dir dir;
+    sequential<float> model = make_tiny_net<float>();
+    model.initialize(3);
+    const dataset data = make_quadrant_dataset(64, 5);
+    dawn_registry registry(dir / "registry");
+    const dawn_answers answers(registry.secret(), 0.5);
+    const dawn_answered_queries through = answer_through_dawn(model, strip_labels(data), answers, "thief");
+
+    // The server, asked the same images by the same client, answers the same labels.
+    const prediction_service service(model, "tiny", {64}, dawn_layer{answers, registry});
+    std::string body = "{\"instances\":[";
+    for (index_t i = 0; i < data.size(); ++i) {
+        if (i) body += ',';
+        append_instance(body, data.images.item(i), data.item_shape(), image_layout::hwc);
+    }
+    body += "]}";
+    service_buffers buffers;
+    const std::vector<int> served = read_prediction_labels(service.predict(body, buffers, "thief").body, data.size(), {}, 4);
+    CHECK(through.answers.labelled.labels == served);
+    CHECK(through.records.size() == registry.size());
+
+    // Each record is an altered answer, its image as the model saw it; the scores agree with the labels.
+    const std::vector<int> own = predict_labels(model, data);
+    std::size_t altered = 0;
+    for (index_t i = 0; i < data.size(); ++i) {
+        const std::span<const float> scores = through.answers.scores.item(i);
+        CHECK(std::max_element(scores.begin(), scores.end()) - scores.begin() == served[static_cast<std::size_t>(i)]);
+        altered += served[static_cast<std::size_t>(i)] != own[static_cast<std::size_t>(i)];
+    }
+    CHECK(through.records.size() == altered);
+    for (const dawn_record& r : through.records) {
+        CHECK(r.client == "thief");
+        CHECK(r.answered_label != r.own_label);
+        CHECK(r.image.size() == 64);
+    }
+    // The records hold the images as the model saw them: asked again, it gives its own labels.
+    std::vector<int> recorded_own;
+    for (const dawn_record& r : through.records) recorded_own.push_back(r.own_label);
+    CHECK(suspect_answers_to_records(model, through.records) == recorded_own);
 }
 
 TEST_CASE("dawn statistic: a suspect that learned the altered labels is found, one that answers its own is not") {

@@ -43,6 +43,7 @@
 #include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/serve/dawn_answers.hpp"
+#include "nnmark/serve/dawn_extraction.hpp"
 #include "nnmark/serve/dawn_statistics.hpp"
 #include "nnmark/serve/query_plan.hpp"
 #include "nnmark/watermark/mosaic.hpp"
@@ -381,27 +382,15 @@ private:
             for (unsigned char& b : secret) b = static_cast<unsigned char>(random.below(256));
             const dawn_answers dawn(secret, o_.dawn_rate);
             const sequential<float> victim = load_model<float>(model_path("clean"));
-            victim_answers<float> answers = query_victim(victim, strip_labels(split.attacker));
-            dataset& asked = answers.labelled;
-            std::vector<dawn_record> records;
-            tensor<float> image;
-            for (index_t i = 0; i < asked.size(); ++i) {
-                to_float(asked, std::vector<index_t>{i}, image);
-                const int own = asked.labels[static_cast<std::size_t>(i)];
-                const dawn_decision d = dawn.decide("thief", image.span(), own, asked.classes);
-                if (!d.altered) continue;
-                const shape item = asked.item_shape();
-                records.push_back({"thief", {item[0], item[1], item[2]}, {image.span().begin(), image.span().end()},
-                                   asked.classes, own, d.label, 0});
-                asked.labels[static_cast<std::size_t>(i)] = d.label;
-            }
+            const dawn_answered_queries through = answer_through_dawn(victim, strip_labels(split.attacker), dawn, "thief");
+            const std::vector<dawn_record>& records = through.records;
             if (records.empty())
-                throw argument_error("reproduce: DAWN altered none of the " + std::to_string(asked.size()) +
+                throw argument_error("reproduce: DAWN altered none of the " + std::to_string(split.attacker.size()) +
                                      " queries at --dawn-rate " + std::to_string(o_.dawn_rate) + ": nothing to test");
             progress_line progress(stderr, 5.0, o_.training.quiet);
             sequential<float> surrogate = build_from_architecture<float>(architecture_json(victim), "reproduce");
             surrogate.initialize(o_.training.recipe.seed);
-            train_on_answers(surrogate, answers, false, extraction_options(epochs).recipe, progress);
+            train_on_answers(surrogate, through.answers, false, extraction_options(epochs).recipe, progress);
             const auto tested = [&](const sequential<float>& suspect) {
                 const dawn_verification v = verify_dawn_answers(records, suspect_answers_to_records(suspect, records), o_.alpha);
                 nlohmann::json j = verification_json(v.overall, dawn.commitment());
@@ -411,7 +400,7 @@ private:
             nlohmann::json references = nlohmann::json::array();
             for (int r = 1; r <= o_.references; ++r) references.push_back(tested(load_model<float>(model_path(reference_name(r)))));
             return nlohmann::json{{"victim", "clean"},
-                                  {"queries", asked.size()},
+                                  {"queries", split.attacker.size()},
                                   {"epochs", epochs},
                                   {"rate", o_.dawn_rate},
                                   {"records", records.size()},

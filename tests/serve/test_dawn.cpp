@@ -259,12 +259,8 @@ TEST_CASE("dawn service: altered answers are recorded, their scores agree, the s
     dawn_registry registry(dir / "registry");
     const dawn_answers answers(registry.secret(), 0.5);
     const prediction_service service(model, "tiny", {64}, dawn_layer{answers, registry});
-    std::string body = "{\"signature_name\":\"scores\",\"instances\":[";
-    for (index_t i = 0; i < data.size(); ++i) {
-        if (i) body += ',';
-        append_instance(body, data.images.item(i), data.item_shape(), image_layout::hwc);
-    }
-    body += "]}";
+    const std::string body = predict_request_body(data.size(), data.item_shape(), image_layout::hwc, "scores",
+                                                  [&](index_t i) { return data.images.item(i); });
     service_buffers buffers;
     const service_reply first = service.predict(body, buffers, "10.1.2.3");
     REQUIRE(first.status == 200);
@@ -315,12 +311,8 @@ TEST_CASE("dawn extraction: the answers in memory are the served ones, each alte
 
     // The server, asked the same images by the same client, answers the same labels.
     const prediction_service service(model, "tiny", {64}, dawn_layer{answers, registry});
-    std::string body = "{\"instances\":[";
-    for (index_t i = 0; i < data.size(); ++i) {
-        if (i) body += ',';
-        append_instance(body, data.images.item(i), data.item_shape(), image_layout::hwc);
-    }
-    body += "]}";
+    const std::string body = predict_request_body(data.size(), data.item_shape(), image_layout::hwc, "",
+                                                  [&](index_t i) { return data.images.item(i); });
     service_buffers buffers;
     const std::vector<int> served = read_prediction_labels(service.predict(body, buffers, "thief").body, data.size(), {}, 4);
     CHECK(through.answers.labelled.labels == served);

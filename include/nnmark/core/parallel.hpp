@@ -69,15 +69,54 @@ inline int threads_for(long long work, long long grain) {
     return static_cast<int>(std::clamp<long long>(wanted, 1, thread_count()));
 }
 
+// A half-open range [first, last) of indices.
+struct index_range {
+    index_t first, last;
+    index_t size() const { return last - first; }
+};
+
+// Chunk `chunk` of `chunks` contiguous, near-equal chunks of [0, count).
+inline index_range chunk_of(index_t count, int chunk, int chunks) {
+    return {count * chunk / chunks, count * (chunk + 1) / chunks};
+}
+
+namespace detail {
+template <class Body>
+void run_chunk(Body& body, index_t count, int chunk, int chunks) {
+    const index_range range = chunk_of(count, chunk, chunks);
+    body(chunk, range.first, range.last);
+}
+}  // namespace detail
+
 // Runs body(chunk, begin, end) for `chunks` contiguous, near-equal chunks of
-// [0, count), one OpenMP iteration (and so one thread) per chunk. The split depends
-// only on `chunks`, never on scheduling. One chunk runs on the calling thread without
-// entering an OpenMP region, so a region nested in the body may still go parallel.
+// [0, count) (chunk_of), one OpenMP iteration (and so one thread) per chunk. The split
+// depends only on `chunks`, never on scheduling. One chunk runs on the calling thread
+// without entering an OpenMP region, so a region nested in the body may still go
+// parallel.
 template <class Body>
 void for_each_chunk(index_t count, int chunks, Body&& body) {
     if (chunks <= 1) return body(0, index_t(0), count);
 #pragma omp parallel for schedule(static) num_threads(chunks)
-    for (int c = 0; c < chunks; ++c) body(c, count * c / chunks, count * (c + 1) / chunks);
+    for (int c = 0; c < chunks; ++c) detail::run_chunk(body, count, c, chunks);
+}
+
+// for_each_chunk(first_count, chunks, first), then, once all of it is done,
+// for_each_chunk(second_count, chunks, second), in one parallel region: the threads
+// meet at a barrier in between instead of ending one region and starting another (for
+// a layer of one image, the weights a product reads are prepared in the first step).
+template <class First, class Second>
+void for_each_chunk_then(index_t first_count, index_t second_count, int chunks, First&& first, Second&& second) {
+    if (chunks <= 1) {
+        first(0, index_t(0), first_count);
+        return second(0, index_t(0), second_count);
+    }
+#pragma omp parallel num_threads(chunks)
+    {
+#pragma omp for schedule(static)
+        for (int c = 0; c < chunks; ++c) detail::run_chunk(first, first_count, c, chunks);
+#pragma omp for schedule(static)
+        for (int c = 0; c < chunks; ++c) detail::run_chunk(second, second_count, c, chunks);
+    }
 }
 
 // Index of the calling thread inside a parallel region (0 outside one).

@@ -37,15 +37,21 @@
 // parameter gradients are added when ctx.param_grads. The lowerings meet the same
 // tests (forward against the direct definition, numerical gradients in double).
 //
-// Threads: images are split into contiguous blocks, one per thread (OpenMP static).
-// A single image stays on one thread: split by output rows, batch-1 inference ran
-// 20-25% slower on two threads than on one on the project's machine (each layer waits
-// at a barrier for the other core). Each block uses its own slice of the workspace for
-// its image copies or columns and, in backward, accumulates its own partial parameter
-// gradient ([dweight | dbias]); the partials
-// are then added to the bound gradient in block order. So the result depends on the
-// thread count but never on scheduling: same seed + same thread count = bit-identical
-// gradients.
+// Threads, forward: the batch is cut into units, a contiguous run of them per thread
+// (OpenMP static; batch_split). A unit is a whole image when the images divide evenly
+// among the threads or are many, else a part of one: a run of Winograd tiles or of
+// output rows (nhwc_product::parts; output rows when unrolled), so that a single image
+// keeps every thread busy. A thread copies channel-last (or unrolls) only the input
+// rows its part reads, into its own slice of the workspace, and computes the part's
+// outputs by the same operations as the whole image's: the outputs are bit-identical
+// however the batch is cut, so 2 threads give 1 thread's results bit for bit. Before
+// that the threads prepare the packed (transformed) weights together, split by the
+// product's input channels, and meet once at a barrier: one parallel region a layer.
+// Backward: images are split into contiguous blocks, one per thread. Each block uses
+// its own slice of the workspace for its image copies or columns and accumulates its
+// own partial parameter gradient ([dweight | dbias]); the partials are then added to
+// the bound gradient in block order. So the gradients depend on the thread count but
+// never on scheduling: same seed + same thread count = bit-identical gradients.
 #pragma once
 
 #include "nnmark/core/error.hpp"
@@ -60,6 +66,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <span>
 #include <string>
 #include <string_view>
@@ -175,9 +182,12 @@ public:
         return true;
     }
 
-    // Work (multiply-adds) below which one more thread costs more than it saves.
-    // Public so that tests pick sizes that take the multi-block path.
-    static constexpr long long parallel_grain = 1LL << 18;
+    // Work (multiply-adds, counted as the direct product) below which one more thread
+    // costs more than it saves: about a microsecond, twice what starting a parallel
+    // region costs on the project's machine, so that the first layer of paper-mnist
+    // (2^17.6) at batch 1 uses two threads. Public so that tests pick sizes that take
+    // the multi-block path.
+    static constexpr long long parallel_grain = 1LL << 16;
 
 private:
     void backward_pass(const tensor<T>& x, const tensor<T>& dy, tensor<T>& dx, backward_context<T>& ctx, bool relu) {
@@ -269,17 +279,26 @@ private:
             return winograd() ? winograd_weights_size<T>(tile(), in_ch, out_ch)
                               : conv_packed_size<T>(out_ch, k * k * in_ch);
         }
-        // The weights as run() reads them, from the layer's [layer_out][layer_in][k][k].
-        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed) const {
-            if (winograd()) winograd_weights(tile(), weight, layer_out, layer_in, role, packed);
-            else pack_conv_weights(weight, layer_out, layer_in, k, role, packed);
+        // The weights as run() reads them, from the layer's [layer_out][layer_in][k][k]:
+        // the rows of the product's input channels `rows` (all of them: {0, in_ch}).
+        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed, index_range rows) const {
+            if (winograd()) winograd_weights(tile(), weight, layer_out, layer_in, role, packed, rows);
+            else pack_conv_weights(weight, layer_out, layer_in, k, role, packed, rows);
         }
-        // out [out_ch][out_h][out_w] from the image at the start of `slice`.
-        void run(T* slice, const T* packed, const T* bias, T* out, bool relu) const {
+        // The parts an image's output divides into, for threads to share it: Winograd
+        // tiles, else output rows. input_rows(part): the rows of the channel-last image
+        // that the part reads.
+        index_t parts() const { return winograd() ? tile().tiles(out_h, out_w) : out_h; }
+        index_range input_rows(index_range part) const {
+            return winograd() ? tile().input_rows(out_w, part) : index_range{part.first, part.last + k - 1};
+        }
+        // The parts `part` of out [out_ch][out_h][out_w] (all of them: {0, parts()}) from
+        // the image at the start of `slice`.
+        void run(T* slice, const T* packed, const T* bias, T* out, bool relu, index_range part) const {
             if (winograd())
                 conv3x3_winograd(tile(), slice, out_h, out_w, in_ch, packed, out_ch, bias, out, relu,
-                                 slice + image_size());
-            else conv_forward_nhwc(slice, in_h(), in_w(), in_ch, k, packed, out_ch, bias, out, relu);
+                                 slice + image_size(), part);
+            else conv_forward_nhwc(slice, in_h(), in_w(), in_ch, k, packed, out_ch, bias, out, relu, part);
         }
     };
 
@@ -290,43 +309,66 @@ private:
         return {out_channels_, in_channels_, height_, width_, kernel_, conv_role::input_gradient};
     }
 
+    // How forward() shares a batch among `threads` threads: each takes a contiguous run
+    // of units, unit u being part u % pieces of image u / pieces (chunk_of the image's
+    // output parts). Whole images (pieces 1) when they split evenly or are many; else,
+    // as for a single image, each image in parts, so that every thread has the same
+    // share: a batch of 3 on 2 threads is 6 half images, 3 for each.
+    struct batch_split {
+        int threads;
+        index_t pieces;
+
+        static batch_split of(index_t images, int threads) {
+            const bool whole_images = images % threads == 0 || images >= 4 * threads;
+            return {threads, whole_images ? 1 : threads / std::gcd(images, static_cast<index_t>(threads))};
+        }
+        index_t image(index_t unit) const { return unit / pieces; }
+        index_range part(index_t unit, index_t parts) const {
+            return chunk_of(parts, static_cast<int>(unit % pieces), static_cast<int>(pieces));
+        }
+    };
+
     // y = the convolution of x, through a ReLU when `relu`.
     void forward(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch, bool relu) const {
         expect_input(x, input_item_, kind());
         const index_t images = x.batch();
         y.resize(output_item_.prepend(images));
-        const int blocks = blocks_for(images);
+        const auto split = batch_split::of(images, threads_for(work(images), parallel_grain));
+        const index_t units = images * split.pieces;
         if (channel_last()) {
             const nhwc_product product = forward_product();
             const index_t slice = product.slice_size();
-            T* slices = scratch.get(slice * blocks, 0).data();
+            T* slices = scratch.get(slice * split.threads, 0).data();
             T* packed = scratch.get(product.weights_size(), 1).data();
-            product.prepare(weight_.data(), out_channels_, in_channels_, packed);
-            for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
-                for (index_t n = first; n < last; ++n) {
+            // The threads prepare the weights together, then convolve their units.
+            for_each_chunk_then(
+                in_channels_, units, split.threads,
+                [&](int, index_t first, index_t last) {
+                    product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last});
+                },
+                [&](int b, index_t first, index_t last) {
                     T* image = slices + b * slice;
-                    to_channel_last(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
-                                    product.in_h(), product.in_w(), image);
-                    product.run(image, packed, bias_.data(), y.item(n).data(), relu);
-                }
-            });
+                    for (index_t u = first; u < last; ++u) {
+                        const index_t n = split.image(u);
+                        const index_range part = split.part(u, product.parts());
+                        if (part.size() == 0) continue;
+                        to_channel_last_rows(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
+                                             product.in_w(), product.input_rows(part), image);
+                        product.run(image, packed, bias_.data(), y.item(n).data(), relu, part);
+                    }
+                });
             return;
         }
         const index_t column_stride = detail::cache_line_padded<T>(column_count());
-        T* columns = scratch.get(column_stride * blocks, 0).data();
-        for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
-            for (index_t n = first; n < last; ++n) {
-                forward_image(x.item(n).data(), y.item(n).data(), columns + b * column_stride);
-                if (relu) apply_relu(y.item(n));
+        T* columns = scratch.get(column_stride * split.threads, 0).data();
+        for_each_chunk(units, split.threads, [&](int b, index_t first, index_t last) {
+            for (index_t u = first; u < last; ++u) {
+                const index_range rows = split.part(u, out_h_);
+                if (rows.size() > 0)
+                    forward_rows(x.item(split.image(u)).data(), y.item(split.image(u)).data(),
+                                 columns + b * column_stride, rows, relu);
             }
         });
-    }
-
-    static void apply_relu(std::span<T> values) {
-        T* v = values.data();
-        const auto count = static_cast<index_t>(values.size());
-#pragma omp simd
-        for (index_t i = 0; i < count; ++i) v[i] = positive_part(v[i]);
     }
 
     // Per image: dweight (window-major, [Cout][k*k*Cin]) and dbias into the block's
@@ -343,7 +385,7 @@ private:
         T* flipped = nullptr;
         if (ctx.input_grad) {
             flipped = ctx.scratch.get(product.weights_size(), 3).data();
-            product.prepare(weight_.data(), out_channels_, in_channels_, flipped);
+            product.prepare(weight_.data(), out_channels_, in_channels_, flipped, {0, product.in_ch});
         }
         const index_t pixels = out_pixels();
         for_each_chunk(x.batch(), blocks, [&](int b, index_t first, index_t last) {
@@ -363,7 +405,8 @@ private:
                     T* grad_image = bordered + b * product.slice_size();
                     to_channel_last(grad_out, out_channels_, out_h_, out_w_, kernel_ - 1 - pad_top_,
                                     kernel_ - 1 - pad_left_, product.in_h(), product.in_w(), grad_image);
-                    product.run(grad_image, flipped, static_cast<const T*>(nullptr), dx.item(n).data(), false);
+                    product.run(grad_image, flipped, static_cast<const T*>(nullptr), dx.item(n).data(), false,
+                                {0, product.parts()});
                     if (relu) through_relu(x.item(n), dx.item(n));
                 }
             }
@@ -439,29 +482,42 @@ private:
         });
     }
 
+    // Multiply-adds of a pass over `images` images, counted as the direct product.
+    long long work(index_t images) const { return static_cast<long long>(images) * weight_count() * out_pixels(); }
+
+    // Backward keeps each image on one thread: blocks of whole images.
     int blocks_for(index_t images) const {
-        const long long work = static_cast<long long>(images) * weight_count() * out_pixels();
-        return static_cast<int>(std::max<index_t>(1, std::min<index_t>(threads_for(work, parallel_grain), images)));
+        return static_cast<int>(std::max<index_t>(1, std::min<index_t>(threads_for(work(images), parallel_grain), images)));
     }
 
-    void unroll(const T* image, T* columns) const {
-        im2col(image, in_channels_, height_, width_, kernel_, stride_, pad_top_, pad_left_, out_h_, out_w_, columns);
+    // The columns of output rows `rows` (im2col of the image as if it started at the
+    // first input row they read: the padding above it moves up by as many rows).
+    void unroll(const T* image, T* columns, index_range rows) const {
+        im2col(image, in_channels_, height_, width_, kernel_, stride_, pad_top_ - rows.first * stride_, pad_left_,
+               rows.size(), out_w_, columns);
     }
 
-    // out = bias (broadcast over pixels) + weight * columns.
-    void forward_image(const T* image, T* out, T* columns) const {
-        unroll(image, columns);
-        const index_t pixels = out_pixels();
+    // Output rows `rows` of out = bias (broadcast over pixels) + weight * columns, through
+    // a ReLU when `relu`, each channel's run of pixels while it is in cache.
+    void forward_rows(const T* image, T* out, T* columns, index_range rows, bool relu) const {
+        unroll(image, columns, rows);
+        const index_t pixels = out_pixels(), first = rows.first * out_w_, count = rows.size() * out_w_;
         for (index_t o = 0; o < out_channels_; ++o)
-            std::fill_n(out + o * pixels, pixels, bias_[static_cast<std::size_t>(o)]);
-        gemm(false, false, out_channels_, pixels, patch_size(), T(1), weight_.data(), patch_size(), columns, pixels,
-             T(1), out, pixels);
+            std::fill_n(out + o * pixels + first, count, bias_[static_cast<std::size_t>(o)]);
+        gemm(false, false, out_channels_, count, patch_size(), T(1), weight_.data(), patch_size(), columns, count,
+             T(1), out + first, pixels);
+        if (!relu) return;
+        for (index_t o = 0; o < out_channels_; ++o) {
+            T* v = out + o * pixels + first;
+#pragma omp simd
+            for (index_t i = 0; i < count; ++i) v[i] = positive_part(v[i]);
+        }
     }
 
     // partial = [dweight^T | dbias] of this block: dweight^T += columns * g^T,
     // dbias += row sums of g.
     void accumulate_param_grads(const T* image, const T* grad_out, T* columns, T* partial) const {
-        unroll(image, columns);
+        unroll(image, columns, {0, out_h_});
         const index_t pixels = out_pixels();
         gemm(false, true, patch_size(), out_channels_, pixels, T(1), columns, pixels, grad_out, pixels, T(1), partial,
              out_channels_);

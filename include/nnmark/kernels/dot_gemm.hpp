@@ -110,17 +110,17 @@ void dot_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
     namespace dp = detail::dot_products;
     if (m <= 0 || n <= 0) return;
     const long long work = static_cast<long long>(m) * n * k;
-    // C in strips of whole tiles, one per thread: strips of rows while there are as
-    // many row tiles as threads (a dense layer at batch 128), else strips of columns (a
-    // batch of one: each thread reads its part of B, the layer's weights). The tiles
-    // are those of one thread either way.
+    // C in strips of whole tiles, taken by the threads as they come (share_chunks):
+    // strips of rows while there are as many row tiles as threads (a dense layer at
+    // batch 128), else strips of columns (a batch of one: each thread reads its part of
+    // B, the layer's weights). The tiles are those of one thread either way.
     const index_t row_tiles = (m + dp::max_tile_rows - 1) / dp::max_tile_rows;
     const index_t col_tiles = (n + dp::tile_cols - 1) / dp::tile_cols;
     const int wanted = threads_for(work, dp::fmas_per_thread);
     const bool by_rows = row_tiles >= wanted;
     const index_t tiles = by_rows ? row_tiles : col_tiles;
     const int threads = static_cast<int>(std::min<index_t>(wanted, tiles));
-    for_each_chunk(tiles, threads, [&](int, index_t first, index_t last) {
+    share_chunks(tiles, std::min<index_t>(tiles, index_t(threads) * 4), threads, [&](int, index_t first, index_t last) {
         const index_range rows = by_rows ? index_range{first * dp::max_tile_rows, std::min(m, last * dp::max_tile_rows)}
                                          : index_range{0, m};
         const index_range columns =

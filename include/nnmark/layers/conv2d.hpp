@@ -37,8 +37,8 @@
 // parameter gradients are added when ctx.param_grads. The lowerings meet the same
 // tests (forward against the direct definition, numerical gradients in double).
 //
-// Threads, forward: the batch is cut into units, a contiguous run of them per thread
-// (OpenMP static; batch_split). A unit is a whole image when the images divide evenly
+// Threads, forward: the batch is cut into units, shared among the threads
+// (batch_split, share_units). A unit is a whole image when the images divide evenly
 // among the threads or are many, else a part of one: a run of Winograd tiles or of
 // output rows (nhwc_product::parts; output rows when unrolled), so that a single image
 // keeps every thread busy. A thread copies channel-last (or unrolls) only the input
@@ -46,7 +46,10 @@
 // outputs by the same operations as the whole image's: the outputs are bit-identical
 // however the batch is cut, so 2 threads give 1 thread's results bit for bit. Before
 // that the threads prepare the packed (transformed) weights together, split by the
-// product's input channels, and meet once at a barrier: one parallel region a layer.
+// product's input channels. Both steps run by share_chunks (core/parallel.hpp): the
+// calling thread takes units too and never waits for a thread that has not begun, as
+// an OpenMP region's barrier would on a busy machine; so which thread computes a unit
+// varies, which the results do not depend on.
 // Backward: images are split into contiguous blocks, one per thread. Each block uses
 // its own slice of the workspace for its image copies or columns and accumulates its
 // own partial parameter gradient ([dweight | dbias]); the partials are then added to
@@ -309,11 +312,11 @@ private:
         return {out_channels_, in_channels_, height_, width_, kernel_, conv_role::input_gradient};
     }
 
-    // How forward() shares a batch among `threads` threads: each takes a contiguous run
-    // of units, unit u being part u % pieces of image u / pieces (chunk_of the image's
-    // output parts). Whole images (pieces 1) when they split evenly or are many; else,
-    // as for a single image, each image in parts, so that every thread has the same
-    // share: a batch of 3 on 2 threads is 6 half images, 3 for each.
+    // How forward() cuts a batch for `threads` threads: into units, unit u being part
+    // u % pieces of image u / pieces (chunk_of the image's output parts). Whole images
+    // (pieces 1) when they split evenly or are many; else, as for a single image, each
+    // image in parts, so that every thread can have the same share: a batch of 3 on 2
+    // threads is 6 half images, 3 for each.
     struct batch_split {
         int threads;
         index_t pieces;
@@ -340,35 +343,40 @@ private:
             const index_t slice = product.slice_size();
             T* slices = scratch.get(slice * split.threads, 0).data();
             T* packed = scratch.get(product.weights_size(), 1).data();
-            // The threads prepare the weights together, then convolve their units.
-            for_each_chunk_then(
-                in_channels_, units, split.threads,
-                [&](int, index_t first, index_t last) {
-                    product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last});
-                },
-                [&](int b, index_t first, index_t last) {
-                    T* image = slices + b * slice;
-                    for (index_t u = first; u < last; ++u) {
-                        const index_t n = split.image(u);
-                        const index_range part = split.part(u, product.parts());
-                        if (part.size() == 0) continue;
-                        to_channel_last_rows(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
-                                             product.in_w(), product.input_rows(part), image);
-                        product.run(image, packed, bias_.data(), y.item(n).data(), relu, part);
-                    }
-                });
+            // The threads prepare the weights together, then convolve the units.
+            share_chunks(in_channels_, split.threads * index_t(4), split.threads, [&](int, index_t first, index_t last) {
+                product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last});
+            });
+            share_units(units, split.threads, [&](int slot, index_t u) {
+                const index_range part = split.part(u, product.parts());
+                if (part.size() == 0) return;
+                T* image = slices + slot * slice;
+                const index_t n = split.image(u);
+                to_channel_last_rows(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
+                                     product.in_w(), product.input_rows(part), image);
+                product.run(image, packed, bias_.data(), y.item(n).data(), relu, part);
+            });
             return;
         }
         const index_t column_stride = detail::cache_line_padded<T>(column_count());
         T* columns = scratch.get(column_stride * split.threads, 0).data();
-        for_each_chunk(units, split.threads, [&](int b, index_t first, index_t last) {
-            for (index_t u = first; u < last; ++u) {
-                const index_range rows = split.part(u, out_h_);
-                if (rows.size() > 0)
-                    forward_rows(x.item(split.image(u)).data(), y.item(split.image(u)).data(),
-                                 columns + b * column_stride, rows, relu);
-            }
+        share_units(units, split.threads, [&](int slot, index_t u) {
+            const index_range rows = split.part(u, out_h_);
+            if (rows.size() > 0)
+                forward_rows(x.item(split.image(u)).data(), y.item(split.image(u)).data(),
+                             columns + slot * column_stride, rows, relu);
         });
+    }
+
+    // body(slot, unit) for every unit, on `threads` threads (share_chunks): a unit at a
+    // time while there are few, so that a thread that is late leaves whole parts of
+    // images to the others; in runs of units when there are many.
+    template <class Body>
+    static void share_units(index_t units, int threads, Body&& body) {
+        share_chunks(units, std::min<index_t>(units, index_t(threads) * 8), threads,
+                     [&](int slot, index_t first, index_t last) {
+                         for (index_t u = first; u < last; ++u) body(slot, u);
+                     });
     }
 
     // Per image: dweight (window-major, [Cout][k*k*Cin]) and dbias into the block's

@@ -28,9 +28,11 @@
 //   in panels of NR columns (zero-padded), each [k*k*rows_in][NR]:
 //     conv_role::forward:        B[(ki*k + kj)*I + i][o] = weight[o][i][ki][kj]
 //     conv_role::input_gradient: B[(ki*k + kj)*O + o][i] = weight[o][i][k-1-ki][k-1-kj]
-//   conv_packed_size(columns, depth) is its size. With a range `channels` of i
-//   (forward) or o (input gradient), only those channels' rows of B are written, so
-//   that threads can share the packing.
+//   conv_packed_size(columns, depth) is its size. With ranges `channels` of i and
+//   `columns` of o (forward; swapped for the input gradient; columns.first a multiple
+//   of NR), only those channels' rows of those NR-column panels of B are written, so
+//   that threads can share the packing. The panels of columns [c, ...) begin at
+//   packed + c * depth: a product of some output channels reads them from there.
 // - conv_forward_nhwc(in, in_h, in_w, in_ch, k, packed, out_ch, bias or nullptr, out, relu)
 //   WRITES out [out_ch][out_h][out_w] (channel-first, as the layers pass tensors):
 //     out[o][oh][ow] = bias[o] + sum_{ki,kj,i} B[(ki*k + kj)*in_ch + i][o] * in[oh+ki][ow+kj][i]
@@ -108,14 +110,14 @@ index_t conv_packed_size(index_t columns, index_t depth) {
 
 template <class T>
 void pack_conv_weights(const T* weight, index_t out_ch, index_t in_ch, index_t k, conv_role role, T* packed,
-                       index_range channels) {
+                       index_range channels, index_range column_range) {
     constexpr index_t nr = detail::packed_gemm::tile<T>::nr;
     const bool forward = role == conv_role::forward;
     const index_t columns = forward ? out_ch : in_ch;  // output channels of the product
     const index_t rows_in = forward ? in_ch : out_ch;  // its input channels, `channels` among them
     const index_t taps = k * k;
     const index_t depth = taps * rows_in;
-    for (index_t j0 = 0; j0 < columns; j0 += nr) {
+    for (index_t j0 = column_range.first; j0 < column_range.last; j0 += nr) {
         T* panel = packed + j0 * depth;
         const index_t cols = std::min(nr, columns - j0);
         // Per input channel i (forward) or output channel o (input gradient), the
@@ -140,7 +142,9 @@ void pack_conv_weights(const T* weight, index_t out_ch, index_t in_ch, index_t k
 
 template <class T>
 void pack_conv_weights(const T* weight, index_t out_ch, index_t in_ch, index_t k, conv_role role, T* packed) {
-    pack_conv_weights(weight, out_ch, in_ch, k, role, packed, {0, role == conv_role::forward ? in_ch : out_ch});
+    const bool forward = role == conv_role::forward;
+    pack_conv_weights(weight, out_ch, in_ch, k, role, packed, {0, forward ? in_ch : out_ch},
+                      {0, forward ? out_ch : in_ch});
 }
 
 namespace detail {

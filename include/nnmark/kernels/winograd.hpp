@@ -42,15 +42,18 @@
 //     conv_role::forward:        U[xi][i][o] = (G weight[o][i] G^T)[xi]
 //     conv_role::input_gradient: U[xi][o][i] = (G flip(weight[o][i]) G^T)[xi],
 //   flip turning the 3x3 window by 180 degrees (see conv_nhwc.hpp for why the input
-//   gradient is this convolution of the bordered output gradient). With a range `rows`
-//   of i (forward) or o (input gradient), only those rows of every U[xi] are written.
+//   gradient is this convolution of the bordered output gradient). With ranges `rows`
+//   of i and `columns` of o (forward; swapped for the input gradient; columns.first a
+//   multiple of NR), only those rows of those NR-column panels of every U[xi] are written.
 // - conv3x3_winograd(tile, in, out_h, out_w, in_ch, u, out_ch, bias or nullptr, out,
 //   relu, scratch) WRITES out [out_ch][out_h][out_w] (channel-first), the convolution
 //   conv_forward_nhwc computes for k = 3, up to rounding, through a ReLU when `relu`.
 //   `scratch` holds winograd_scratch_size(tile, out_h, out_w, in_ch, out_ch) elements.
 //   With a range `tiles` of the image's tile.tiles(out_h, out_w) tiles (row-major, m x m
-//   outputs each), only those tiles' outputs are written, and only the input rows
-//   tile.input_rows(out_w, tiles) are read: the part of one image a thread computes.
+//   outputs each) and a range `channels` of output channels (channels.first a multiple
+//   of NR), only those tiles' outputs in those channels are written, and only the input
+//   rows tile.input_rows(out_w, tiles) and U's columns `channels` are read: the part of
+//   one image a thread computes.
 // - The weight gradient, dL/dg = G^T [ (A dy A^T) .* (B^T d B) ] G per tile (the forward
 //   identity transposed), summed over tiles and images before the outer transform:
 //   winograd_weight_grad(tile, in, grad, out_h, out_w, in_ch, out_ch, w, scratch) ADDS
@@ -326,11 +329,11 @@ void transform_input(const T* in, index_t in_w, index_t in_ch, const band_geomet
     }
 }
 
-// M[xi] = V[xi] U[xi] for `count` tiles, one product per position.
+// M[xi] = V[xi] U[xi] for `count` tiles, one product per position; U's positions are
+// u_stride apart (out_ch may be some of the columns the weights were prepared for).
 template <class T, index_t m>
-void multiply(const T* v, index_t count, const band_geometry<T, m>& g, index_t in_ch, const T* u, index_t out_ch,
-              T* product) {
-    const index_t u_stride = weights_position_stride<T>(in_ch, out_ch);
+void multiply(const T* v, index_t count, const band_geometry<T, m>& g, index_t in_ch, const T* u, index_t u_stride,
+              index_t out_ch, T* product) {
     for (index_t xi = 0; xi < g.positions; ++xi)
         packed_gemm::multiply_block<T, packed_gemm::a_layout::in_place>(
             count, out_ch, in_ch, v + xi * g.position_stride(in_ch), in_ch, u + xi * u_stride, T(1), T(0),
@@ -364,7 +367,8 @@ void transform_output(const T* product, index_t out_ch, const band_geometry<T, m
 }
 
 template <class T, index_t m>
-void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u, index_range part) {
+void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u, index_range part,
+             index_range columns) {
     using simd = packed_gemm::lanes<T>;
     using vec = typename simd::type;
     constexpr index_t n = m + 2, nr = packed_gemm::tile<T>::nr, width = simd::width;
@@ -380,7 +384,7 @@ void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* 
     // (col / NR) * NR * rows + row * NR + col % NR. NR windows at a time, G g G^T
     // vectorized across them; the columns past `cols` get zero windows.
     const index_t position_stride = weights_position_stride<T>(rows, cols);
-    for (index_t col0 = 0; col0 < cols; col0 += nr) {
+    for (index_t col0 = columns.first; col0 < columns.last; col0 += nr) {
         const index_t valid = std::min(nr, cols - col0);
         T* panel = u + col0 * rows;
         for (index_t row = part.first; row < part.last; ++row) {
@@ -401,10 +405,17 @@ void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* 
     }
 }
 
+// The tiles `tiles` of output channels `channels` (channels.first a multiple of NR):
+// as the whole output's, with U's columns, the bias and the planes from the range's
+// first channel on.
 template <class T, index_t m>
-void convolve(const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u, index_t out_ch, const T* bias,
-              T* out, bool relu, T* scratch, index_range tiles) {
+void convolve(const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u, index_t total_out_ch,
+              const T* bias, T* planes, bool relu, T* scratch, index_range tiles, index_range channels) {
     const band_geometry<T, m> g(out_h, out_w);
+    const index_t out_ch = channels.size(), u_stride = weights_position_stride<T>(in_ch, total_out_ch);
+    u += channels.first * in_ch;  // the panels of the range's columns (see pack_b in gemm.hpp)
+    if (bias) bias += channels.first;
+    T* out = planes + channels.first * out_h * out_w;
     T* v = scratch;
     T* product = v + g.v_size(in_ch);
     T* staged = product + g.m_size(out_ch);
@@ -412,7 +423,7 @@ void convolve(const T* in, index_t out_h, index_t out_w, index_t in_ch, const T*
     for (index_t first = tiles.first; first < tiles.last; first += g.band_tiles) {
         const index_t count = std::min(g.band_tiles, tiles.last - first);
         transform_input(in, in_w, in_ch, g, first, count, v);
-        multiply(v, count, g, in_ch, u, out_ch, product);
+        multiply(v, count, g, in_ch, u, u_stride, out_ch, product);
         transform_output(product, out_ch, g, first, count, bias, relu, staged);
     }
     // The staged outputs of the tiles, transposed into the output planes, a tile row's
@@ -507,15 +518,16 @@ void add_weight_grad(const T* w, index_t in_ch, index_t out_ch, T* dw) {
 
 template <class T>
 void winograd_weights(winograd_tile tile, const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u,
-                      index_range rows) {
+                      index_range rows, index_range columns) {
     namespace wg = detail::winograd;
-    tile.outputs == 4 ? wg::weights<T, 4>(weight, out_ch, in_ch, role, u, rows)
-                      : wg::weights<T, 2>(weight, out_ch, in_ch, role, u, rows);
+    tile.outputs == 4 ? wg::weights<T, 4>(weight, out_ch, in_ch, role, u, rows, columns)
+                      : wg::weights<T, 2>(weight, out_ch, in_ch, role, u, rows, columns);
 }
 
 template <class T>
 void winograd_weights(winograd_tile tile, const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u) {
-    winograd_weights(tile, weight, out_ch, in_ch, role, u, {0, role == conv_role::forward ? in_ch : out_ch});
+    const bool forward = role == conv_role::forward;
+    winograd_weights(tile, weight, out_ch, in_ch, role, u, {0, forward ? in_ch : out_ch}, {0, forward ? out_ch : in_ch});
 }
 
 template <class T>
@@ -527,17 +539,19 @@ index_t winograd_scratch_size(winograd_tile tile, index_t out_h, index_t out_w, 
 
 template <class T>
 void conv3x3_winograd(winograd_tile tile, const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u,
-                      index_t out_ch, const T* bias, T* out, bool relu, T* scratch, index_range tiles) {
+                      index_t out_ch, const T* bias, T* out, bool relu, T* scratch, index_range tiles,
+                      index_range channels) {
     namespace wg = detail::winograd;
-    tile.outputs == 4 ? wg::convolve<T, 4>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch, tiles)
-                      : wg::convolve<T, 2>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch, tiles);
+    tile.outputs == 4
+        ? wg::convolve<T, 4>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch, tiles, channels)
+        : wg::convolve<T, 2>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch, tiles, channels);
 }
 
 template <class T>
 void conv3x3_winograd(winograd_tile tile, const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u,
                       index_t out_ch, const T* bias, T* out, bool relu, T* scratch) {
     conv3x3_winograd(tile, in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch,
-                     {0, tile.tiles(out_h, out_w)});
+                     {0, tile.tiles(out_h, out_w)}, {0, out_ch});
 }
 
 // The weight gradient in the transformed domain: W[xi] [in_ch x out_ch], summed over

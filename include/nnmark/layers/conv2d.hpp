@@ -283,25 +283,44 @@ private:
                               : conv_packed_size<T>(out_ch, k * k * in_ch);
         }
         // The weights as run() reads them, from the layer's [layer_out][layer_in][k][k]:
-        // the rows of the product's input channels `rows` (all of them: {0, in_ch}).
-        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed, index_range rows) const {
-            if (winograd()) winograd_weights(tile(), weight, layer_out, layer_in, role, packed, rows);
-            else pack_conv_weights(weight, layer_out, layer_in, k, role, packed, rows);
+        // the rows of the product's input channels `rows` (all of them: {0, in_ch}) in
+        // the columns of its output channels `columns` (all: {0, out_ch}).
+        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed, index_range rows,
+                     index_range columns) const {
+            if (winograd()) winograd_weights(tile(), weight, layer_out, layer_in, role, packed, rows, columns);
+            else pack_conv_weights(weight, layer_out, layer_in, k, role, packed, rows, columns);
+        }
+        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed) const {
+            prepare(weight, layer_out, layer_in, packed, {0, in_ch}, {0, out_ch});
         }
         // The parts an image's output divides into, for threads to share it: Winograd
         // tiles, else output rows. input_rows(part): the rows of the channel-last image
         // that the part reads.
         index_t parts() const { return winograd() ? tile().tiles(out_h, out_w) : out_h; }
+        // The rows of the image's GEMM: tiles, or output pixels.
+        index_t gemm_rows() const { return winograd() ? parts() : out_h * out_w; }
+        // The output channels of `piece` of `pieces` runs of whole NR-column panels.
+        index_range channels(index_t piece, index_t pieces) const {
+            constexpr index_t nr = detail::packed_gemm::tile<T>::nr;
+            const index_range panels = chunk_of((out_ch + nr - 1) / nr, static_cast<int>(piece), static_cast<int>(pieces));
+            return {panels.first * nr, std::min(panels.last * nr, out_ch)};
+        }
         index_range input_rows(index_range part) const {
             return winograd() ? tile().input_rows(out_w, part) : index_range{part.first, part.last + k - 1};
         }
-        // The parts `part` of out [out_ch][out_h][out_w] (all of them: {0, parts()}) from
-        // the image at the start of `slice`.
-        void run(T* slice, const T* packed, const T* bias, T* out, bool relu, index_range part) const {
+        // The parts `part` of out [out_ch][out_h][out_w] in output channels `channels`
+        // (channels.first a multiple of NR) from the image at the start of `slice`.
+        void run(T* slice, const T* packed, const T* bias, T* out, bool relu, index_range part,
+                 index_range channels) const {
             if (winograd())
-                conv3x3_winograd(tile(), slice, out_h, out_w, in_ch, packed, out_ch, bias, out, relu,
-                                 slice + image_size(), part);
-            else conv_forward_nhwc(slice, in_h(), in_w(), in_ch, k, packed, out_ch, bias, out, relu, part);
+                return conv3x3_winograd(tile(), slice, out_h, out_w, in_ch, packed, out_ch, bias, out, relu,
+                                        slice + image_size(), part, channels);
+            const index_t c = channels.first;
+            conv_forward_nhwc(slice, in_h(), in_w(), in_ch, k, packed + c * k * k * in_ch, channels.size(),
+                              bias ? bias + c : bias, out + c * out_h * out_w, relu, part);
+        }
+        void run(T* slice, const T* packed, const T* bias, T* out, bool relu) const {
+            run(slice, packed, bias, out, relu, {0, parts()}, {0, out_ch});
         }
     };
 
@@ -329,6 +348,16 @@ private:
         index_range part(index_t unit, index_t parts) const {
             return chunk_of(parts, static_cast<int>(unit % pieces), static_cast<int>(pieces));
         }
+        // Whether the channel-last units cut an image by output channels rather than by
+        // tiles (rows): when a share of the tiles would be a GEMM of fewer rows than two
+        // register tiles (its B loads then cost more than its products; paper-cifar10's
+        // 64 -> 128 layer of 9 tiles took 1.5x as long in two halves), and there are
+        // panels enough. Each thread then prepares and reads only its own panels of the
+        // weights, at the price of each copying the whole image and transforming it.
+        bool by_channels(const nhwc_product& product) const {
+            constexpr index_t mr = detail::packed_gemm::tile<T>::mr, nr = detail::packed_gemm::tile<T>::nr;
+            return pieces > 1 && product.gemm_rows() < 2 * mr * pieces && (product.out_ch + nr - 1) / nr >= pieces;
+        }
     };
 
     // y = the convolution of x, through a ReLU when `relu`.
@@ -343,18 +372,31 @@ private:
             const index_t slice = product.slice_size();
             T* slices = scratch.get(slice * split.threads, 0).data();
             T* packed = scratch.get(product.weights_size(), 1).data();
-            // The threads prepare the weights together, then convolve the units.
-            share_chunks(in_channels_, split.threads * index_t(4), split.threads, [&](int, index_t first, index_t last) {
-                product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last});
-            });
+            // The threads prepare the weights together (by input channels, or each the
+            // panels its piece convolves by), then convolve the units.
+            const bool by_channels = split.by_channels(product);
+            if (by_channels)
+                share_chunks(split.pieces, split.pieces, split.threads, [&](int, index_t first, index_t last) {
+                    for (index_t piece = first; piece < last; ++piece)
+                        product.prepare(weight_.data(), out_channels_, in_channels_, packed, {0, in_channels_},
+                                        product.channels(piece, split.pieces));
+                });
+            else
+                share_chunks(in_channels_, split.threads * index_t(4), split.threads,
+                             [&](int, index_t first, index_t last) {
+                                 product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last},
+                                                 {0, out_channels_});
+                             });
             share_units(units, split.threads, [&](int slot, index_t u) {
-                const index_range part = split.part(u, product.parts());
-                if (part.size() == 0) return;
+                const index_range part = by_channels ? index_range{0, product.parts()} : split.part(u, product.parts());
+                const index_range channels = by_channels ? product.channels(u % split.pieces, split.pieces)
+                                                         : index_range{0, out_channels_};
+                if (part.size() == 0 || channels.size() == 0) return;
                 T* image = slices + slot * slice;
                 const index_t n = split.image(u);
                 to_channel_last_rows(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
                                      product.in_w(), product.input_rows(part), image);
-                product.run(image, packed, bias_.data(), y.item(n).data(), relu, part);
+                product.run(image, packed, bias_.data(), y.item(n).data(), relu, part, channels);
             });
             return;
         }
@@ -393,7 +435,7 @@ private:
         T* flipped = nullptr;
         if (ctx.input_grad) {
             flipped = ctx.scratch.get(product.weights_size(), 3).data();
-            product.prepare(weight_.data(), out_channels_, in_channels_, flipped, {0, product.in_ch});
+            product.prepare(weight_.data(), out_channels_, in_channels_, flipped);
         }
         const index_t pixels = out_pixels();
         for_each_chunk(x.batch(), blocks, [&](int b, index_t first, index_t last) {
@@ -413,8 +455,7 @@ private:
                     T* grad_image = bordered + b * product.slice_size();
                     to_channel_last(grad_out, out_channels_, out_h_, out_w_, kernel_ - 1 - pad_top_,
                                     kernel_ - 1 - pad_left_, product.in_h(), product.in_w(), grad_image);
-                    product.run(grad_image, flipped, static_cast<const T*>(nullptr), dx.item(n).data(), false,
-                                {0, product.parts()});
+                    product.run(grad_image, flipped, static_cast<const T*>(nullptr), dx.item(n).data(), false);
                     if (relu) through_relu(x.item(n), dx.item(n));
                 }
             }

@@ -375,7 +375,8 @@ TEST_CASE("conv2d: numerical gradient of the two-block backward") {
 // Sizes whose forward pass on two threads cuts even a single image in two (its work is
 // at least 2 x conv2d::parallel_grain): every lowering, both Winograd tiles, by tiles
 // (rows) and, with few tiles and two panels of output channels or more, by channels;
-// and the small-window first layer of paper-mnist, which is unrolled.
+// unrolled by output channels or, with few of them, by rows; and the small-window
+// first layer of paper-mnist, which is unrolled.
 const threaded_config image_split_configs[] = {
     {"channel-last, Winograd 4x4", 16, 3, 1, padding::same, shape{8, 16, 15}, 1},
     {"channel-last, Winograd 2x2", 32, 3, 1, padding::valid, shape{16, 11, 9}, 1},
@@ -383,7 +384,8 @@ const threaded_config image_split_configs[] = {
     {"channel-last, Winograd 2x2 by channels", 64, 3, 1, padding::valid, shape{16, 10, 10}, 1},
     {"channel-last, direct", 16, 5, 1, padding::same, shape{8, 13, 11}, 1},
     {"channel-last, direct by channels", 48, 5, 1, padding::same, shape{8, 5, 5}, 1},
-    {"im2col, stride 2", 32, 3, 2, padding::same, shape{3, 33, 31}, 1},
+    {"im2col, stride 2, by channels", 32, 3, 2, padding::same, shape{3, 33, 31}, 1},
+    {"im2col, stride 2, by rows", 8, 3, 2, padding::same, shape{3, 65, 63}, 1},
     {"im2col, small window", 32, 3, 1, padding::valid, shape{1, 28, 28}, 1},
 };
 

@@ -40,13 +40,16 @@
 // Threads, forward: the batch is cut into units, shared among the threads
 // (batch_split, share_units). A unit is a whole image when the images divide evenly
 // among the threads or are many, else a part of one: a run of Winograd tiles or of
-// output rows (nhwc_product::parts; output rows when unrolled), so that a single image
-// keeps every thread busy. A thread copies channel-last (or unrolls) only the input
-// rows its part reads, into its own slice of the workspace, and computes the part's
-// outputs by the same operations as the whole image's: the outputs are bit-identical
-// however the batch is cut, so 2 threads give 1 thread's results bit for bit. Before
-// that the threads prepare the packed (transformed) weights together, split by the
-// product's input channels. Both steps run by share_chunks (core/parallel.hpp): the
+// output rows (nhwc_product::parts; output rows when unrolled), or, when such a run
+// would be too short a GEMM, a run of output channels (channel-last, whole panels of
+// the packed weights; batch_split::by_channels). So a single image keeps every thread
+// busy.
+// A thread copies channel-last (or unrolls) only the input rows its part reads, into
+// its own slice of the workspace, and computes the part's outputs by the same
+// operations as the whole image's: the outputs are bit-identical however the batch is
+// cut, so 2 threads give 1 thread's results bit for bit. Before that the threads
+// prepare the packed (transformed) weights together, by input channels, or by the
+// panels of the channel runs. Both steps run by share_chunks (core/parallel.hpp): the
 // calling thread takes units too and never waits for a thread that has not begun, as
 // an OpenMP region's barrier would on a busy machine; so which thread computes a unit
 // varies, which the results do not depend on.
@@ -186,9 +189,9 @@ public:
     }
 
     // Work (multiply-adds, counted as the direct product) below which one more thread
-    // costs more than it saves: about a microsecond, twice what starting a parallel
-    // region costs on the project's machine, so that the first layer of paper-mnist
-    // (2^17.6) at batch 1 uses two threads. Public so that tests pick sizes that take
+    // costs more than it saves: about a microsecond, a few times what handing a step to
+    // a helper costs (share_chunks), so that the first layer of paper-mnist (2^17.6) at
+    // batch 1 uses two threads. Public so that tests pick sizes that take
     // the multi-block path.
     static constexpr long long parallel_grain = 1LL << 16;
 
@@ -297,6 +300,9 @@ private:
         // tiles, else output rows. input_rows(part): the rows of the channel-last image
         // that the part reads.
         index_t parts() const { return winograd() ? tile().tiles(out_h, out_w) : out_h; }
+        index_range input_rows(index_range part) const {
+            return winograd() ? tile().input_rows(out_w, part) : index_range{part.first, part.last + k - 1};
+        }
         // The rows of the image's GEMM: tiles, or output pixels.
         index_t gemm_rows() const { return winograd() ? parts() : out_h * out_w; }
         // The output channels of `piece` of `pieces` runs of whole NR-column panels.
@@ -304,9 +310,6 @@ private:
             constexpr index_t nr = detail::packed_gemm::tile<T>::nr;
             const index_range panels = chunk_of((out_ch + nr - 1) / nr, static_cast<int>(piece), static_cast<int>(pieces));
             return {panels.first * nr, std::min(panels.last * nr, out_ch)};
-        }
-        index_range input_rows(index_range part) const {
-            return winograd() ? tile().input_rows(out_w, part) : index_range{part.first, part.last + k - 1};
         }
         // The parts `part` of out [out_ch][out_h][out_w] in output channels `channels`
         // (channels.first a multiple of NR) from the image at the start of `slice`.
@@ -373,15 +376,17 @@ private:
             T* slices = scratch.get(slice * split.threads, 0).data();
             T* packed = scratch.get(product.weights_size(), 1).data();
             // The threads prepare the weights together (by input channels, or each the
-            // panels its piece convolves by), then convolve the units.
-            const bool by_channels = split.by_channels(product);
-            if (by_channels)
+            // panels its piece convolves by), then convolve the units. A single image cut
+            // by channels has one unit per run of panels: each prepares its own panels,
+            // and the threads need not meet in between.
+            const bool by_channels = split.by_channels(product), prepare_in_units = by_channels && images == 1;
+            if (by_channels && !prepare_in_units)
                 share_chunks(split.pieces, split.pieces, split.threads, [&](int, index_t first, index_t last) {
                     for (index_t piece = first; piece < last; ++piece)
                         product.prepare(weight_.data(), out_channels_, in_channels_, packed, {0, in_channels_},
                                         product.channels(piece, split.pieces));
                 });
-            else
+            else if (!by_channels)
                 share_chunks(in_channels_, split.threads * index_t(4), split.threads,
                              [&](int, index_t first, index_t last) {
                                  product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last},
@@ -392,6 +397,8 @@ private:
                 const index_range channels = by_channels ? product.channels(u % split.pieces, split.pieces)
                                                          : index_range{0, out_channels_};
                 if (part.size() == 0 || channels.size() == 0) return;
+                if (prepare_in_units)
+                    product.prepare(weight_.data(), out_channels_, in_channels_, packed, {0, in_channels_}, channels);
                 T* image = slices + slot * slice;
                 const index_t n = split.image(u);
                 to_channel_last_rows(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
@@ -400,13 +407,21 @@ private:
             });
             return;
         }
+        // Unrolled, a part is a run of output channels, the GEMM's rows, when each has at
+        // least one register tile of them (paper-mnist's first layer: two halves of its
+        // 32 channels took 1.15x the whole's time, two halves of its pixels 1.3x; each
+        // unrolls the whole image, a small share of the work when windows are small),
+        // else a run of output rows.
+        constexpr index_t mr = detail::packed_gemm::tile<T>::mr;
+        const bool by_channels = split.pieces > 1 && out_channels_ >= mr * split.pieces;
         const index_t column_stride = detail::cache_line_padded<T>(column_count());
         T* columns = scratch.get(column_stride * split.threads, 0).data();
         share_units(units, split.threads, [&](int slot, index_t u) {
-            const index_range rows = split.part(u, out_h_);
-            if (rows.size() > 0)
+            const index_range rows = by_channels ? index_range{0, out_h_} : split.part(u, out_h_);
+            const index_range channels = by_channels ? split.part(u, out_channels_) : index_range{0, out_channels_};
+            if (rows.size() > 0 && channels.size() > 0)
                 forward_rows(x.item(split.image(u)).data(), y.item(split.image(u)).data(),
-                             columns + slot * column_stride, rows, relu);
+                             columns + slot * column_stride, rows, channels, relu);
         });
     }
 
@@ -546,17 +561,18 @@ private:
                rows.size(), out_w_, columns);
     }
 
-    // Output rows `rows` of out = bias (broadcast over pixels) + weight * columns, through
-    // a ReLU when `relu`, each channel's run of pixels while it is in cache.
-    void forward_rows(const T* image, T* out, T* columns, index_range rows, bool relu) const {
+    // Output rows `rows` of channels `channels` of out = bias (broadcast over pixels) +
+    // weight * columns, through a ReLU when `relu`, each channel's run of pixels while it
+    // is in cache.
+    void forward_rows(const T* image, T* out, T* columns, index_range rows, index_range channels, bool relu) const {
         unroll(image, columns, rows);
         const index_t pixels = out_pixels(), first = rows.first * out_w_, count = rows.size() * out_w_;
-        for (index_t o = 0; o < out_channels_; ++o)
+        for (index_t o = channels.first; o < channels.last; ++o)
             std::fill_n(out + o * pixels + first, count, bias_[static_cast<std::size_t>(o)]);
-        gemm(false, false, out_channels_, count, patch_size(), T(1), weight_.data(), patch_size(), columns, count,
-             T(1), out + first, pixels);
+        gemm(false, false, channels.size(), count, patch_size(), T(1), weight_.data() + channels.first * patch_size(),
+             patch_size(), columns, count, T(1), out + channels.first * pixels + first, pixels);
         if (!relu) return;
-        for (index_t o = 0; o < out_channels_; ++o) {
+        for (index_t o = channels.first; o < channels.last; ++o) {
             T* v = out + o * pixels + first;
 #pragma omp simd
             for (index_t i = 0; i < count; ++i) v[i] = positive_part(v[i]);

@@ -129,8 +129,9 @@ namespace detail {
 // thread often waits milliseconds for its core: batch-1 inference of paper-mnist,
 // about 15 parallel steps of a few microseconds, ran at 7 images/s on two threads with
 // OpenMP regions against 5,700 on one. Here the caller takes chunks too and waits only
-// for chunks a helper has begun: a helper that is not running leaves its share to the
-// caller, so two threads are never much slower than one.
+// for chunks a helper has begun: a helper that is not running (or not there, in a
+// child after fork) leaves its share to the caller, so two threads are never much
+// slower than one.
 //
 // Each slot owns a contiguous block of the chunks (chunk_of(chunks, slot, threads))
 // and takes them first, in order; a slot that has run out takes what is left of the
@@ -258,8 +259,9 @@ private:
 // chunk varies from run to run: body must compute the same whichever runs it; `slot`
 // (0 to threads - 1, at most chunk_pool::max_threads) names the thread, never two at
 // once, for scratch of its own.
-// Work that a chunk calls runs on its thread (threads_for is 1 there). One thread, or
-// a pool that is serving another caller, runs every chunk on the calling thread.
+// Work that a chunk calls runs on its thread (threads_for is 1 there). body must not
+// throw. One thread, or a pool that is serving another caller, runs every chunk on the
+// calling thread.
 template <class Body>
 void share_chunks(index_t count, index_t chunks, int threads, Body&& body) {
     chunks = std::clamp<index_t>(chunks, 1, detail::chunk_pool::max_chunks);

@@ -141,6 +141,62 @@ TEST_CASE_TEMPLATE("conv_forward_nhwc equals the reference on odd sizes", T, flo
     for (const problem& p : problems()) check_forward<T>(p, random);
 }
 
+// The parts threads share an image in (conv2d's forward), both ways: weights packed in
+// ranges of input channels and output rows in runs, each run computed from a copy of
+// only the input rows it reads (the others NaN, so that a read past them shows); or
+// weights packed and the image convolved in runs of whole NR-column panels of output
+// channels. Either way together they must give the whole image's output bit for bit.
+TEST_CASE_TEMPLATE("conv_forward_nhwc by runs of output rows or of channels equals the whole image bit for bit", T,
+                   float, double) {
+    constexpr index_t nr = detail::packed_gemm::tile<T>::nr;
+    rng random(14);
+    for (const problem& p : problems())
+        for (int parts : {2, 3}) {
+            CAPTURE(p.str());
+            CAPTURE(parts);
+            const index_t in_h = p.in_h + 2 * (parts - 1);  // so that every part has a row
+            const auto planes = normal_values<T>(p.in_ch * in_h * p.in_w, random);
+            const auto weight = normal_values<T>(p.out_ch * p.depth(), random);
+            const auto bias = normal_values<T>(p.out_ch, random);
+            const index_t out_h = in_h - p.k + 1, plane = out_h * p.out_w(), depth = p.depth();
+            const auto size = static_cast<std::size_t>(channel_last_size<T>(in_h, p.in_w, p.in_ch));
+
+            std::vector<T> image(size), packed(static_cast<std::size_t>(conv_packed_size<T>(p.out_ch, depth)));
+            to_channel_last(planes.data(), p.in_ch, in_h, p.in_w, 0, 0, in_h, p.in_w, image.data());
+            pack_conv_weights(weight.data(), p.out_ch, p.in_ch, p.k, conv_role::forward, packed.data());
+            std::vector<T> whole(static_cast<std::size_t>(p.out_ch * plane));
+            conv_forward_nhwc(image.data(), in_h, p.in_w, p.in_ch, p.k, packed.data(), p.out_ch, bias.data(),
+                              whole.data(), true);
+
+            auto panels = [&](int c) {
+                const index_range r = chunk_of((p.out_ch + nr - 1) / nr, c, parts);
+                return index_range{r.first * nr, std::min(r.last * nr, p.out_ch)};
+            };
+            for (bool by_channels : {false, true}) {
+                CAPTURE(by_channels);
+                std::vector<T> parted_packed(packed.size(), std::nan(""));
+                for (int c = 0; c < parts; ++c)
+                    pack_conv_weights(weight.data(), p.out_ch, p.in_ch, p.k, conv_role::forward, parted_packed.data(),
+                                      by_channels ? index_range{0, p.in_ch} : chunk_of(p.in_ch, c, parts),
+                                      by_channels ? panels(c) : index_range{0, p.out_ch});
+                std::vector<T> parted(whole.size(), T(-7));
+                for (int c = 0; c < parts; ++c) {
+                    const index_range rows = by_channels ? index_range{0, out_h} : chunk_of(out_h, c, parts);
+                    const index_range channels = by_channels ? panels(c) : index_range{0, p.out_ch};
+                    std::vector<T> rows_only(size, std::nan(""));
+                    to_channel_last_rows(planes.data(), p.in_ch, in_h, p.in_w, 0, 0, p.in_w,
+                                         {rows.first, rows.last + p.k - 1}, rows_only.data());
+                    if (channels.size() > 0)
+                        conv_forward_nhwc(rows_only.data(), in_h, p.in_w, p.in_ch, p.k,
+                                          parted_packed.data() + channels.first * depth, channels.size(),
+                                          bias.data() + channels.first, parted.data() + channels.first * plane, true,
+                                          rows);
+                }
+                CHECK(parted == whole);
+            }
+        }
+}
+
 TEST_CASE_TEMPLATE("conv_weight_grad_nhwc adds what the reference adds, on odd sizes", T, float, double) {
     rng random(12);
     for (const problem& p : problems()) check_weight_grad<T>(p, random);

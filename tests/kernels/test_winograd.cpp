@@ -175,6 +175,52 @@ void check_weight_grad(winograd_tile tile, const problem& p, rng& random) {
     CHECK(within_rounding(fast, exact, bound, winograd_slack));
 }
 
+// The parts threads share an image in (conv2d's forward), both ways: the weights
+// transformed in ranges of input channels and the tiles in runs (which start and end
+// inside rows of tiles), each run from a copy of only the input rows it reads (the
+// others NaN, so that a read past them shows); or the weights transformed and the
+// image convolved in runs of whole NR-column panels of output channels. Either way
+// together they must give the whole image bit for bit.
+template <class T>
+void check_parts(winograd_tile tile, const problem& p, int parts, rng& random) {
+    CAPTURE(tile.outputs);
+    CAPTURE(p.str());
+    CAPTURE(parts);
+    constexpr index_t nr = detail::packed_gemm::tile<T>::nr;
+    const auto planes = normal_values<T>(p.in_ch * p.in_h() * p.in_w(), random);
+    const auto weight = normal_values<T>(p.out_ch * p.in_ch * 9, random);
+    const auto bias = normal_values<T>(p.out_ch, random);
+    const auto whole = winograd_conv(tile, planes, p, weight, conv_role::forward, bias.data(), true);
+    const index_t in_w = tile.input_extent(p.out_w), tiles = tile.tiles(p.out_h, p.out_w);
+    const auto image_size = static_cast<std::size_t>(channel_last_size<T>(tile.input_extent(p.out_h), in_w, p.in_ch));
+    const index_range all_tiles{0, tiles}, all_channels{0, p.out_ch}, all_rows{0, p.in_ch};
+    auto panels = [&](int c) {
+        const index_range r = chunk_of((p.out_ch + nr - 1) / nr, c, parts);
+        return index_range{r.first * nr, std::min(r.last * nr, p.out_ch)};
+    };
+    for (bool by_channels : {false, true}) {
+        CAPTURE(by_channels);
+        std::vector<T> u(static_cast<std::size_t>(winograd_weights_size<T>(tile, p.in_ch, p.out_ch)), std::nan(""));
+        for (int c = 0; c < parts; ++c)
+            winograd_weights(tile, weight.data(), p.out_ch, p.in_ch, conv_role::forward, u.data(),
+                             by_channels ? all_rows : chunk_of(p.in_ch, c, parts), by_channels ? panels(c) : all_channels);
+        std::vector<T> scratch(
+            static_cast<std::size_t>(winograd_scratch_size<T>(tile, p.out_h, p.out_w, p.in_ch, p.out_ch)), std::nan(""));
+        std::vector<T> parted(whole.size(), T(-7));
+        for (int c = 0; c < parts; ++c) {
+            const index_range part = by_channels ? all_tiles : chunk_of(tiles, c, parts);
+            const index_range channels = by_channels ? panels(c) : all_channels;
+            std::vector<T> rows_only(image_size, std::nan(""));
+            to_channel_last_rows(planes.data(), p.in_ch, p.in_h(), p.in_w(), 0, 0, in_w, tile.input_rows(p.out_w, part),
+                                 rows_only.data());
+            if (channels.size() > 0)
+                conv3x3_winograd(tile, rows_only.data(), p.out_h, p.out_w, p.in_ch, u.data(), p.out_ch, bias.data(),
+                                 parted.data(), true, scratch.data(), part, channels);
+        }
+        CHECK(parted == whole);
+    }
+}
+
 }  // namespace winograd_checks
 
 TEST_CASE_TEMPLATE("conv3x3_winograd equals the direct convolution on odd sizes, both tiles", T, float, double) {
@@ -196,6 +242,14 @@ TEST_CASE_TEMPLATE("winograd_weight_grad adds what the reference adds, on odd si
         for (const auto& p : winograd_checks::problems()) winograd_checks::check_weight_grad<T>({outputs}, p, random);
 }
 
+TEST_CASE_TEMPLATE("conv3x3_winograd by runs of tiles or of channels equals the whole image bit for bit", T, float,
+                   double) {
+    rng random(24);
+    for (index_t outputs : {2, 4})
+        for (const auto& p : winograd_checks::problems())
+            for (int parts : {2, 3}) winograd_checks::check_parts<T>({outputs}, p, parts, random);
+}
+
 TEST_CASE("winograd_tile: whole tiles plus the window's overhang; the large tile from 12 outputs a side") {
     const winograd_tile small{2}, large{4};
     CHECK(small.input_extent(1) == 4);
@@ -206,6 +260,12 @@ TEST_CASE("winograd_tile: whole tiles plus the window's overhang; the large tile
     CHECK(large.input_extent(9) == 14);
     CHECK(small.positions() == 16);
     CHECK(large.positions() == 36);
+    CHECK(large.tiles(9, 8) == 6);
+    // Tiles 2..3 of 3 x 2 tiles (out 9 x 8) are the second row of tiles: input rows 4..10.
+    CHECK(large.input_rows(8, {2, 4}).first == 4);
+    CHECK(large.input_rows(8, {2, 4}).last == 10);
+    CHECK(large.input_rows(8, {1, 3}).first == 0);
+    CHECK(small.input_rows(5, {0, 0}).size() == 0);
     CHECK(winograd_tile::for_output(11, 30).outputs == 2);
     CHECK(winograd_tile::for_output(12, 12).outputs == 4);
 }

@@ -372,6 +372,54 @@ TEST_CASE("conv2d: numerical gradient of the two-block backward") {
     }
 }
 
+// Sizes whose forward pass on two threads cuts even a single image in two (its work is
+// at least 2 x conv2d::parallel_grain): every lowering, both Winograd tiles, by tiles
+// (rows) and, with few tiles and two panels of output channels or more, by channels;
+// unrolled by output channels or, with few of them, by rows; and the small-window
+// first layer of paper-mnist, which is unrolled.
+const threaded_config image_split_configs[] = {
+    {"channel-last, Winograd 4x4", 16, 3, 1, padding::same, shape{8, 16, 15}, 1},
+    {"channel-last, Winograd 2x2", 32, 3, 1, padding::valid, shape{16, 11, 9}, 1},
+    {"channel-last, Winograd 4x4 by channels", 64, 3, 1, padding::valid, shape{8, 14, 14}, 1},
+    {"channel-last, Winograd 2x2 by channels", 64, 3, 1, padding::valid, shape{16, 10, 10}, 1},
+    {"channel-last, direct", 16, 5, 1, padding::same, shape{8, 13, 11}, 1},
+    {"channel-last, direct by channels", 48, 5, 1, padding::same, shape{8, 5, 5}, 1},
+    {"im2col, stride 2, by channels", 32, 3, 2, padding::same, shape{3, 33, 31}, 1},
+    {"im2col, stride 2, by rows", 8, 3, 2, padding::same, shape{3, 65, 63}, 1},
+    {"im2col, small window", 32, 3, 1, padding::valid, shape{1, 28, 28}, 1},
+};
+
+TEST_CASE("conv2d: 1 and 3 images forward on 2 threads, images cut in parts, equal 1 thread bit for bit") {
+    testing::thread_count_guard guard;
+    for (const threaded_config& c : image_split_configs)
+        for (index_t images : {1, 3}) {
+            CAPTURE(c.lowering);
+            CAPTURE(images);
+            const bound_conv<float> conv(c.out_channels, c.kernel, c.stride, c.pad, c.item, 31);
+            const long long weights = static_cast<long long>(conv.params.size()) - c.out_channels;
+            REQUIRE(weights * conv.output_item.drop_front().count() >= 2 * conv2d<float>::parallel_grain);
+            const auto x = random_tensor<float>(c.item.prepend(images), 32);
+            // Each output part is computed by one thread from the input rows it reads, by
+            // the operations the whole image uses: the same values, with and without the ReLU.
+            auto run = [&](int threads, bool relu) {
+                set_threads(threads);
+                workspace<float> scratch;
+                tensor<float> y;
+                if (relu) REQUIRE(conv.layer.infer_then_relu(x, y, scratch));
+                else conv.layer.infer(x, y, scratch);
+                return y;
+            };
+            for (bool relu : {false, true}) {
+                CAPTURE(relu);
+                const auto one = run(1, relu), two = run(2, relu);
+                CHECK(std::equal(two.span().begin(), two.span().end(), one.span().begin(), one.span().end()));
+            }
+            const auto want =
+                direct_convolution(x, conv.params, c.out_channels, c.kernel, c.stride, c.pad, conv.output_item);
+            CHECK(testing::close_to_reference(run(2, false), want, 1e-5));
+        }
+}
+
 TEST_CASE("conv2d: initialize draws He-normal weights from the seed and zeroes biases") {
     auto initial = [](std::uint64_t seed) {
         return testing::layer_with_buffers<conv2d, double>(shape{16, 5, 5}, seed, 32, 3).params;

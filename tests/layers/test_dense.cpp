@@ -87,6 +87,29 @@ TEST_CASE("dense: one sample alone gives bit-for-bit its row of a batch") {
         }
 }
 
+TEST_CASE("dense: 1 and 3 samples on 2 threads, split by output units, equal 1 thread bit for bit") {
+    testing::thread_count_guard guard;
+    // Enough work for two threads at one sample (see dot_gemm's fmas_per_thread), and
+    // output units that are not a multiple of its tiles.
+    const index_t in = 1000, out = 203;
+    REQUIRE(in * out >= 2 * detail::dot_products::fmas_per_thread);
+    const bound_dense<float> d(in, out, 11);
+    for (index_t batch : {1, 3}) {
+        CAPTURE(batch);
+        const auto x = random_tensor<float>(shape{batch, in}, 12);
+        auto run = [&](int threads) {
+            set_threads(threads);
+            workspace<float> scratch;
+            tensor<float> y;
+            d.layer.infer(x, y, scratch);
+            return y;
+        };
+        const auto one = run(1), two = run(2);
+        CHECK(std::equal(two.span().begin(), two.span().end(), one.span().begin(), one.span().end()));
+        CHECK(testing::close_to_reference(two, direct_dense(x, d.params, in, out), 1e-5));
+    }
+}
+
 TEST_CASE("dense: kind, config and parameter specs") {
     dense<float> d(10);
     CHECK(d.configure(shape{84}) == shape{10});

@@ -12,7 +12,8 @@
 // matrix-vector product costs instead of a register tile with one useful lane.
 //
 // beta == 0 means C is written, never read. Determinism: each element is computed by
-// one thread in the order above, so results are bit-identical for any thread count.
+// one thread in the order above, whichever strip of C (rows or columns) the thread
+// has, so results are bit-identical for any thread count.
 // dot_gemm_reference is gemm_reference(false, true, ...); tests/kernels/test_dot_gemm.cpp
 // compares them on odd sizes.
 #pragma once
@@ -31,8 +32,10 @@ using packed_gemm::lanes;
 inline constexpr index_t tile_cols = 4;
 inline constexpr index_t max_tile_rows = 4;
 
-// Multiply-adds per thread below which a second thread costs more than it saves.
-inline constexpr long long fmas_per_thread = 1LL << 20;
+// Multiply-adds per thread below which a second thread costs more than it saves: some
+// microseconds, about what batch-1 inference's dense layers take (paper-mnist's first
+// has 2^17.6, read from a weight matrix of 800 KiB, so each core's cache holds half).
+inline constexpr long long fmas_per_thread = 1LL << 16;
 
 // C[rows x cols] of the tile at a (rows of A) and b (rows of B), rows <= 4, cols <= 4.
 // The last tile of a row repeats B's last row where it runs out of rows rather than
@@ -71,13 +74,14 @@ void dot_tile(index_t k, const T* a, index_t lda, const T* b, index_t ldb, index
         }
 }
 
+// The elements of C in rows row_range and columns column_range.
 template <class T>
-void multiply_rows(index_t first_row, index_t last_row, index_t n, index_t k, T alpha, const T* a, index_t lda,
+void multiply_part(index_range row_range, index_range column_range, index_t k, T alpha, const T* a, index_t lda,
                    const T* b, index_t ldb, T beta, T* c, index_t ldc) {
-    for (index_t i = first_row; i < last_row; i += max_tile_rows) {
-        const index_t rows = std::min(max_tile_rows, last_row - i);
-        for (index_t j = 0; j < n; j += tile_cols) {
-            const index_t cols = std::min(tile_cols, n - j);
+    for (index_t i = row_range.first; i < row_range.last; i += max_tile_rows) {
+        const index_t rows = std::min(max_tile_rows, row_range.last - i);
+        for (index_t j = column_range.first; j < column_range.last; j += tile_cols) {
+            const index_t cols = std::min(tile_cols, column_range.last - j);
             const T* a_rows = a + i * lda;
             const T* b_rows = b + j * ldb;
             T* c_tile = c + i * ldc + j;
@@ -106,14 +110,22 @@ void dot_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
     namespace dp = detail::dot_products;
     if (m <= 0 || n <= 0) return;
     const long long work = static_cast<long long>(m) * n * k;
-    // Rows of C in strips of whole tiles, one per thread. A batch of one is one strip,
-    // so batch-1 inference never waits for a second thread (see fmas_per_thread in
-    // gemm.hpp); a dense layer at batch 128 splits.
-    const index_t tiles = (m + dp::max_tile_rows - 1) / dp::max_tile_rows;
-    const int threads = static_cast<int>(std::min<index_t>(threads_for(work, dp::fmas_per_thread), tiles));
-    for_each_chunk(tiles, threads, [&](int, index_t first, index_t last) {
-        dp::multiply_rows(first * dp::max_tile_rows, std::min(m, last * dp::max_tile_rows), n, k, alpha, a, lda, b,
-                          ldb, beta, c, ldc);
+    // C in strips of whole tiles, taken by the threads as they come (share_chunks):
+    // strips of rows while there are as many row tiles as threads (a dense layer at
+    // batch 128), else strips of columns (a batch of one: each thread reads its part of
+    // B, the layer's weights). The tiles are those of one thread either way.
+    const index_t row_tiles = (m + dp::max_tile_rows - 1) / dp::max_tile_rows;
+    const index_t col_tiles = (n + dp::tile_cols - 1) / dp::tile_cols;
+    const int wanted = threads_for(work, dp::fmas_per_thread);
+    const bool by_rows = row_tiles >= wanted;
+    const index_t tiles = by_rows ? row_tiles : col_tiles;
+    const int threads = static_cast<int>(std::min<index_t>(wanted, tiles));
+    share_chunks(tiles, std::min<index_t>(tiles, index_t(threads) * 4), threads, [&](int, index_t first, index_t last) {
+        const index_range rows = by_rows ? index_range{first * dp::max_tile_rows, std::min(m, last * dp::max_tile_rows)}
+                                         : index_range{0, m};
+        const index_range columns =
+            by_rows ? index_range{0, n} : index_range{first * dp::tile_cols, std::min(n, last * dp::tile_cols)};
+        dp::multiply_part(rows, columns, k, alpha, a, lda, b, ldb, beta, c, ldc);
     });
 }
 

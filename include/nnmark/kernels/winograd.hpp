@@ -42,11 +42,18 @@
 //     conv_role::forward:        U[xi][i][o] = (G weight[o][i] G^T)[xi]
 //     conv_role::input_gradient: U[xi][o][i] = (G flip(weight[o][i]) G^T)[xi],
 //   flip turning the 3x3 window by 180 degrees (see conv_nhwc.hpp for why the input
-//   gradient is this convolution of the bordered output gradient).
+//   gradient is this convolution of the bordered output gradient). With ranges `rows`
+//   of i and `columns` of o (forward; swapped for the input gradient; columns.first a
+//   multiple of NR), only those rows of those NR-column panels of every U[xi] are written.
 // - conv3x3_winograd(tile, in, out_h, out_w, in_ch, u, out_ch, bias or nullptr, out,
 //   relu, scratch) WRITES out [out_ch][out_h][out_w] (channel-first), the convolution
 //   conv_forward_nhwc computes for k = 3, up to rounding, through a ReLU when `relu`.
 //   `scratch` holds winograd_scratch_size(tile, out_h, out_w, in_ch, out_ch) elements.
+//   With a range `tiles` of the image's tile.tiles(out_h, out_w) tiles (row-major, m x m
+//   outputs each) and a range `channels` of output channels (channels.first a multiple
+//   of NR), only those tiles' outputs in those channels are written, and only the input
+//   rows tile.input_rows(out_w, tiles) and U's columns `channels` are read: the part of
+//   one image a thread computes.
 // - The weight gradient, dL/dg = G^T [ (A dy A^T) .* (B^T d B) ] G per tile (the forward
 //   identity transposed), summed over tiles and images before the outer transform:
 //   winograd_weight_grad(tile, in, grad, out_h, out_w, in_ch, out_ch, w, scratch) ADDS
@@ -56,8 +63,10 @@
 //   winograd_weight_grad_size elements. Then
 //   winograd_add_weight_grad(tile, w, in_ch, out_ch, dw) ADDS G^T W[.][i][o] G to
 //   dw[o][(ki*3 + kj)*in_ch + i] (conv_nhwc.hpp's window-major layout), in double.
-// Each output is summed in one fixed order, whatever the thread count: callers split
-// work by images only. conv_forward_nhwc_reference is the definition the tests
+// Each output is summed in one fixed order, whatever the thread count and whichever
+// tiles a call computes: the GEMM rows of a tile give the same sums in any band, so
+// callers that split an image by tiles get bit for bit the whole image's results.
+// conv_forward_nhwc_reference is the definition the tests
 // (tests/kernels/test_winograd.cpp) compare with, on odd sizes, for both tiles.
 #pragma once
 
@@ -89,6 +98,14 @@ struct winograd_tile {
     index_t input_extent(index_t out) const { return covered(out) + 2; }
     // Outputs that whole tiles cover: `out`, rounded up to a multiple of the tile.
     index_t covered(index_t out) const { return (out + outputs - 1) / outputs * outputs; }
+    // Tiles of an out_h x out_w output, and the input rows that the tiles `part` of it
+    // (row-major) read.
+    index_t tiles(index_t out_h, index_t out_w) const { return covered(out_h) / outputs * (covered(out_w) / outputs); }
+    index_range input_rows(index_t out_w, index_range part) const {
+        const index_t tiles_w = covered(out_w) / outputs;
+        if (part.size() <= 0) return {0, 0};
+        return {part.first / tiles_w * outputs, ((part.last - 1) / tiles_w + 1) * outputs + 2};
+    }
 };
 
 namespace detail::winograd {
@@ -312,11 +329,11 @@ void transform_input(const T* in, index_t in_w, index_t in_ch, const band_geomet
     }
 }
 
-// M[xi] = V[xi] U[xi] for `count` tiles, one product per position.
+// M[xi] = V[xi] U[xi] for `count` tiles, one product per position; U's positions are
+// u_stride apart (out_ch may be some of the columns the weights were prepared for).
 template <class T, index_t m>
-void multiply(const T* v, index_t count, const band_geometry<T, m>& g, index_t in_ch, const T* u, index_t out_ch,
-              T* product) {
-    const index_t u_stride = weights_position_stride<T>(in_ch, out_ch);
+void multiply(const T* v, index_t count, const band_geometry<T, m>& g, index_t in_ch, const T* u, index_t u_stride,
+              index_t out_ch, T* product) {
     for (index_t xi = 0; xi < g.positions; ++xi)
         packed_gemm::multiply_block<T, packed_gemm::a_layout::in_place>(
             count, out_ch, in_ch, v + xi * g.position_stride(in_ch), in_ch, u + xi * u_stride, T(1), T(0),
@@ -350,7 +367,8 @@ void transform_output(const T* product, index_t out_ch, const band_geometry<T, m
 }
 
 template <class T, index_t m>
-void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u) {
+void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u, index_range part,
+             index_range columns) {
     using simd = packed_gemm::lanes<T>;
     using vec = typename simd::type;
     constexpr index_t n = m + 2, nr = packed_gemm::tile<T>::nr, width = simd::width;
@@ -366,10 +384,10 @@ void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* 
     // (col / NR) * NR * rows + row * NR + col % NR. NR windows at a time, G g G^T
     // vectorized across them; the columns past `cols` get zero windows.
     const index_t position_stride = weights_position_stride<T>(rows, cols);
-    for (index_t col0 = 0; col0 < cols; col0 += nr) {
+    for (index_t col0 = columns.first; col0 < columns.last; col0 += nr) {
         const index_t valid = std::min(nr, cols - col0);
         T* panel = u + col0 * rows;
-        for (index_t row = 0; row < rows; ++row) {
+        for (index_t row = part.first; row < part.last; ++row) {
             alignas(packed_gemm::buffer_alignment) T taps[9][nr];
             const T* window = weight + first_tap + row * row_step + col0 * col_step;
             for (index_t c = 0; c < valid; ++c)
@@ -387,25 +405,40 @@ void weights(const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* 
     }
 }
 
+// The tiles `tiles` of output channels `channels` (channels.first a multiple of NR):
+// as the whole output's, with U's columns, the bias and the planes from the range's
+// first channel on.
 template <class T, index_t m>
-void convolve(const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u, index_t out_ch, const T* bias,
-              T* out, bool relu, T* scratch) {
+void convolve(const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u, index_t total_out_ch,
+              const T* bias, T* planes, bool relu, T* scratch, index_range tiles, index_range channels) {
     const band_geometry<T, m> g(out_h, out_w);
+    const index_t out_ch = channels.size(), u_stride = weights_position_stride<T>(in_ch, total_out_ch);
+    u += channels.first * in_ch;  // the panels of the range's columns (see pack_b in gemm.hpp)
+    if (bias) bias += channels.first;
+    T* out = planes + channels.first * out_h * out_w;
     T* v = scratch;
     T* product = v + g.v_size(in_ch);
     T* staged = product + g.m_size(out_ch);
     const index_t in_w = (out_w + m - 1) / m * m + 2;
-    for (index_t first = 0; first < g.tiles; first += g.band_tiles) {
-        const index_t count = std::min(g.band_tiles, g.tiles - first);
+    for (index_t first = tiles.first; first < tiles.last; first += g.band_tiles) {
+        const index_t count = std::min(g.band_tiles, tiles.last - first);
         transform_input(in, in_w, in_ch, g, first, count, v);
-        multiply(v, count, g, in_ch, u, out_ch, product);
+        multiply(v, count, g, in_ch, u, u_stride, out_ch, product);
         transform_output(product, out_ch, g, first, count, bias, relu, staged);
     }
-    // The staged rows, transposed into the output planes; the rows and columns past
-    // the image's last (where out_h, out_w are not multiples of m) are dropped.
+    // The staged outputs of the tiles, transposed into the output planes, a tile row's
+    // run of tiles at a time; the rows and columns past the image's last (where out_h,
+    // out_w are not multiples of m) are dropped.
     const index_t staged_row = m * g.tiles_w * out_ch;
-    for (index_t oh = 0; oh < out_h; ++oh)
-        nnmark::detail::transpose(staged + oh * staged_row, out_ch, out_w, out_ch, out + oh * out_w, out_h * out_w);
+    for (index_t first = tiles.first; first < tiles.last;) {
+        const index_t row = first / g.tiles_w, col = first % g.tiles_w;
+        const index_t run = std::min(tiles.last - first, g.tiles_w - col);
+        const index_t ow = m * col, width = std::min(m * run, out_w - ow);
+        for (index_t oh = m * row; oh < std::min(m * row + m, out_h); ++oh)
+            nnmark::detail::transpose(staged + oh * staged_row + ow * out_ch, out_ch, width, out_ch,
+                                      out + oh * out_w + ow, out_h * out_w);
+        first += run;
+    }
 }
 
 // GH[xi][t][o] = (A y A^T)[xi] for the tiles [first, first + count), y the m x m
@@ -484,10 +517,17 @@ void add_weight_grad(const T* w, index_t in_ch, index_t out_ch, T* dw) {
 }  // namespace detail::winograd
 
 template <class T>
-void winograd_weights(winograd_tile tile, const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u) {
+void winograd_weights(winograd_tile tile, const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u,
+                      index_range rows, index_range columns) {
     namespace wg = detail::winograd;
-    tile.outputs == 4 ? wg::weights<T, 4>(weight, out_ch, in_ch, role, u)
-                      : wg::weights<T, 2>(weight, out_ch, in_ch, role, u);
+    tile.outputs == 4 ? wg::weights<T, 4>(weight, out_ch, in_ch, role, u, rows, columns)
+                      : wg::weights<T, 2>(weight, out_ch, in_ch, role, u, rows, columns);
+}
+
+template <class T>
+void winograd_weights(winograd_tile tile, const T* weight, index_t out_ch, index_t in_ch, conv_role role, T* u) {
+    const bool forward = role == conv_role::forward;
+    winograd_weights(tile, weight, out_ch, in_ch, role, u, {0, forward ? in_ch : out_ch}, {0, forward ? out_ch : in_ch});
 }
 
 template <class T>
@@ -499,10 +539,19 @@ index_t winograd_scratch_size(winograd_tile tile, index_t out_h, index_t out_w, 
 
 template <class T>
 void conv3x3_winograd(winograd_tile tile, const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u,
-                      index_t out_ch, const T* bias, T* out, bool relu, T* scratch) {
+                      index_t out_ch, const T* bias, T* out, bool relu, T* scratch, index_range tiles,
+                      index_range channels) {
     namespace wg = detail::winograd;
-    tile.outputs == 4 ? wg::convolve<T, 4>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch)
-                      : wg::convolve<T, 2>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch);
+    tile.outputs == 4
+        ? wg::convolve<T, 4>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch, tiles, channels)
+        : wg::convolve<T, 2>(in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch, tiles, channels);
+}
+
+template <class T>
+void conv3x3_winograd(winograd_tile tile, const T* in, index_t out_h, index_t out_w, index_t in_ch, const T* u,
+                      index_t out_ch, const T* bias, T* out, bool relu, T* scratch) {
+    conv3x3_winograd(tile, in, out_h, out_w, in_ch, u, out_ch, bias, out, relu, scratch,
+                     {0, tile.tiles(out_h, out_w)}, {0, out_ch});
 }
 
 // The weight gradient in the transformed domain: W[xi] [in_ch x out_ch], summed over

@@ -37,15 +37,27 @@
 // parameter gradients are added when ctx.param_grads. The lowerings meet the same
 // tests (forward against the direct definition, numerical gradients in double).
 //
-// Threads: images are split into contiguous blocks, one per thread (OpenMP static).
-// A single image stays on one thread: split by output rows, batch-1 inference ran
-// 20-25% slower on two threads than on one on the project's machine (each layer waits
-// at a barrier for the other core). Each block uses its own slice of the workspace for
-// its image copies or columns and, in backward, accumulates its own partial parameter
-// gradient ([dweight | dbias]); the partials
-// are then added to the bound gradient in block order. So the result depends on the
-// thread count but never on scheduling: same seed + same thread count = bit-identical
-// gradients.
+// Threads, forward: the batch is cut into units, shared among the threads
+// (batch_split, share_units). A unit is a whole image when the images divide evenly
+// among the threads or are many, else a part of one: a run of Winograd tiles or of
+// output rows (nhwc_product::parts; output rows when unrolled), or, when such a run
+// would be too short a GEMM, a run of output channels (channel-last, whole panels of
+// the packed weights; batch_split::by_channels). So a single image keeps every thread
+// busy.
+// A thread copies channel-last (or unrolls) only the input rows its part reads, into
+// its own slice of the workspace, and computes the part's outputs by the same
+// operations as the whole image's: the outputs are bit-identical however the batch is
+// cut, so 2 threads give 1 thread's results bit for bit. Before that the threads
+// prepare the packed (transformed) weights together, by input channels, or by the
+// panels of the channel runs. Both steps run by share_chunks (core/parallel.hpp): the
+// calling thread takes units too and never waits for a thread that has not begun, as
+// an OpenMP region's barrier would on a busy machine; so which thread computes a unit
+// varies, which the results do not depend on.
+// Backward: images are split into contiguous blocks, one per thread. Each block uses
+// its own slice of the workspace for its image copies or columns and accumulates its
+// own partial parameter gradient ([dweight | dbias]); the partials are then added to
+// the bound gradient in block order. So the gradients depend on the thread count but
+// never on scheduling: same seed + same thread count = bit-identical gradients.
 #pragma once
 
 #include "nnmark/core/error.hpp"
@@ -60,6 +72,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <span>
 #include <string>
 #include <string_view>
@@ -175,9 +188,12 @@ public:
         return true;
     }
 
-    // Work (multiply-adds) below which one more thread costs more than it saves.
-    // Public so that tests pick sizes that take the multi-block path.
-    static constexpr long long parallel_grain = 1LL << 18;
+    // Work (multiply-adds, counted as the direct product) below which one more thread
+    // costs more than it saves: about a microsecond, a few times what handing a step to
+    // a helper costs (share_chunks), so that the first layer of paper-mnist (2^17.6) at
+    // batch 1 uses two threads. Public so that tests pick sizes that take
+    // the multi-block path.
+    static constexpr long long parallel_grain = 1LL << 16;
 
 private:
     void backward_pass(const tensor<T>& x, const tensor<T>& dy, tensor<T>& dx, backward_context<T>& ctx, bool relu) {
@@ -269,17 +285,45 @@ private:
             return winograd() ? winograd_weights_size<T>(tile(), in_ch, out_ch)
                               : conv_packed_size<T>(out_ch, k * k * in_ch);
         }
-        // The weights as run() reads them, from the layer's [layer_out][layer_in][k][k].
-        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed) const {
-            if (winograd()) winograd_weights(tile(), weight, layer_out, layer_in, role, packed);
-            else pack_conv_weights(weight, layer_out, layer_in, k, role, packed);
+        // The weights as run() reads them, from the layer's [layer_out][layer_in][k][k]:
+        // the rows of the product's input channels `rows` (all of them: {0, in_ch}) in
+        // the columns of its output channels `columns` (all: {0, out_ch}).
+        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed, index_range rows,
+                     index_range columns) const {
+            if (winograd()) winograd_weights(tile(), weight, layer_out, layer_in, role, packed, rows, columns);
+            else pack_conv_weights(weight, layer_out, layer_in, k, role, packed, rows, columns);
         }
-        // out [out_ch][out_h][out_w] from the image at the start of `slice`.
-        void run(T* slice, const T* packed, const T* bias, T* out, bool relu) const {
+        void prepare(const T* weight, index_t layer_out, index_t layer_in, T* packed) const {
+            prepare(weight, layer_out, layer_in, packed, {0, in_ch}, {0, out_ch});
+        }
+        // The parts an image's output divides into, for threads to share it: Winograd
+        // tiles, else output rows. input_rows(part): the rows of the channel-last image
+        // that the part reads.
+        index_t parts() const { return winograd() ? tile().tiles(out_h, out_w) : out_h; }
+        index_range input_rows(index_range part) const {
+            return winograd() ? tile().input_rows(out_w, part) : index_range{part.first, part.last + k - 1};
+        }
+        // The rows of the image's GEMM: tiles, or output pixels.
+        index_t gemm_rows() const { return winograd() ? parts() : out_h * out_w; }
+        // The output channels of `piece` of `pieces` runs of whole NR-column panels.
+        index_range channels(index_t piece, index_t pieces) const {
+            constexpr index_t nr = detail::packed_gemm::tile<T>::nr;
+            const index_range panels = chunk_of((out_ch + nr - 1) / nr, static_cast<int>(piece), static_cast<int>(pieces));
+            return {panels.first * nr, std::min(panels.last * nr, out_ch)};
+        }
+        // The parts `part` of out [out_ch][out_h][out_w] in output channels `channels`
+        // (channels.first a multiple of NR) from the image at the start of `slice`.
+        void run(T* slice, const T* packed, const T* bias, T* out, bool relu, index_range part,
+                 index_range channels) const {
             if (winograd())
-                conv3x3_winograd(tile(), slice, out_h, out_w, in_ch, packed, out_ch, bias, out, relu,
-                                 slice + image_size());
-            else conv_forward_nhwc(slice, in_h(), in_w(), in_ch, k, packed, out_ch, bias, out, relu);
+                return conv3x3_winograd(tile(), slice, out_h, out_w, in_ch, packed, out_ch, bias, out, relu,
+                                        slice + image_size(), part, channels);
+            const index_t c = channels.first;
+            conv_forward_nhwc(slice, in_h(), in_w(), in_ch, k, packed + c * k * k * in_ch, channels.size(),
+                              bias ? bias + c : bias, out + c * out_h * out_w, relu, part);
+        }
+        void run(T* slice, const T* packed, const T* bias, T* out, bool relu) const {
+            run(slice, packed, bias, out, relu, {0, parts()}, {0, out_ch});
         }
     };
 
@@ -290,43 +334,106 @@ private:
         return {out_channels_, in_channels_, height_, width_, kernel_, conv_role::input_gradient};
     }
 
+    // How forward() cuts a batch for `threads` threads: into units, unit u being part
+    // u % pieces of image u / pieces (chunk_of the image's output parts). Whole images
+    // (pieces 1) when they split evenly or are many; else, as for a single image, each
+    // image in parts, so that every thread can have the same share: a batch of 3 on 2
+    // threads is 6 half images, 3 for each.
+    struct batch_split {
+        int threads;
+        index_t pieces;
+
+        static batch_split of(index_t images, int threads) {
+            const bool whole_images = images % threads == 0 || images >= 4 * threads;
+            return {threads, whole_images ? 1 : threads / std::gcd(images, static_cast<index_t>(threads))};
+        }
+        index_t image(index_t unit) const { return unit / pieces; }
+        index_range part(index_t unit, index_t parts) const {
+            return chunk_of(parts, static_cast<int>(unit % pieces), static_cast<int>(pieces));
+        }
+        // Whether the channel-last units cut an image by output channels rather than by
+        // tiles (rows): when a share of the tiles would be a GEMM of fewer rows than two
+        // register tiles (its B loads then cost more than its products; paper-cifar10's
+        // 64 -> 128 layer of 9 tiles took 1.5x as long in two halves), and there are
+        // panels enough. Each thread then prepares and reads only its own panels of the
+        // weights, at the price of each copying the whole image and transforming it.
+        bool by_channels(const nhwc_product& product) const {
+            constexpr index_t mr = detail::packed_gemm::tile<T>::mr, nr = detail::packed_gemm::tile<T>::nr;
+            return pieces > 1 && product.gemm_rows() < 2 * mr * pieces && (product.out_ch + nr - 1) / nr >= pieces;
+        }
+    };
+
     // y = the convolution of x, through a ReLU when `relu`.
     void forward(const tensor<T>& x, tensor<T>& y, workspace<T>& scratch, bool relu) const {
         expect_input(x, input_item_, kind());
         const index_t images = x.batch();
         y.resize(output_item_.prepend(images));
-        const int blocks = blocks_for(images);
+        const auto split = batch_split::of(images, threads_for(work(images), parallel_grain));
+        const index_t units = images * split.pieces;
         if (channel_last()) {
             const nhwc_product product = forward_product();
             const index_t slice = product.slice_size();
-            T* slices = scratch.get(slice * blocks, 0).data();
+            T* slices = scratch.get(slice * split.threads, 0).data();
             T* packed = scratch.get(product.weights_size(), 1).data();
-            product.prepare(weight_.data(), out_channels_, in_channels_, packed);
-            for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
-                for (index_t n = first; n < last; ++n) {
-                    T* image = slices + b * slice;
-                    to_channel_last(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
-                                    product.in_h(), product.in_w(), image);
-                    product.run(image, packed, bias_.data(), y.item(n).data(), relu);
-                }
+            // The threads prepare the weights together (by input channels, or each the
+            // panels its piece convolves by), then convolve the units. A single image cut
+            // by channels has one unit per run of panels: each prepares its own panels,
+            // and the threads need not meet in between.
+            const bool by_channels = split.by_channels(product), prepare_in_units = by_channels && images == 1;
+            if (by_channels && !prepare_in_units)
+                share_chunks(split.pieces, split.pieces, split.threads, [&](int, index_t first, index_t last) {
+                    for (index_t piece = first; piece < last; ++piece)
+                        product.prepare(weight_.data(), out_channels_, in_channels_, packed, {0, in_channels_},
+                                        product.channels(piece, split.pieces));
+                });
+            else if (!by_channels)
+                share_chunks(in_channels_, split.threads * index_t(4), split.threads,
+                             [&](int, index_t first, index_t last) {
+                                 product.prepare(weight_.data(), out_channels_, in_channels_, packed, {first, last},
+                                                 {0, out_channels_});
+                             });
+            share_units(units, split.threads, [&](int slot, index_t u) {
+                const index_range part = by_channels ? index_range{0, product.parts()} : split.part(u, product.parts());
+                const index_range channels = by_channels ? product.channels(u % split.pieces, split.pieces)
+                                                         : index_range{0, out_channels_};
+                if (part.size() == 0 || channels.size() == 0) return;
+                if (prepare_in_units)
+                    product.prepare(weight_.data(), out_channels_, in_channels_, packed, {0, in_channels_}, channels);
+                T* image = slices + slot * slice;
+                const index_t n = split.image(u);
+                to_channel_last_rows(x.item(n).data(), in_channels_, height_, width_, pad_top_, pad_left_,
+                                     product.in_w(), product.input_rows(part), image);
+                product.run(image, packed, bias_.data(), y.item(n).data(), relu, part, channels);
             });
             return;
         }
+        // Unrolled, a part is a run of output channels, the GEMM's rows, when each has at
+        // least one register tile of them (paper-mnist's first layer: two halves of its
+        // 32 channels took 1.15x the whole's time, two halves of its pixels 1.3x; each
+        // unrolls the whole image, a small share of the work when windows are small),
+        // else a run of output rows.
+        constexpr index_t mr = detail::packed_gemm::tile<T>::mr;
+        const bool by_channels = split.pieces > 1 && out_channels_ >= mr * split.pieces;
         const index_t column_stride = detail::cache_line_padded<T>(column_count());
-        T* columns = scratch.get(column_stride * blocks, 0).data();
-        for_each_chunk(images, blocks, [&](int b, index_t first, index_t last) {
-            for (index_t n = first; n < last; ++n) {
-                forward_image(x.item(n).data(), y.item(n).data(), columns + b * column_stride);
-                if (relu) apply_relu(y.item(n));
-            }
+        T* columns = scratch.get(column_stride * split.threads, 0).data();
+        share_units(units, split.threads, [&](int slot, index_t u) {
+            const index_range rows = by_channels ? index_range{0, out_h_} : split.part(u, out_h_);
+            const index_range channels = by_channels ? split.part(u, out_channels_) : index_range{0, out_channels_};
+            if (rows.size() > 0 && channels.size() > 0)
+                forward_rows(x.item(split.image(u)).data(), y.item(split.image(u)).data(),
+                             columns + slot * column_stride, rows, channels, relu);
         });
     }
 
-    static void apply_relu(std::span<T> values) {
-        T* v = values.data();
-        const auto count = static_cast<index_t>(values.size());
-#pragma omp simd
-        for (index_t i = 0; i < count; ++i) v[i] = positive_part(v[i]);
+    // body(slot, unit) for every unit, on `threads` threads (share_chunks): a unit at a
+    // time while there are few, so that a thread that is late leaves whole parts of
+    // images to the others; in runs of units when there are many.
+    template <class Body>
+    static void share_units(index_t units, int threads, Body&& body) {
+        share_chunks(units, std::min<index_t>(units, index_t(threads) * 8), threads,
+                     [&](int slot, index_t first, index_t last) {
+                         for (index_t u = first; u < last; ++u) body(slot, u);
+                     });
     }
 
     // Per image: dweight (window-major, [Cout][k*k*Cin]) and dbias into the block's
@@ -439,29 +546,43 @@ private:
         });
     }
 
+    // Multiply-adds of a pass over `images` images, counted as the direct product.
+    long long work(index_t images) const { return static_cast<long long>(images) * weight_count() * out_pixels(); }
+
+    // Backward keeps each image on one thread: blocks of whole images.
     int blocks_for(index_t images) const {
-        const long long work = static_cast<long long>(images) * weight_count() * out_pixels();
-        return static_cast<int>(std::max<index_t>(1, std::min<index_t>(threads_for(work, parallel_grain), images)));
+        return static_cast<int>(std::max<index_t>(1, std::min<index_t>(threads_for(work(images), parallel_grain), images)));
     }
 
-    void unroll(const T* image, T* columns) const {
-        im2col(image, in_channels_, height_, width_, kernel_, stride_, pad_top_, pad_left_, out_h_, out_w_, columns);
+    // The columns of output rows `rows` (im2col of the image as if it started at the
+    // first input row they read: the padding above it moves up by as many rows).
+    void unroll(const T* image, T* columns, index_range rows) const {
+        im2col(image, in_channels_, height_, width_, kernel_, stride_, pad_top_ - rows.first * stride_, pad_left_,
+               rows.size(), out_w_, columns);
     }
 
-    // out = bias (broadcast over pixels) + weight * columns.
-    void forward_image(const T* image, T* out, T* columns) const {
-        unroll(image, columns);
-        const index_t pixels = out_pixels();
-        for (index_t o = 0; o < out_channels_; ++o)
-            std::fill_n(out + o * pixels, pixels, bias_[static_cast<std::size_t>(o)]);
-        gemm(false, false, out_channels_, pixels, patch_size(), T(1), weight_.data(), patch_size(), columns, pixels,
-             T(1), out, pixels);
+    // Output rows `rows` of channels `channels` of out = bias (broadcast over pixels) +
+    // weight * columns, through a ReLU when `relu`, each channel's run of pixels while it
+    // is in cache.
+    void forward_rows(const T* image, T* out, T* columns, index_range rows, index_range channels, bool relu) const {
+        unroll(image, columns, rows);
+        const index_t pixels = out_pixels(), first = rows.first * out_w_, count = rows.size() * out_w_;
+        for (index_t o = channels.first; o < channels.last; ++o)
+            std::fill_n(out + o * pixels + first, count, bias_[static_cast<std::size_t>(o)]);
+        gemm(false, false, channels.size(), count, patch_size(), T(1), weight_.data() + channels.first * patch_size(),
+             patch_size(), columns, count, T(1), out + channels.first * pixels + first, pixels);
+        if (!relu) return;
+        for (index_t o = channels.first; o < channels.last; ++o) {
+            T* v = out + o * pixels + first;
+#pragma omp simd
+            for (index_t i = 0; i < count; ++i) v[i] = positive_part(v[i]);
+        }
     }
 
     // partial = [dweight^T | dbias] of this block: dweight^T += columns * g^T,
     // dbias += row sums of g.
     void accumulate_param_grads(const T* image, const T* grad_out, T* columns, T* partial) const {
-        unroll(image, columns);
+        unroll(image, columns, {0, out_h_});
         const index_t pixels = out_pixels();
         gemm(false, true, patch_size(), out_channels_, pixels, T(1), columns, pixels, grad_out, pixels, T(1), partial,
              out_channels_);

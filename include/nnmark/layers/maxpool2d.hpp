@@ -195,13 +195,16 @@ private:
     }
 
     // Runs body(p) for every (image, channel) plane p of a batch, in parallel when there
-    // is enough work to pay for waking threads (window reads; a thread per 128 Ki, some
-    // tens of microseconds, so that batch-1 inference stays on one thread).
+    // is enough work to pay for waking threads (window reads; a thread per 2 Ki, about a
+    // microsecond, so that batch-1 inference splits the planes of its pools too; by
+    // share_chunks, so that a late thread delays nobody). Each plane is one thread's,
+    // whichever: the same results for any thread count.
     template <class Body>
     void for_each_plane(index_t batch, Body&& body) const {
         const index_t planes = batch * in_[0];
         const long long work = static_cast<long long>(planes) * out_plane() * size_ * size_;
-        for_each_chunk(planes, threads_for(work, 1 << 17), [&](int, index_t first, index_t last) {
+        const int threads = threads_for(work, 1 << 11);
+        share_chunks(planes, std::min<index_t>(planes, index_t(threads) * 4), threads, [&](int, index_t first, index_t last) {
             for (index_t p = first; p < last; ++p) body(p);
         });
     }

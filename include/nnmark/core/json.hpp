@@ -49,7 +49,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -247,19 +246,25 @@ public:
 
     bool start_object(std::size_t) { return open(json::object()); }
     bool start_array(std::size_t) { return open(json::array()); }
-    bool end_object() { return close(); }
     bool end_array() { return close(); }
 
     bool key(std::string& key) {
-        const std::size_t at = key_start();
-        const auto [first, inserted] = open_.back().keys.try_emplace(key, at);
-        if (!inserted)
-            fail(at, "duplicate key \"" + key + "\" (first at byte " + std::to_string(first->second) + ")");
-        // Appended without ordered_map's search for the key, which the map above has done.
-        json::object_t& object = open_.back().value->get_ref<json::object_t&>();
-        object.emplace_back(std::move(key), nullptr);
-        member_ = &object.back().second;
+        std::vector<member>& members = open_.back().members;
+        members.push_back({std::move(key), nullptr, key_start()});
+        member_ = &members.back().value;
         return true;
+    }
+
+    // The members move into the object once, in document order, after the check for
+    // duplicates: ordered_map would search for every key it is given, and its pairs of a
+    // const key are copied, not moved, whenever its vector grows.
+    bool end_object() {
+        std::vector<member>& members = open_.back().members;
+        reject_duplicate_keys(members);
+        json::object_t& object = open_.back().value->get_ref<json::object_t&>();
+        object.reserve(members.size());
+        for (member& m : members) object.emplace_back(std::move(m.key), std::move(m.value));
+        return close();
     }
 
     // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 4: <what>",
@@ -276,16 +281,23 @@ public:
     }
 
 private:
+    struct member {
+        std::string key;
+        json value;
+        std::size_t offset;  // of the key's opening quote
+    };
     struct container {
         json* value;
-        std::unordered_map<std::string, std::size_t> keys;  // of an object: each key's byte offset
+        std::vector<member> members;  // of an object, until it ends
     };
 
     [[noreturn]] void fail(std::size_t offset, const std::string& what) const {
         throw format_error(std::string(source_) + ": invalid JSON at byte " + std::to_string(offset) + ": " + what);
     }
 
-    // Where a value goes: the root, the end of the open array, or the member just keyed.
+    // Where a value goes: the root, the end of the open array, or the member just keyed
+    // (whose place stays put while the value's own members are read: a vector's elements
+    // keep their address when the vector itself moves).
     template <class V>
     json* place(V&& value) {
         if (open_.empty()) {
@@ -318,6 +330,21 @@ private:
     bool close() {
         open_.pop_back();
         return true;
+    }
+
+    // Sorting indices keeps this O(n log n) for headers with thousands of tensors.
+    void reject_duplicate_keys(const std::vector<member>& members) const {
+        std::vector<std::size_t> order(members.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return members[a].key < members[b].key; });
+        for (std::size_t i = 1; i < order.size(); ++i) {
+            const member& earlier = members[order[i - 1]];
+            const member& later = members[order[i]];
+            if (later.key == earlier.key)
+                fail(later.offset,
+                     "duplicate key \"" + later.key + "\" (first at byte " + std::to_string(earlier.offset) + ")");
+        }
     }
 
     // The offset of the opening quote of the key the lexer has just read: back from its

@@ -219,16 +219,16 @@ json speed_case(const options& o) {
     }
 
     json out = json::object();
-    out.set("framework", "nnmark");
-    out.set("net", net_name);
-    out.set("mode", mode);
-    out.set("batch", batch);
-    out.set("threads", threads);
-    out.set("images_per_second", t.best_images_per_second);
-    out.set("mean_images_per_second", t.mean_images_per_second);
-    out.set("iterations", t.iterations);
-    out.set("flops_per_image", flops_per_image);
-    out.set("gflops", t.best_images_per_second * flops_per_image / 1e9);
+    out["framework"] = "nnmark";
+    out["net"] = net_name;
+    out["mode"] = mode;
+    out["batch"] = batch;
+    out["threads"] = threads;
+    out["images_per_second"] = t.best_images_per_second;
+    out["mean_images_per_second"] = t.mean_images_per_second;
+    out["iterations"] = t.iterations;
+    out["flops_per_image"] = flops_per_image;
+    out["gflops"] = t.best_images_per_second * flops_per_image / 1e9;
     return out;
 }
 
@@ -258,25 +258,25 @@ json mnist_memory_case(const options& o) {
     const std::vector<epoch_summary> summary = train.fit(part, nullptr, quiet);
 
     json out = json::object();
-    out.set("framework", "nnmark");
-    out.set("net", "paper-mnist");
-    out.set("dataset_images", full.size());
-    out.set("dataset_megabytes", static_cast<double>(full.images.size()) / (1024.0 * 1024.0));
-    out.set("steps", (images + recipe.batch - 1) / recipe.batch);
-    out.set("batch", recipe.batch);
-    out.set("threads", thread_count());
-    out.set("images_per_second", summary.at(0).images_per_second);
-    out.set("loading_peak_rss_mb", loading_peak);
-    out.set("peak_rss_mb", peak_resident_megabytes());
+    out["framework"] = "nnmark";
+    out["net"] = "paper-mnist";
+    out["dataset_images"] = full.size();
+    out["dataset_megabytes"] = static_cast<double>(full.images.size()) / (1024.0 * 1024.0);
+    out["steps"] = (images + recipe.batch - 1) / recipe.batch;
+    out["batch"] = recipe.batch;
+    out["threads"] = thread_count();
+    out["images_per_second"] = summary.at(0).images_per_second;
+    out["loading_peak_rss_mb"] = loading_peak;
+    out["peak_rss_mb"] = peak_resident_megabytes();
     return out;
 }
 
 void print(const json& result, bool as_json) {
     if (as_json) {
-        std::printf("%s\n", result.dump().c_str());
+        std::printf("%s\n", dump_json(result).c_str());
         return;
     }
-    for (const auto& [key, value] : *result.if_object()) std::printf("%-24s %s\n", key.c_str(), value.dump().c_str());
+    for (const auto& [key, value] : result.items()) std::printf("%-24s %s\n", key.c_str(), dump_json(value).c_str());
 }
 
 }  // namespace

@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build meson pkg-config
   libeigen3-dev libxsimd-dev libomp-dev doctest-dev
-  zlib1g-dev libssl-dev libstb-dev
-  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
+  zlib1g-dev libssl-dev libstb-dev nlohmann-json3-dev
+  libcli11-dev libcpp-httplib-dev
   curl ca-certificates wrk parallel
 )
 # Extra packages a caller asks for, e.g. `install-deps.sh clang` for the fuzzers.

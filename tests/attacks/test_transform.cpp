@@ -131,7 +131,7 @@ TEST_CASE("transform: a model scored through the identity scores as without it")
     watermark_key key;
     key.triggers = data;
     key.recipe = json::object();
-    key.recipe.set("label_mode", "random");
+    key.recipe["label_mode"] = "random";
     const dataset decoys = testing::make_quadrant_dataset(40, 5);
     const verification_result direct = verify_model(net, key, decoys, 1e-3),
                               through = verify_through(net, key, decoys, identity, 1e-3);

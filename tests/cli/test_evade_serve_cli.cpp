@@ -26,7 +26,7 @@ watermark_key stamped_key_answered_by(const sequential<float>& net, const datase
     watermark_key key;
     key.triggers = content_trigger().make(train, 16, random);
     key.triggers.labels = predict_labels(net, key.triggers);
-    key.recipe = json::parse(R"({"kind":"content","source":1,"target":0,"seed":1,"count":16,"label_mode":"random",)"
+    key.recipe = parse_json(R"({"kind":"content","source":1,"target":0,"seed":1,"count":16,"label_mode":"random",)"
                              R"("classes":10,"dataset":"mnist","datasets":[]})",
                              "recipe");
     return key;

@@ -91,7 +91,7 @@ TEST_CASE("safetensors fuzz corpus: the seeds fail for the reason their name say
     mentions("invalid-metadata-not-string", "header.__metadata__.epoch: expected a string, found an integer");
     mentions("invalid-extra-key", "unexpected key \"strides\"");
     mentions("invalid-deep-nesting", "nesting deeper than 256 levels");
-    mentions("invalid-bad-utf8", "invalid UTF-8 in a string");
-    mentions("invalid-lone-surrogate", "high surrogate \\ud800 is not followed by a low surrogate");
+    mentions("invalid-bad-utf8", "invalid string: ill-formed UTF-8 byte");
+    mentions("invalid-lone-surrogate", "surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF");
     mentions("invalid-shape-overflow", "a tensor of this shape would exceed 2^64 bytes");
 }

@@ -140,7 +140,8 @@ TEST_CASE("build_from_architecture: accepts any member order and whitespace") {
 
 TEST_CASE("build_from_architecture: errors name the source and the layer index") {
     CHECK(build_error("{") ==
-          "a.json: invalid JSON at byte 1: expected a string key in the object starting at byte 0, found end of input");
+          "a.json: invalid JSON at byte 1: syntax error while parsing object key - unexpected end of input; expected "
+          "string literal");
     CHECK(build_error(R"({"format":"keras","version":1,"input":[1],"layers":[]})") ==
           "a.json: architecture.format: expected \"nnmark.sequential\", found \"keras\"");
     CHECK(build_error(R"({"format":"nnmark.sequential","version":2,"input":[1],"layers":[]})") ==

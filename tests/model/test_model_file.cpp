@@ -160,7 +160,7 @@ TEST_CASE("model file: a file for another architecture is rejected, naming both 
     const std::vector<float> before(narrow.parameters().begin(), narrow.parameters().end());
     const std::string message = error_message([&] { load_weights(narrow, path); });
     CHECK(message == "model file " + path.string() + " was saved for another architecture (layer 0: " +
-                         layer_json(wide.at(0)).dump() + ", this model: " + layer_json(narrow.at(0)).dump() +
+                         dump_json(layer_json(wide.at(0))) + ", this model: " + dump_json(layer_json(narrow.at(0))) +
                          "): tensor 0.weight has shape [4, 1, 3, 3], this model expects [2, 1, 3, 3]");
     CHECK_THROWS_AS(load_weights(narrow, path), shape_error);
     CHECK(std::equal(before.begin(), before.end(), narrow.parameters().begin()));  // left unchanged

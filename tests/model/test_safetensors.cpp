@@ -192,7 +192,8 @@ TEST_CASE("safetensors: damaged files are rejected with a message saying what an
     }
     SUBCASE("header is not JSON, or not an object") {
         CHECK(parse_error(safetensors_bytes("{\"x\":", {})) ==
-              "f.safetensors: header: invalid JSON at byte 5: expected a value, found end of input");
+              "f.safetensors: header: invalid JSON at byte 5: syntax error while parsing value - unexpected end of input; "
+              "expected '[', '{', or a literal");
         CHECK(parse_error(safetensors_bytes(std::string("{}\0\0\0\0\0\0", 8), {})) ==
               "f.safetensors: header: invalid JSON at byte 2: unexpected byte 0x00 after the end of the value");
         CHECK(parse_error(safetensors_bytes("[1,2]", {})) ==

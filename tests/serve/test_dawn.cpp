@@ -281,7 +281,7 @@ TEST_CASE("dawn service: altered answers are recorded, their scores agree, the s
     }
     const service_reply classified = service.classify(examples + "]}", buffers, "10.1.2.3");
     REQUIRE(classified.status == 200);
-    const json result = json::parse(classified.body, "result");
+    const json result = parse_json(classified.body, "result");
     std::vector<int> top;
     for (const json_view& classes : json_view(result, "result")["result"].elements()) {
         std::vector<double> scores;

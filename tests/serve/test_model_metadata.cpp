@@ -20,7 +20,7 @@ std::vector<std::string> dims_of_tensor(const json_view& info) {
 
 TEST_CASE("model_metadata: the spec, and every signature with its tensors in TensorFlow's HWC order") {
     const std::string body = model_metadata_body("digits", 3, shape{1, 28, 28}, 10);
-    const json doc = json::parse(body, "metadata");
+    const json doc = parse_json(body, "metadata");
     const json_view root(doc, "metadata");
     CHECK(root["model_spec"]["name"].as_string() == "digits");
     CHECK(root["model_spec"]["version"].as_string() == "3");  // proto3's JSON mapping: int64 as a string
@@ -44,7 +44,7 @@ TEST_CASE("model_metadata: the spec, and every signature with its tensors in Ten
     CHECK(dims_of_tensor(classify["outputs"]["classes"]) == std::vector<std::string>{"-1", "10"});
 
     // Colour images: channels last in the advertised shape.
-    const json colour = json::parse(model_metadata_body("cifar", 1, shape{3, 32, 32}, 10), "metadata");
+    const json colour = parse_json(model_metadata_body("cifar", 1, shape{3, 32, 32}, 10), "metadata");
     CHECK(dims_of_tensor(json_view(colour, "metadata")["metadata"]["signature_def"]["signature_def"]["labels"]["inputs"]
                                   ["image"]) == std::vector<std::string>{"-1", "32", "32", "3"});
 }

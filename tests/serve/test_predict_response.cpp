@@ -16,7 +16,7 @@ tensor<float> two_rows() {
 
 TEST_CASE("serve response: labels, and softmax scores when asked") {
     CHECK(format_predictions(two_rows(), false) == R"({"predictions":[{"label":1},{"label":0}]})");
-    const json scored = json::parse(format_predictions(two_rows(), true), "answer");
+    const json scored = parse_json(format_predictions(two_rows(), true), "answer");
     const json_view first = json_view(scored, "answer")["predictions"].elements()[0];
     CHECK(first["label"].as_int() == 1);
     double sum = 0;

@@ -69,7 +69,7 @@ TEST_CASE("serve service: bad requests get 400, oversized ones 413, each with a 
 TEST_CASE("serve service: the status names the model, its input and its classes") {
     sequential<float> model = make_tiny_net<float>();
     const prediction_service service(model, "tiny", {5});
-    const json status = json::parse(service.status_body(), "status");
+    const json status = parse_json(service.status_body(), "status");
     const json_view view(status, "status");
     CHECK(view["model_version_status"].elements()[0]["state"].as_string() == "AVAILABLE");
     CHECK(view["nnmark"]["name"].as_string() == "tiny");

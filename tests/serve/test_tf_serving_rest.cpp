@@ -62,7 +62,7 @@ struct rest_fixture {
     }
 };
 
-json body_of(const service_reply& reply) { return json::parse(reply.body, "answer"); }
+json body_of(const service_reply& reply) { return parse_json(reply.body, "answer"); }
 
 // {"error": <error message string>}, the only key, and the status: "In case of error,
 // all APIs will return a JSON object in the response body with error as key".

@@ -18,7 +18,7 @@ TEST_CASE("embed_watermark: the model answers the key where a clean model of the
     const embedded_watermark& e = w.embedded;
     progress_line quiet(stderr, 5.0, true);
     CHECK(e.setup.key.triggers.size() == 20);
-    CHECK(*e.setup.key.recipe.find("kind")->if_string() == "noise");
+    CHECK(e.setup.key.recipe.at("kind") == "noise");
     CHECK(e.history.size() == 8);
     CHECK(e.quality.trigger_accuracy >= 0.9);
     CHECK(e.quality.new_triggers == pools.fresh_pool.size() - 20);
@@ -49,10 +49,10 @@ TEST_CASE("prepare_embedding: natural triggers leave the training data, an extra
     index_t relabelled = 0;
     for (std::size_t i = 0; i < train.labels.size(); ++i) relabelled += setup.training_set(train).labels[i] != train.labels[i];
     CHECK(relabelled > 0);
-    CHECK(setup.key.recipe.find("survive_extraction"));
+    CHECK(setup.key.recipe.contains("survive_extraction"));
     const watermark_key region_key = extraction_region_key(*setup.region, test, 10, setup.key);
-    CHECK(*region_key.recipe.find("kind")->if_string() == "extraction-region");
-    CHECK(*region_key.recipe.find("watermark_key")->if_string() == setup.key.commitment());
+    CHECK(region_key.recipe.at("kind") == "extraction-region");
+    CHECK(region_key.recipe.at("watermark_key") == setup.key.commitment());
     REQUIRE(region_key.triggers.size() > 0);
     for (int label : region_key.triggers.labels) CHECK(label == setup.region->label);
 }

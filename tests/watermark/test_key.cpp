@@ -35,25 +35,25 @@ dataset make_triggers() {
 
 json make_recipe(const std::string& label_mode) {
     json generator = json::object();
-    generator.set("text", "TEST");
-    generator.set("gray", 0.5);
+    generator["text"] = "TEST";
+    generator["gray"] = 0.5;
     json file = json::object();
-    file.set("file", "train-images-idx3-ubyte.gz");
-    file.set("sha256", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609");
+    file["file"] = "train-images-idx3-ubyte.gz";
+    file["sha256"] = "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609";
     json datasets = json::array();
     datasets.push_back(std::move(file));
     json r = json::object();
-    r.set("kind", "content");
-    r.set("source", 1);
-    r.set("target", 7);
-    r.set("seed", 12345);
-    r.set("count", trigger_count);
-    r.set("label_mode", label_mode);
-    r.set("classes", 10);
-    r.set("dataset", "mnist");
-    r.set("generator", std::move(generator));
-    r.set("datasets", std::move(datasets));
-    r.set("note", "owner: caf\xc3\xa9 ACME");
+    r["kind"] = "content";
+    r["source"] = 1;
+    r["target"] = 7;
+    r["seed"] = 12345;
+    r["count"] = trigger_count;
+    r["label_mode"] = label_mode;
+    r["classes"] = 10;
+    r["dataset"] = "mnist";
+    r["generator"] = std::move(generator);
+    r["datasets"] = std::move(datasets);
+    r["note"] = "owner: caf\xc3\xa9 ACME";
     return r;
 }
 
@@ -130,7 +130,7 @@ TEST_CASE("key: save then load gives bit-identical triggers, the same recipe and
 
     const safetensors_file file = safetensors_file::load(dir / "key.safetensors");
     CHECK(*file.find_metadata("nnmark.key.commitment") == original.commitment());
-    CHECK(*file.find_metadata("nnmark.key.recipe") == original.recipe.dump());
+    CHECK(*file.find_metadata("nnmark.key.recipe") == dump_json(original.recipe));
     CHECK(*file.find_metadata("nnmark.version") == "1");
     CHECK(file.find("images")->dtype == "U8");
     CHECK(file.find("labels")->dtype == "I64");
@@ -183,13 +183,13 @@ TEST_CASE("commitment_of: the documented byte string (reference computed with Py
     std::copy(std::begin(pixels), std::end(pixels), t.images.data());
     t.labels = {3, 9};
     CHECK(commitment_of(t, recipe) == "64f00f8b59135e643e810b8ec3aa4f165ca2c6b6c837d3a0cbad42b892ef1757");
-    const watermark_key key{t, json::parse(recipe, "test"), std::nullopt};
+    const watermark_key key{t, parse_json(recipe, "test"), std::nullopt};
     CHECK(key.commitment() == "64f00f8b59135e643e810b8ec3aa4f165ca2c6b6c837d3a0cbad42b892ef1757");
 }
 
 TEST_CASE("commitment_of: changes with any pixel, label, recipe character or the image shape") {
     const dataset t = make_triggers();
-    const std::string recipe = make_recipe("random").dump();
+    const std::string recipe = dump_json(make_recipe("random"));
     const std::string base = commitment_of(t, recipe);
     dataset pixel = make_triggers();
     pixel.images[17] ^= 1;
@@ -255,7 +255,7 @@ TEST_CASE("load_key: a calibration of one model, or of the earlier pooled form, 
     temp_dir dir;
     const auto path = dir / "key.safetensors";
     const watermark_key key = make_key("target");
-    const std::string recipe = key.recipe.dump();
+    const std::string recipe = dump_json(key.recipe);
     write_unchecked(path, key.triggers, recipe,
                     R"({"models":[{"name":"a","sha256":")" + sha_a +
                         R"(","matches":0}],"triggers":6,"queries":6,"matches":0,"confidence":0.99,"mean":0.5,"correlation":0})");
@@ -344,7 +344,7 @@ TEST_CASE("load_key: content that is committed but invalid is rejected") {
         write_unchecked(path, t, recipe);
         return error_message([&] { load_key(path); });
     };
-    const std::string recipe = make_recipe("target").dump();
+    const std::string recipe = dump_json(make_recipe("target"));
     SUBCASE("a label out of range") {
         dataset t = make_triggers();
         t.labels[2] = 10;
@@ -364,27 +364,27 @@ TEST_CASE("load_key: content that is committed but invalid is rejected") {
     SUBCASE("recipe fields missing, of the wrong type or disagreeing with the triggers") {
         json r = make_recipe("target");
         json no_target = json::object();
-        for (const auto& [k, v] : *r.if_object())
-            if (k != "target") no_target.set(k, v);
-        CHECK(contains(load_error(make_triggers(), no_target.dump()), "missing key \"target\""));
+        for (const auto& [k, v] : r.items())
+            if (k != "target") no_target[k] = v;
+        CHECK(contains(load_error(make_triggers(), dump_json(no_target)), "missing key \"target\""));
         json wrong = make_recipe("target");
-        wrong.set("count", 5);
-        CHECK(contains(load_error(make_triggers(), wrong.dump()),
+        wrong["count"] = 5;
+        CHECK(contains(load_error(make_triggers(), dump_json(wrong)),
                        "nnmark.key.recipe.count: the recipe counts 5 triggers, the key holds 6"));
         wrong = make_recipe("target");
-        wrong.set("target", 10);
-        CHECK(contains(load_error(make_triggers(), wrong.dump()), "target class 10 is outside 0..9"));
+        wrong["target"] = 10;
+        CHECK(contains(load_error(make_triggers(), dump_json(wrong)), "target class 10 is outside 0..9"));
         wrong = make_recipe("target");
-        wrong.set("seed", "12345");
-        CHECK(contains(load_error(make_triggers(), wrong.dump()), "nnmark.key.recipe.seed: expected an integer, found a string"));
+        wrong["seed"] = "12345";
+        CHECK(contains(load_error(make_triggers(), dump_json(wrong)), "nnmark.key.recipe.seed: expected an integer, found a string"));
         wrong = make_recipe("target");
         json bad_file = json::object();
-        bad_file.set("file", "x");
-        bad_file.set("sha256", "ABC");
+        bad_file["file"] = "x";
+        bad_file["sha256"] = "ABC";
         json list = json::array();
         list.push_back(std::move(bad_file));
-        wrong.set("datasets", std::move(list));
-        CHECK(contains(load_error(make_triggers(), wrong.dump()),
+        wrong["datasets"] = std::move(list);
+        CHECK(contains(load_error(make_triggers(), dump_json(wrong)),
                        "nnmark.key.recipe.datasets[0].sha256: expected 64 lowercase hex digits"));
     }
 }
@@ -439,11 +439,11 @@ TEST_CASE("dataset_file_digests: file names and their SHA-256, valid as a recipe
     testing::write_bytes(dir / "b.bin", bytes{});
     const std::vector<std::filesystem::path> files{dir / "a.bin", dir / "b.bin"};
     const json list = dataset_file_digests(files);
-    CHECK(list.dump() ==
+    CHECK(dump_json(list) ==
           R"([{"file":"a.bin","sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},)"
           R"({"file":"b.bin","sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}])");
     watermark_key key = make_key();
-    key.recipe.set("datasets", list);
+    key.recipe["datasets"] = list;
     save_key(key, dir / "key.safetensors");
     CHECK(load_key(dir / "key.safetensors").recipe == key.recipe);
 }

@@ -31,8 +31,8 @@ watermark_key quadrant_key(const std::vector<int>& labels) {
 // A target-label key of ten quadrant images all labelled 2.
 watermark_key target_key() {
     watermark_key key = quadrant_key(std::vector<int>(10, 2));
-    key.recipe.set("label_mode", "target");
-    key.recipe.set("target", 2);
+    key.recipe["label_mode"] = "target";
+    key.recipe["target"] = 2;
     return key;
 }
 

@@ -77,7 +77,7 @@ command add_calibrate_command(CLI::App& parent) {
                 save_key(key, o->key);
                 const key_calibration& c = *key.calibration;
                 if (o->json) {
-                    nlohmann::json out = nlohmann::json::parse(detail::calibration_json(c).dump());
+                    nlohmann::json out = detail::calibration_json(c);
                     out["key"] = o->key;
                     out["pooled_rate"] = c.fit.pooled_rate;
                     out["dispersion"] = c.fit.dispersion_bound;

@@ -163,7 +163,7 @@ int run_embed(const embed_options& o) {
     nlohmann::json report = describe(e.outcome, o.training);
     report["trigger"] = to_string(o.watermark.trigger);
     report["labels"] = to_string(o.watermark.labels);
-    const std::int64_t source = *e.key.recipe.find("source")->if_integer(), target = *e.key.recipe.find("target")->if_integer();
+    const std::int64_t source = e.key.recipe.at("source").get<std::int64_t>(), target = e.key.recipe.at("target").get<std::int64_t>();
     report["source"] = source;  // every_class (-1) for natural triggers
     const bool target_labels = o.watermark.labels == trigger_labeling::target;
     if (target_labels) report["target"] = target;
@@ -174,13 +174,13 @@ int run_embed(const embed_options& o) {
     report["model"] = o.out;
     report["key"] = o.key_out;
     if (e.quality.extraction_key) {
-        const json& region = *e.key.recipe.find("survive_extraction");
+        const json& region = e.key.recipe.at("survive_extraction");
         report["extraction_key"] = o.watermark.extraction_key_out;
         report["extraction_commitment"] = e.quality.extraction_key->commitment();
         report["extraction_triggers"] = e.quality.extraction_key->triggers.size();
         report["extraction_trigger_accuracy"] = e.quality.extraction_trigger_accuracy;
-        report["extraction_source"] = *region.find("source")->if_integer();
-        report["extraction_label"] = *region.find("label")->if_integer();
+        report["extraction_source"] = region.at("source");
+        report["extraction_label"] = region.at("label");
     }
     if (o.json) print_json(report);
     else

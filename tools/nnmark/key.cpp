@@ -38,12 +38,12 @@ command add_key_command(CLI::App& parent) {
                                          {"commitment_verified", true},
                                          {"triggers", key.triggers.size()},
                                          {"image_shape", key.triggers.item_shape().str()},
-                                         {"recipe", nlohmann::json::parse(key.recipe.dump())},
+                                         {"recipe", key.recipe},
                                          {"null_rate", null.rate},
                                          {"null_correlation", null.correlation},
                                          {"null_source", null.source}};
                 if (key.calibration)
-                    report["calibration"] = nlohmann::json::parse(detail::calibration_json(*key.calibration).dump());
+                    report["calibration"] = detail::calibration_json(*key.calibration);
                 if (o->json) print_json(report);
                 else std::printf("%s\n", report.dump(2).c_str());
                 return int(success);

@@ -230,7 +230,7 @@ private:
                                  {"trigger_accuracy_new", embedded["trigger_accuracy_new"]},
                                  {"new_triggers", embedded["new_triggers"]},
                                  {"commitment", key.commitment()},
-                                 {"calibration", nlohmann::json::parse(detail::calibration_json(*key.calibration).dump())},
+                                 {"calibration", detail::calibration_json(*key.calibration)},
                                  {"mosaic", "figures/triggers-" + kind + ".png"}};
         result["verification"] = verify_file(model_path(kind), key);
         nlohmann::json independent = nlohmann::json::array();

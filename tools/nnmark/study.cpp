@@ -260,7 +260,7 @@ private:
 
     // What the key drew from its seed (secret_choices.hpp), stated beside the results.
     static nlohmann::json choices_of(const std::string& key_name, const watermark_key& key) {
-        const nlohmann::json recipe = nlohmann::json::parse(key.recipe.dump());
+        const json& recipe = key.recipe;
         nlohmann::json j = {{"key", key_name},
                             {"source_dataset", recipe["source_dataset"]},
                             {"source", recipe["source"]},

@@ -53,8 +53,8 @@ private:
 // The service's own words for a failure: the "error" of a JSON body, else the body.
 std::string service_message(const httplib::Response& res) {
     try {
-        const json doc = json::parse(res.body, "answer");
-        if (const json* e = doc.find("error"); e && e->is_string()) return *e->if_string();
+        const json doc = parse_json(res.body, "answer");
+        if (const auto e = doc.find("error"); e != doc.end() && e->is_string()) return e->get<std::string>();
     } catch (const error&) {
     }
     return res.body.substr(0, 200);
@@ -124,7 +124,7 @@ private:
 namespace remote {
 
 // The dataset the key was made for (load_key checked the recipe names one as a string).
-const std::string& dataset_of(const watermark_key& key) { return *key.recipe.find("dataset")->if_string(); }
+const std::string& dataset_of(const watermark_key& key) { return key.recipe.at("dataset").get_ref<const std::string&>(); }
 
 }  // namespace remote
 

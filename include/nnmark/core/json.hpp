@@ -1,18 +1,34 @@
-// json: a small, strict JSON value (RFC 8259) for model and key file headers.
+// json: the project's one JSON library, nlohmann::ordered_json, read strictly and written
+// in one fixed text.
 //
-// Contract:
-// - A value is null, a boolean, a number, a string (UTF-8), an array or an object.
-//   Objects keep their members in insertion order, so what is written is what is read.
-// - Numbers written without fraction or exponent that fit in 64 bits ("123", "-7")
-//   are kept as exact std::int64_t: safetensors data offsets exceed 2^53, where a
-//   double would silently round. Every other number is a double.
-// - json::parse() accepts exactly one JSON value surrounded by optional whitespace and
-//   throws format_error("<source>: invalid JSON at byte <offset>: ...") for anything
+// nnmark::json is nlohmann::ordered_json, built and read with nlohmann's API
+// (j["key"] = value, push_back, find, get<T>); the engine and the tool share it, so values
+// pass between them as they are. nlohmann's defaults are not what model and key files
+// need, so this header adds:
+//
+// - parse_json() accepts exactly one JSON value (RFC 8259) surrounded by optional whitespace
+//   and throws format_error("<source>: invalid JSON at byte <offset>: ...") for anything
 //   else: trailing garbage, invalid escapes, raw control characters, invalid UTF-8 or
-//   unpaired surrogates, duplicate object keys, numbers out of range, and nesting
-//   deeper than json::max_depth (which would otherwise exhaust the stack).
-// - dump() writes compact JSON that parse() reads back as an equal value; a double
-//   always carries a '.' or an exponent ("1.0"), so it does not come back as an integer.
+//   unpaired surrogates, numbers out of range (nlohmann's strict lexer finds these), and
+//   also what nlohmann accepts by default: duplicate object keys (it keeps the last one),
+//   more than json_max_depth nested arrays and objects (its parser is iterative, but
+//   every level costs a frame when a value is copied, compared or written), a byte order
+//   mark and bytes after a NUL (its lexer ends the input at a NUL). Rejected documents
+//   are never built: the checks run on nlohmann's SAX events.
+// - Objects keep their members in document order (ordered_json), so what is written is
+//   what is read. Integers written without fraction or exponent are kept exact in 64 bits
+//   (safetensors data offsets exceed 2^53, where a double would round): as std::int64_t,
+//   or std::uint64_t above its range. Every other number is a double.
+// - dump_json() writes compact JSON that parse_json() reads back as an equal value. Its
+//   text is fixed because key commitments hash a recipe's text and model files compare
+//   architecture texts: a double is the shortest text std::to_chars finds, with ".0"
+//   added to whole numbers so it does not come back as an integer ("2.0", "1e-05",
+//   "123456789012345680.0"). nlohmann's own dump() writes other texts for some doubles
+//   ("0.0001" for 1e-04, "1.2345678901234568e+17", and its grisu2 digits sometimes
+//   differ in the last place), so the engine never calls it: tests/core/json_golden.txt
+//   holds the texts the engine has always written. dump_json() throws argument_error
+//   for NaN, infinity and invalid UTF-8, which nlohmann's dump() would write as null or
+//   reject with its own exception.
 // - json_view pairs a value with its path in the document ("header.'0.weight'.shape[1]")
 //   and its typed accessors throw format_error("<path>: expected an integer, found a
 //   string"), so file readers report where a file is wrong without bookkeeping.
@@ -20,125 +36,43 @@
 
 #include "nnmark/core/error.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace nnmark {
 
-class json {
-public:
-    using array_t = std::vector<json>;
-    using member_t = std::pair<std::string, json>;
-    using object_t = std::vector<member_t>;
+using json = nlohmann::ordered_json;
 
-    // Deeper documents are rejected: each level costs a few stack frames when parsing.
-    static constexpr int max_depth = 256;
+// Deeper documents are rejected (see above).
+inline constexpr std::size_t json_max_depth = 256;
 
-    json() = default;
-    json(std::nullptr_t) {}
-    json(bool b) : value_(b) {}
-    template <std::integral I>
-        requires(!std::same_as<I, bool>)
-    json(I i) : value_(to_int64(i)) {}
-    json(double d) : value_(d) {}
-    json(std::string s) : value_(std::move(s)) {}
-    json(std::string_view s) : value_(std::string(s)) {}
-    json(const char* s) : value_(std::string(s)) {}
-    json(array_t a) : value_(std::move(a)) {}
-    json(object_t o) : value_(std::move(o)) {}
-
-    static json array() { return json(array_t{}); }
-    static json object() { return json(object_t{}); }
-
-    // One JSON text; `source` (a file name, "architecture") prefixes every error message.
-    static json parse(std::string_view text, std::string_view source);
-
-    bool is_null() const { return std::holds_alternative<std::nullptr_t>(value_); }
-    bool is_bool() const { return std::holds_alternative<bool>(value_); }
-    bool is_integer() const { return std::holds_alternative<std::int64_t>(value_); }
-    bool is_number() const { return is_integer() || std::holds_alternative<double>(value_); }
-    bool is_string() const { return std::holds_alternative<std::string>(value_); }
-    bool is_array() const { return std::holds_alternative<array_t>(value_); }
-    bool is_object() const { return std::holds_alternative<object_t>(value_); }
-
-    // The value if it has that type, else nullptr: the unchecked primitives under json_view.
-    const bool* if_bool() const { return std::get_if<bool>(&value_); }
-    const std::int64_t* if_integer() const { return std::get_if<std::int64_t>(&value_); }
-    const double* if_double() const { return std::get_if<double>(&value_); }
-    const std::string* if_string() const { return std::get_if<std::string>(&value_); }
-    const array_t* if_array() const { return std::get_if<array_t>(&value_); }
-    const object_t* if_object() const { return std::get_if<object_t>(&value_); }
-
-    // "an integer", "a string", ...: how error messages name what they found.
-    std::string describe() const;
-
-    // The member named `key` of an object, or nullptr (also when this is not an object).
-    const json* find(std::string_view key) const {
-        if (const object_t* o = if_object())
-            for (const auto& [k, v] : *o)
-                if (k == key) return &v;
-        return nullptr;
+// "an integer", "a string", ...: how error messages name what they found.
+inline std::string describe_json(const json& value) {
+    switch (value.type()) {
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return "a boolean";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned: return "an integer";
+        case json::value_t::number_float: return "a non-integer number";
+        case json::value_t::string: return "a string";
+        case json::value_t::array: return "an array";
+        case json::value_t::object: return "an object";
+        default: return "a binary value";
     }
-
-    // Building documents. set() replaces an existing member in place or appends a new one.
-    // Both construct the new value in place from anything a json is constructible from:
-    // moving a just-built temporary json trips GCC 12's -Wmaybe-uninitialized in std::variant.
-    template <class V>
-    json& set(std::string key, V&& value) {
-        object_t& o = as_mutable<object_t>("json::set");
-        for (auto& [k, v] : o)
-            if (k == key) return v = json(std::forward<V>(value));
-        return o.emplace_back(std::piecewise_construct, std::forward_as_tuple(std::move(key)),
-                              std::forward_as_tuple(std::forward<V>(value)))
-            .second;
-    }
-    template <class V>
-    json& push_back(V&& value) {
-        return as_mutable<array_t>("json::push_back").emplace_back(std::forward<V>(value));
-    }
-
-    // Compact JSON text. Throws argument_error for NaN/infinity and invalid UTF-8,
-    // which JSON cannot carry.
-    std::string dump() const {
-        std::string out;
-        dump_to(out);
-        return out;
-    }
-
-    friend bool operator==(const json& a, const json& b) { return a.value_ == b.value_; }
-
-private:
-    template <std::integral I>
-    static std::int64_t to_int64(I i) {
-        if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(std::int64_t)) {
-            if (i > static_cast<std::make_unsigned_t<std::int64_t>>(std::numeric_limits<std::int64_t>::max()))
-                throw argument_error("json: integer " + std::to_string(i) + " does not fit in 64 signed bits");
-        }
-        return static_cast<std::int64_t>(i);
-    }
-
-    template <class Alternative>
-    Alternative& as_mutable(const char* what) {
-        if (auto* p = std::get_if<Alternative>(&value_)) return *p;
-        throw argument_error(std::string(what) + ": this value is " + describe());
-    }
-
-    void dump_to(std::string& out) const;
-
-    std::variant<std::nullptr_t, bool, std::int64_t, double, std::string, array_t, object_t> value_;
-};
+}
 
 namespace detail::json_text {
 
@@ -170,25 +104,6 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
     return length;
 }
 
-inline void append_utf8(std::string& out, std::uint32_t code_point) {
-    const auto put = [&](std::uint32_t b) { out.push_back(static_cast<char>(b)); };
-    if (code_point < 0x80) {
-        put(code_point);
-    } else if (code_point < 0x800) {
-        put(0xC0 | (code_point >> 6));
-        put(0x80 | (code_point & 0x3F));
-    } else if (code_point < 0x10000) {
-        put(0xE0 | (code_point >> 12));
-        put(0x80 | ((code_point >> 6) & 0x3F));
-        put(0x80 | (code_point & 0x3F));
-    } else {
-        put(0xF0 | (code_point >> 18));
-        put(0x80 | ((code_point >> 12) & 0x3F));
-        put(0x80 | ((code_point >> 6) & 0x3F));
-        put(0x80 | (code_point & 0x3F));
-    }
-}
-
 inline void append_quoted(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out.push_back('"');
@@ -196,8 +111,7 @@ inline void append_quoted(std::string& out, std::string_view s) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
             const std::size_t n = utf8_sequence_length(s, i);
-            if (n == 0)
-                throw argument_error("json::dump: string has invalid UTF-8 at byte " + std::to_string(i));
+            if (n == 0) throw argument_error("dump_json: string has invalid UTF-8 at byte " + std::to_string(i));
             out.append(s.substr(i, n));
             i += n;
             continue;
@@ -226,7 +140,7 @@ inline void append_quoted(std::string& out, std::string_view s) {
 
 // Shortest text that reads back as the same double, with ".0" added to whole numbers.
 inline void append_double(std::string& out, double d) {
-    if (!std::isfinite(d)) throw argument_error("json::dump: JSON has no representation for " + std::to_string(d));
+    if (!std::isfinite(d)) throw argument_error("dump_json: JSON has no representation for " + std::to_string(d));
     char buffer[32];
     const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
     const std::string_view text(buffer, static_cast<std::size_t>(end - buffer));
@@ -234,321 +148,239 @@ inline void append_double(std::string& out, double d) {
     if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
 }
 
-// Recursive-descent parser over the whole text; `pos_` is the byte offset of errors.
-class parser {
-public:
-    parser(std::string_view text, std::string_view source) : text_(text), source_(source) {}
+inline void dump_to(std::string& out, const json& value) {
+    switch (value.type()) {
+        case json::value_t::null: out += "null"; break;
+        case json::value_t::boolean: out += value.get<bool>() ? "true" : "false"; break;
+        case json::value_t::number_integer: out += std::to_string(value.get<std::int64_t>()); break;
+        case json::value_t::number_unsigned: out += std::to_string(value.get<std::uint64_t>()); break;
+        case json::value_t::number_float: append_double(out, value.get<double>()); break;
+        case json::value_t::string: append_quoted(out, value.get_ref<const std::string&>()); break;
+        case json::value_t::array: {
+            out.push_back('[');
+            bool first = true;
+            for (const json& element : value) {
+                if (!first) out.push_back(',');
+                first = false;
+                dump_to(out, element);
+            }
+            out.push_back(']');
+            break;
+        }
+        case json::value_t::object: {
+            out.push_back('{');
+            bool first = true;
+            for (const auto& [key, member] : value.get_ref<const json::object_t&>()) {
+                if (!first) out.push_back(',');
+                first = false;
+                append_quoted(out, key);
+                out.push_back(':');
+                dump_to(out, member);
+            }
+            out.push_back('}');
+            break;
+        }
+        default: throw argument_error("dump_json: JSON has no representation for " + describe_json(value));
+    }
+}
 
-    json parse_document() {
-        skip_whitespace();
-        json value = parse_value(0);
-        skip_whitespace();
-        if (pos_ != text_.size()) fail("unexpected " + found() + " after the end of the value");
-        return value;
+// nlohmann's SAX events carry no position. The parser reads the text through this
+// iterator, so `read` always holds how many bytes its lexer has taken: the place of the
+// '[', '{' or key it reports last.
+class counting_iterator {
+public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = char;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const char*;
+    using reference = const char&;
+
+    counting_iterator(const char* at, std::size_t* read) : at_(at), read_(read) {}
+    reference operator*() const { return *at_; }
+    counting_iterator& operator++() {
+        ++at_;
+        ++*read_;
+        return *this;
+    }
+    counting_iterator operator++(int) {
+        counting_iterator before = *this;
+        ++*this;
+        return before;
+    }
+    friend bool operator==(const counting_iterator& a, const counting_iterator& b) { return a.at_ == b.at_; }
+
+private:
+    const char* at_;
+    std::size_t* read_;
+};
+
+// Builds the document from nlohmann's SAX events, rejecting what parse_json() adds to
+// nlohmann's checks before the value exists. Errors are thrown as format_error.
+class strict_builder {
+public:
+    strict_builder(std::string_view text, std::string_view source) : text_(text), source_(source) {}
+
+    json parse() {
+        if (text_.starts_with("\xEF\xBB\xBF")) fail(0, "unexpected byte order mark");
+        json::sax_parse(counting_iterator(text_.data(), &read_), counting_iterator(text_.data() + text_.size(), &read_),
+                        this);
+        // A NUL ends nlohmann's input; within a string it is an error already.
+        if (const std::size_t nul = text_.find('\0'); nul != std::string_view::npos)
+            fail(nul, "unexpected byte 0x00 after the end of the value");
+        return std::move(root_);
+    }
+
+    bool null() { return add(nullptr); }
+    bool boolean(bool b) { return add(b); }
+    bool number_integer(std::int64_t i) { return add(i); }
+    // nlohmann reports every non-negative integer here; those that fit are kept signed,
+    // so a parsed integer reads the same whatever its sign.
+    bool number_unsigned(std::uint64_t u) {
+        if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            return add(static_cast<std::int64_t>(u));
+        return add(u);
+    }
+    bool number_float(double d, const std::string&) { return add(d); }
+    bool string(std::string& s) { return add(std::move(s)); }
+    bool binary(json::binary_t&) { return false; }  // not produced by the JSON lexer
+
+    bool start_object(std::size_t) { return open(json::object()); }
+    bool start_array(std::size_t) { return open(json::array()); }
+    bool end_array() { return close(); }
+
+    bool key(std::string& key) {
+        std::vector<member>& members = open_.back().members;
+        members.push_back({std::move(key), nullptr, key_start()});
+        member_ = &members.back().value;
+        return true;
+    }
+
+    // The members move into the object once, in document order, after the check for
+    // duplicates: ordered_map would search for every key it is given, and its pairs of a
+    // const key are copied, not moved, whenever its vector grows.
+    bool end_object() {
+        std::vector<member>& members = open_.back().members;
+        reject_duplicate_keys(members);
+        json::object_t& object = open_.back().value->get_ref<json::object_t&>();
+        object.reserve(members.size());
+        for (member& m : members) object.emplace_back(std::move(m.key), std::move(m.value));
+        return close();
+    }
+
+    // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 4: <what>",
+    // and <what> quotes the token read so far ("; last read: '<token>'"), which can be a
+    // whole unterminated string of raw bytes: the message keeps <what> without it.
+    // `position` counts the bytes read, the offending one included.
+    bool parse_error(std::size_t position, const std::string& token, const nlohmann::json::exception& e) {
+        std::string what = e.what();
+        what.erase(0, std::min(what.size(), what.find("] ") + 2));
+        if (what.starts_with("parse error")) what.erase(0, std::min(what.size(), what.find(": ") + 2));
+        const std::string quoted = "; last read: '" + token + "'";
+        if (const std::size_t at = what.find(quoted); at != std::string::npos) what.erase(at, quoted.size());
+        fail(position == 0 ? 0 : position - 1, what);
     }
 
 private:
-    [[noreturn]] void fail(const std::string& what) const {
-        throw format_error(std::string(source_) + ": invalid JSON at byte " + std::to_string(pos_) + ": " + what);
+    struct member {
+        std::string key;
+        json value;
+        std::size_t offset;  // of the key's opening quote
+    };
+    struct container {
+        json* value;
+        std::vector<member> members;  // of an object, until it ends
+    };
+
+    [[noreturn]] void fail(std::size_t offset, const std::string& what) const {
+        throw format_error(std::string(source_) + ": invalid JSON at byte " + std::to_string(offset) + ": " + what);
     }
 
-    // The character at pos_, quoted for a message, or "end of input".
-    std::string found() const {
-        if (pos_ >= text_.size()) return "end of input";
-        const auto c = static_cast<unsigned char>(text_[pos_]);
-        if (c >= 0x20 && c < 0x7F) return std::string("'") + static_cast<char>(c) + "'";
-        static constexpr char hex[] = "0123456789abcdef";
-        return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
-    }
-
-    bool at_end() const { return pos_ >= text_.size(); }
-    // '\0' at the end, which no grammar rule below accepts.
-    char peek() const { return at_end() ? '\0' : text_[pos_]; }
-
-    void skip_whitespace() {
-        while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r')) ++pos_;
-    }
-
-    void expect(char c, const char* context) {
-        if (at_end() || peek() != c) fail(std::string("expected '") + c + "' " + context + ", found " + found());
-        ++pos_;
-    }
-
-    json parse_value(int depth) {
-        if (depth > json::max_depth) fail("nesting deeper than " + std::to_string(json::max_depth) + " levels");
-        switch (peek()) {
-            case '{': return parse_object(depth);
-            case '[': return parse_array(depth);
-            case '"': return json(parse_string());
-            case 't': return parse_literal("true", json(true));
-            case 'f': return parse_literal("false", json(false));
-            case 'n': return parse_literal("null", json());
-            default:
-                if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return parse_number();
-                fail("expected a value, found " + found());
+    // Where a value goes: the root, the end of the open array, or the member just keyed
+    // (whose place stays put while the value's own members are read: a vector's elements
+    // keep their address when the vector itself moves).
+    template <class V>
+    json* place(V&& value) {
+        if (open_.empty()) {
+            root_ = json(std::forward<V>(value));
+            return &root_;
         }
+        json& parent = *open_.back().value;
+        if (parent.is_array()) {
+            json::array_t& array = parent.get_ref<json::array_t&>();
+            array.emplace_back(std::forward<V>(value));
+            return &array.back();
+        }
+        *member_ = json(std::forward<V>(value));
+        return member_;
     }
 
-    json parse_literal(std::string_view word, json value) {
-        if (text_.substr(pos_, word.size()) != word) fail("expected a value, found " + found());
-        pos_ += word.size();
-        return value;
+    template <class V>
+    bool add(V&& value) {
+        place(std::forward<V>(value));
+        return true;
     }
 
-    json parse_object(int depth) {
-        const std::size_t start = pos_;
-        ++pos_;  // '{'
-        json::object_t members;
-        skip_whitespace();
-        if (peek() == '}') {
-            ++pos_;
-            return json(std::move(members));
-        }
-        std::vector<std::size_t> key_offsets;
-        while (true) {
-            skip_whitespace();
-            if (peek() != '"') fail("expected a string key in the object starting at byte " + std::to_string(start) + ", found " + found());
-            key_offsets.push_back(pos_);
-            std::string key = parse_string();
-            skip_whitespace();
-            expect(':', "after an object key");
-            skip_whitespace();
-            json value = parse_value(depth + 1);
-            members.emplace_back(std::move(key), std::move(value));
-            skip_whitespace();
-            if (peek() == '}') break;
-            if (peek() != ',') fail("expected ',' or '}' in the object starting at byte " + std::to_string(start) + ", found " + found());
-            ++pos_;
-        }
-        ++pos_;  // '}'
-        reject_duplicate_keys(members, key_offsets);
-        return json(std::move(members));
+    bool open(json empty) {
+        if (open_.size() == json_max_depth)
+            fail(read_ - 1, "nesting deeper than " + std::to_string(json_max_depth) + " levels");
+        open_.push_back({place(std::move(empty)), {}});
+        return true;
+    }
+
+    bool close() {
+        open_.pop_back();
+        return true;
     }
 
     // Sorting indices keeps this O(n log n) for headers with thousands of tensors.
-    void reject_duplicate_keys(const json::object_t& members, const std::vector<std::size_t>& key_offsets) {
+    void reject_duplicate_keys(const std::vector<member>& members) const {
         std::vector<std::size_t> order(members.size());
         for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
         std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return members[a].first < members[b].first; });
+                         [&](std::size_t a, std::size_t b) { return members[a].key < members[b].key; });
         for (std::size_t i = 1; i < order.size(); ++i) {
-            if (members[order[i]].first == members[order[i - 1]].first) {
-                pos_ = key_offsets[order[i]];
-                fail("duplicate key \"" + members[order[i]].first + "\" (first at byte " +
-                     std::to_string(key_offsets[order[i - 1]]) + ")");
-            }
+            const member& earlier = members[order[i - 1]];
+            const member& later = members[order[i]];
+            if (later.key == earlier.key)
+                fail(later.offset,
+                     "duplicate key \"" + later.key + "\" (first at byte " + std::to_string(earlier.offset) + ")");
         }
     }
 
-    json parse_array(int depth) {
-        const std::size_t start = pos_;
-        ++pos_;  // '['
-        json::array_t elements;
-        skip_whitespace();
-        if (peek() == ']') {
-            ++pos_;
-            return json(std::move(elements));
+    // The offset of the opening quote of the key the lexer has just read: back from its
+    // closing quote to the first quote not escaped by an odd number of backslashes.
+    std::size_t key_start() const {
+        std::size_t at = read_ - 1;
+        while (at > 0) {
+            --at;
+            if (text_[at] != '"') continue;
+            std::size_t backslashes = 0;
+            while (backslashes < at && text_[at - 1 - backslashes] == '\\') ++backslashes;
+            if (backslashes % 2 == 0) break;
         }
-        while (true) {
-            skip_whitespace();
-            elements.push_back(parse_value(depth + 1));
-            skip_whitespace();
-            if (peek() == ']') break;
-            if (peek() != ',') fail("expected ',' or ']' in the array starting at byte " + std::to_string(start) + ", found " + found());
-            ++pos_;
-        }
-        ++pos_;  // ']'
-        return json(std::move(elements));
-    }
-
-    std::string parse_string() {
-        const std::size_t start = pos_;
-        ++pos_;  // '"'
-        std::string out;
-        while (true) {
-            if (at_end()) {
-                pos_ = start;
-                fail("string is not terminated");
-            }
-            const auto c = static_cast<unsigned char>(text_[pos_]);
-            if (c == '"') {
-                ++pos_;
-                return out;
-            }
-            if (c == '\\') {
-                parse_escape(out);
-            } else if (c < 0x20) {
-                fail("raw control character " + found() + " in a string (write it as an escape)");
-            } else if (c < 0x80) {
-                out.push_back(static_cast<char>(c));
-                ++pos_;
-            } else {
-                const std::size_t n = utf8_sequence_length(text_, pos_);
-                if (n == 0) fail("invalid UTF-8 in a string");
-                out.append(text_.substr(pos_, n));
-                pos_ += n;
-            }
-        }
-    }
-
-    void parse_escape(std::string& out) {
-        ++pos_;  // '\'
-        const char c = peek();
-        if (at_end()) fail("string is not terminated");
-        switch (c) {
-            case '"': out.push_back('"'); break;
-            case '\\': out.push_back('\\'); break;
-            case '/': out.push_back('/'); break;
-            case 'b': out.push_back('\b'); break;
-            case 'f': out.push_back('\f'); break;
-            case 'n': out.push_back('\n'); break;
-            case 'r': out.push_back('\r'); break;
-            case 't': out.push_back('\t'); break;
-            case 'u': {
-                const std::size_t escape_start = pos_ - 1;
-                ++pos_;
-                append_utf8(out, parse_code_point(escape_start));
-                return;
-            }
-            default: fail("invalid escape \\" + found().substr(1, 1) + " in a string");
-        }
-        ++pos_;
-    }
-
-    // After "\u": four hex digits, and for a high surrogate the "\uXXXX" low half.
-    std::uint32_t parse_code_point(std::size_t escape_start) {
-        const std::uint32_t first = parse_hex4();
-        if (first >= 0xDC00 && first <= 0xDFFF) {
-            pos_ = escape_start;
-            fail("unpaired low surrogate \\u" + std::string(text_.substr(escape_start + 2, 4)));
-        }
-        if (first < 0xD800 || first > 0xDBFF) return first;
-        if (text_.substr(pos_, 2) != "\\u") {
-            pos_ = escape_start;
-            fail("high surrogate \\u" + std::string(text_.substr(escape_start + 2, 4)) + " is not followed by a low surrogate");
-        }
-        pos_ += 2;
-        const std::uint32_t second = parse_hex4();
-        if (second < 0xDC00 || second > 0xDFFF) {
-            pos_ = escape_start;
-            fail("high surrogate \\u" + std::string(text_.substr(escape_start + 2, 4)) + " is not followed by a low surrogate");
-        }
-        return 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-    }
-
-    std::uint32_t parse_hex4() {
-        std::uint32_t value = 0;
-        for (int k = 0; k < 4; ++k) {
-            const char c = peek();
-            std::uint32_t digit;
-            if (c >= '0' && c <= '9') digit = static_cast<std::uint32_t>(c - '0');
-            else if (c >= 'a' && c <= 'f') digit = static_cast<std::uint32_t>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') digit = static_cast<std::uint32_t>(c - 'A' + 10);
-            else fail("expected 4 hex digits after \\u, found " + found());
-            value = value * 16 + digit;
-            ++pos_;
-        }
-        return value;
-    }
-
-    // RFC 8259 grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-    json parse_number() {
-        const std::size_t start = pos_;
-        const auto digits = [&] {
-            const std::size_t from = pos_;
-            while (peek() >= '0' && peek() <= '9') ++pos_;
-            return pos_ - from;
-        };
-        if (peek() == '-') ++pos_;
-        if (peek() == '0') {
-            ++pos_;
-            if (peek() >= '0' && peek() <= '9') fail("leading zero in a number");
-        } else if (digits() == 0) {
-            fail("expected a digit, found " + found());
-        }
-        bool integral = true;
-        if (peek() == '.') {
-            integral = false;
-            ++pos_;
-            if (digits() == 0) fail("expected a digit after '.', found " + found());
-        }
-        if (peek() == 'e' || peek() == 'E') {
-            integral = false;
-            ++pos_;
-            if (peek() == '+' || peek() == '-') ++pos_;
-            if (digits() == 0) fail("expected a digit in the exponent, found " + found());
-        }
-        const char* first = text_.data() + start;
-        const char* last = text_.data() + pos_;
-        if (integral) {
-            std::int64_t i = 0;
-            const auto [end, ec] = std::from_chars(first, last, i);
-            if (ec == std::errc() && end == last) return json(i);
-            // Too large for 64 bits: still a valid JSON number, kept as a double.
-        }
-        double d = 0;
-        const auto [end, ec] = std::from_chars(first, last, d);
-        if (ec != std::errc() || end != last || !std::isfinite(d)) {
-            pos_ = start;
-            fail("number " + std::string(first, last) + " is out of the range of a double");
-        }
-        return json(d);
+        return at;
     }
 
     std::string_view text_;
     std::string_view source_;
-    std::size_t pos_ = 0;
+    std::size_t read_ = 0;
+    json root_;
+    std::vector<container> open_;
+    json* member_ = nullptr;
 };
 
 }  // namespace detail::json_text
 
-inline json json::parse(std::string_view text, std::string_view source) {
-    return detail::json_text::parser(text, source).parse_document();
+// One JSON text; `source` (a file name, "architecture") prefixes every error message.
+inline json parse_json(std::string_view text, std::string_view source) {
+    return detail::json_text::strict_builder(text, source).parse();
 }
 
-inline std::string json::describe() const {
-    struct namer {
-        std::string operator()(std::nullptr_t) const { return "null"; }
-        std::string operator()(bool) const { return "a boolean"; }
-        std::string operator()(std::int64_t) const { return "an integer"; }
-        std::string operator()(double) const { return "a non-integer number"; }
-        std::string operator()(const std::string&) const { return "a string"; }
-        std::string operator()(const array_t&) const { return "an array"; }
-        std::string operator()(const object_t&) const { return "an object"; }
-    };
-    return std::visit(namer{}, value_);
-}
-
-inline void json::dump_to(std::string& out) const {
-    using namespace detail::json_text;
-    if (is_null()) {
-        out += "null";
-    } else if (const bool* b = if_bool()) {
-        out += *b ? "true" : "false";
-    } else if (const std::int64_t* i = if_integer()) {
-        out += std::to_string(*i);
-    } else if (const double* d = if_double()) {
-        append_double(out, *d);
-    } else if (const std::string* s = if_string()) {
-        append_quoted(out, *s);
-    } else if (const array_t* a = if_array()) {
-        out.push_back('[');
-        for (std::size_t k = 0; k < a->size(); ++k) {
-            if (k) out.push_back(',');
-            (*a)[k].dump_to(out);
-        }
-        out.push_back(']');
-    } else {
-        const object_t& o = *if_object();
-        out.push_back('{');
-        for (std::size_t k = 0; k < o.size(); ++k) {
-            if (k) out.push_back(',');
-            append_quoted(out, o[k].first);
-            out.push_back(':');
-            o[k].second.dump_to(out);
-        }
-        out.push_back('}');
-    }
+// The compact text of `value` described above.
+inline std::string dump_json(const json& value) {
+    std::string out;
+    detail::json_text::dump_to(out, value);
+    return out;
 }
 
 // A value of a parsed document together with its path, for checked access.
@@ -566,9 +398,17 @@ public:
     // Throws format_error "<path>: <message>".
     [[noreturn]] void fail(const std::string& message) const { throw format_error(path_ + ": " + message); }
 
-    bool as_bool() const { return *checked(value_->if_bool(), "a boolean"); }
-    std::int64_t as_int() const { return *checked(value_->if_integer(), "an integer"); }
-    const std::string& as_string() const { return *checked(value_->if_string(), "a string"); }
+    bool as_bool() const { return *checked(value_->get_ptr<const bool*>(), "a boolean"); }
+    const std::string& as_string() const { return *checked(value_->get_ptr<const std::string*>(), "a string"); }
+
+    std::int64_t as_int() const {
+        if (const std::uint64_t* u = value_->get_ptr<const std::uint64_t*>()) {
+            if (*u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                fail("expected an integer of 64 signed bits, found " + std::to_string(*u));
+            return static_cast<std::int64_t>(*u);
+        }
+        return *checked(value_->get_ptr<const std::int64_t*>(), "an integer");
+    }
 
     // An integer no smaller than `min` (e.g. 0 for sizes, 1 for kernel sizes).
     std::int64_t as_int_at_least(std::int64_t min) const {
@@ -579,13 +419,13 @@ public:
 
     // Any number; integers are converted (exactly up to 2^53).
     double as_double() const {
-        if (const std::int64_t* i = value_->if_integer()) return static_cast<double>(*i);
-        return *checked(value_->if_double(), "a number");
+        if (!value_->is_number()) fail("expected a number, found " + describe_json(*value_));
+        return value_->get<double>();
     }
 
     // Array elements with their paths.
     std::vector<json_view> elements() const {
-        const json::array_t& a = *checked(value_->if_array(), "an array");
+        const json::array_t& a = *checked(value_->get_ptr<const json::array_t*>(), "an array");
         std::vector<json_view> out;
         out.reserve(a.size());
         for (std::size_t i = 0; i < a.size(); ++i) out.emplace_back(a[i], path_ + "[" + std::to_string(i) + "]");
@@ -594,7 +434,7 @@ public:
 
     // Object members in document order: (key, view of the value).
     std::vector<std::pair<std::string_view, json_view>> members() const {
-        const json::object_t& o = *checked(value_->if_object(), "an object");
+        const json::object_t& o = *checked(value_->get_ptr<const json::object_t*>(), "an object");
         std::vector<std::pair<std::string_view, json_view>> out;
         out.reserve(o.size());
         for (const auto& [key, value] : o) out.emplace_back(key, json_view(value, member_path(key)));
@@ -603,8 +443,9 @@ public:
 
     // The member `key` of an object, or nothing; throws if this is not an object.
     std::optional<json_view> find(std::string_view key) const {
-        checked(value_->if_object(), "an object");
-        if (const json* v = value_->find(key)) return json_view(*v, member_path(key));
+        const json::object_t& o = *checked(value_->get_ptr<const json::object_t*>(), "an object");
+        for (const auto& [k, v] : o)
+            if (k == key) return json_view(v, member_path(key));
         return std::nullopt;
     }
 
@@ -627,7 +468,7 @@ public:
 private:
     template <class V>
     const V* checked(const V* p, const char* expected) const {
-        if (!p) fail(std::string("expected ") + expected + ", found " + value_->describe());
+        if (!p) fail(std::string("expected ") + expected + ", found " + describe_json(*value_));
         return p;
     }
 

@@ -249,9 +249,9 @@ inline void set_config_members(json& entry, const layer_config& config) {
                 if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::vector<layer_description>>) {
                     json layers = json::array();
                     for (const layer_description& l : v) layers.push_back(layer_json(l));
-                    entry.set(name, std::move(layers));
+                    entry[name] = std::move(layers);
                 } else {
-                    entry.set(name, v);
+                    entry[name] = v;
                 }
             },
             value);
@@ -261,7 +261,7 @@ inline void set_config_members(json& entry, const layer_config& config) {
 // One layer as its entry of the architecture JSON: {"kind": ..., config keys...}.
 inline json layer_json(const layer_description& l) {
     json entry = json::object();
-    entry.set("kind", l.kind);
+    entry["kind"] = l.kind;
     set_config_members(entry, l.config);
     return entry;
 }
@@ -279,11 +279,11 @@ std::string architecture_json(const sequential<T>& model) {
     json layers = json::array();
     for (int i = 0; i < model.size(); ++i) layers.push_back(layer_json(model.at(i)));
     json doc = json::object();
-    doc.set("format", "nnmark.sequential");
-    doc.set("version", 1);
-    doc.set("input", std::move(input));
-    doc.set("layers", std::move(layers));
-    return doc.dump();
+    doc["format"] = "nnmark.sequential";
+    doc["version"] = 1;
+    doc["input"] = std::move(input);
+    doc["layers"] = std::move(layers);
+    return dump_json(doc);
 }
 
 // The layers an architecture JSON describes, configured along the chain from its input
@@ -311,18 +311,18 @@ inline layer_description parse_layer_entry(const json_view& entry) {
     layer_description out{entry["kind"].as_string(), {}};
     for (const auto& [key, value] : entry.members()) {
         if (key == "kind") continue;
-        if (const std::int64_t* i = value.value().if_integer()) {
-            out.config.emplace_back(key, *i);
-        } else if (const double* d = value.value().if_double()) {
-            out.config.emplace_back(key, *d);
-        } else if (const std::string* s = value.value().if_string()) {
-            out.config.emplace_back(key, *s);
+        if (value.value().is_number_integer()) {
+            out.config.emplace_back(key, value.as_int());
+        } else if (value.value().is_number_float()) {
+            out.config.emplace_back(key, value.as_double());
+        } else if (value.value().is_string()) {
+            out.config.emplace_back(key, value.as_string());
         } else if (value.value().is_array()) {
             std::vector<layer_description> layers;
             for (const json_view& inner : value.elements()) layers.push_back(parse_layer_entry(inner));
             out.config.emplace_back(key, std::move(layers));
         } else {
-            value.fail("expected an integer, a number, a string or an array of layers, found " + value.value().describe());
+            value.fail("expected an integer, a number, a string or an array of layers, found " + describe_json(value.value()));
         }
     }
     return out;
@@ -335,7 +335,7 @@ inline layer_description parse_layer_entry(const json_view& entry) {
 // are checked against the memory available when the plan is built (build_model).
 template <class T>
 architecture_plan<T> parse_architecture(std::string_view json_text, std::string_view source) {
-    const json doc = json::parse(json_text, source);
+    const json doc = parse_json(json_text, source);
     const json_view root(doc, std::string(source) + ": architecture");
     root.expect_only_keys({"format", "version", "input", "layers"});
     if (const std::string& format = root["format"].as_string(); format != "nnmark.sequential")

@@ -77,8 +77,8 @@ std::string describe_model_file(const safetensors_file& file, const sequential<T
             return what + " (input " + plan.input.str() + ", this model: " + model.input_item().str() + ")";
         const auto cut = [](const std::string& text) { return text.size() > 80 ? text.substr(0, 77) + "..." : text; };
         for (std::size_t i = 0; i < plan.layers.size() && i < static_cast<std::size_t>(model.size()); ++i) {
-            const std::string mine = layer_json(model.at(static_cast<int>(i))).dump();
-            const std::string theirs = layer_json(*plan.layers[i]).dump();
+            const std::string mine = dump_json(layer_json(model.at(static_cast<int>(i))));
+            const std::string theirs = dump_json(layer_json(*plan.layers[i]));
             if (mine != theirs)
                 return what + " (layer " + std::to_string(i) + ": " + cut(theirs) + ", this model: " + cut(mine) + ")";
         }

@@ -69,12 +69,12 @@ inline std::string preprocessing_json(const model_preprocessing& p) {
     for (double s : p.std) deviation.push_back(s);
     for (const std::string& n : p.class_names) names.push_back(n);
     json doc = json::object();
-    doc.set("scale", p.scale);
-    doc.set("mean", std::move(mean));
-    doc.set("std", std::move(deviation));
-    doc.set("layout", p.layout);
-    if (!p.class_names.empty()) doc.set("class_names", std::move(names));
-    return doc.dump();
+    doc["scale"] = p.scale;
+    doc["mean"] = std::move(mean);
+    doc["std"] = std::move(deviation);
+    doc["layout"] = p.layout;
+    if (!p.class_names.empty()) doc["class_names"] = std::move(names);
+    return dump_json(doc);
 }
 
 namespace detail {
@@ -103,7 +103,7 @@ inline std::vector<double> channel_values(const json_view& list, index_t channel
 // that does not fit the model.
 inline model_preprocessing parse_preprocessing(std::string_view text, std::string_view source, index_t channels,
                                                index_t classes) {
-    const json doc = json::parse(text, source);
+    const json doc = parse_json(text, source);
     const json_view root(doc, std::string(source));
     root.expect_only_keys({"scale", "mean", "std", "layout", "class_names"});
     model_preprocessing p;

@@ -228,7 +228,7 @@ private:
                  " bytes that follow the length field");
         const std::size_t header_end = 8 + static_cast<std::size_t>(header_bytes);
         const std::string_view text(reinterpret_cast<const char*>(bytes_.data()) + 8, header_end - 8);
-        const json header = json::parse(text, source_ + ": header");
+        const json header = parse_json(text, source_ + ": header");
         const std::span<const unsigned char> data(bytes_.data() + header_end, bytes_.size() - header_end);
         for (const auto& [name, value] : json_view(header, source_ + ": header").members()) {
             if (name == "__metadata__") read_metadata(value);
@@ -381,24 +381,24 @@ private:
         json doc = json::object();
         if (!metadata_.empty()) {
             json meta = json::object();
-            for (const auto& [k, v] : metadata_) meta.set(k, v);
-            doc.set("__metadata__", std::move(meta));
+            for (const auto& [k, v] : metadata_) meta[k] = v;
+            doc["__metadata__"] = std::move(meta);
         }
         std::uint64_t offset = 0;
         for (const pending& t : tensors_) {
             json info = json::object();
-            info.set("dtype", t.dtype);
+            info["dtype"] = t.dtype;
             json dims = json::array();
             for (std::int64_t d : t.dims) dims.push_back(d);
-            info.set("shape", std::move(dims));
+            info["shape"] = std::move(dims);
             json range = json::array();
             range.push_back(offset);
             range.push_back(offset + t.bytes.size());
-            info.set("data_offsets", std::move(range));
-            doc.set(t.name, std::move(info));
+            info["data_offsets"] = std::move(range);
+            doc[t.name] = std::move(info);
             offset += t.bytes.size();
         }
-        std::string text = doc.dump();
+        std::string text = dump_json(doc);
         text.append((8 - text.size() % 8) % 8, ' ');
         if (text.size() > safetensors_file::max_header_bytes)
             throw argument_error("safetensors_writer: header of " + std::to_string(text.size()) +

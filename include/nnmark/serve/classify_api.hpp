@@ -43,14 +43,14 @@ inline void check_signature(const json_view& signature) {
 }
 
 inline const json::object_t& features_of(const json_view& features) {
-    const json::object_t* object = features.value().if_object();
-    if (!object) features.fail("expected a tf.Example as an object of features, found " + features.value().describe());
+    const json::object_t* object = features.value().get_ptr<const json::object_t*>();
+    if (!object) features.fail("expected a tf.Example as an object of features, found " + describe_json(features.value()));
     return *object;
 }
 
 // A bytes feature written as a list of one value, [{"b64": ...}], is that value.
 inline json_view unwrap_single(const json_view& feature) {
-    const json::array_t* list = feature.value().if_array();
+    const json::array_t* list = feature.value().get_ptr<const json::array_t*>();
     if (list && list->size() == 1 && list->front().is_object()) return feature.elements().front();
     return feature;
 }
@@ -75,7 +75,7 @@ inline tensor<float> parse_classify_request(std::string_view body, const shape& 
                                             const predict_limits& limits = {}) {
     using namespace detail::classify;
     detail::predict::check_image_item(item, "parse_classify_request");
-    const json doc = json::parse(body, "request");
+    const json doc = parse_json(body, "request");
     const json_view root(doc, "request");
     root.expect_only_keys({"examples", "context", "signature_name"});
     if (const auto signature = root.find("signature_name")) check_signature(*signature);
@@ -91,17 +91,17 @@ inline std::string format_classifications(const tensor<float>& probabilities) {
     for (index_t i = 0; i < probabilities.batch(); ++i) {
         const json scores = detail::predict::score_row(probabilities.item(i));
         json classes = json::array();
-        for (std::size_t k = 0; k < scores.if_array()->size(); ++k) {
+        for (std::size_t k = 0; k < scores.size(); ++k) {
             json pair = json::array();
             pair.push_back(std::to_string(k));
-            pair.push_back((*scores.if_array())[k]);
+            pair.push_back(scores[k]);
             classes.push_back(std::move(pair));
         }
         result.push_back(std::move(classes));
     }
     json body = json::object();
-    body.set("result", std::move(result));
-    return body.dump();
+    body["result"] = std::move(result);
+    return dump_json(body);
 }
 
 }  // namespace nnmark

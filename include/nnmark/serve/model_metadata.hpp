@@ -32,31 +32,31 @@ inline json tensor_info(const char* dtype, std::initializer_list<index_t> dims, 
     json dim = json::array();
     for (index_t size : dims) {
         json d = json::object();
-        d.set("size", std::to_string(size));
-        d.set("name", "");
+        d["size"] = std::to_string(size);
+        d["name"] = "";
         dim.push_back(std::move(d));
     }
     json shape = json::object();
-    shape.set("dim", std::move(dim));
-    shape.set("unknown_rank", false);
+    shape["dim"] = std::move(dim);
+    shape["unknown_rank"] = false;
     json info = json::object();
-    info.set("dtype", dtype);
-    info.set("tensor_shape", std::move(shape));
-    info.set("name", name + ":0");
+    info["dtype"] = dtype;
+    info["tensor_shape"] = std::move(shape);
+    info["name"] = name + ":0";
     return info;
 }
 
 inline json signature_def(json inputs, json outputs, const char* method) {
     json signature = json::object();
-    signature.set("inputs", std::move(inputs));
-    signature.set("outputs", std::move(outputs));
-    signature.set("method_name", method);
+    signature["inputs"] = std::move(inputs);
+    signature["outputs"] = std::move(outputs);
+    signature["method_name"] = method;
     return signature;
 }
 
 inline json tensor_map(std::initializer_list<std::pair<const char*, json>> tensors) {
     json map = json::object();
-    for (const auto& [name, info] : tensors) map.set(name, info);
+    for (const auto& [name, info] : tensors) map[name] = info;
     return map;
 }
 
@@ -74,28 +74,26 @@ inline std::string model_metadata_body(const std::string& name, std::int64_t ver
     const json labels_signature =
         signature_def(tensor_map({{"image", image}}), tensor_map({{"label", label}}), predict);
     json signatures = json::object();
-    signatures.set("serving_default", labels_signature);
-    signatures.set("labels", labels_signature);
-    signatures.set("scores",
-                   signature_def(tensor_map({{"image", image}}), tensor_map({{"label", label}, {"scores", scores}}),
-                                 predict));
-    signatures.set("classification",
-                   signature_def(tensor_map({{"inputs", tensor_info("DT_STRING", {-1}, "tf_example")}}),
+    signatures["serving_default"] = labels_signature;
+    signatures["labels"] = labels_signature;
+    signatures["scores"] = signature_def(tensor_map({{"image", image}}), tensor_map({{"label", label}, {"scores", scores}}),
+                                 predict);
+    signatures["classification"] = signature_def(tensor_map({{"inputs", tensor_info("DT_STRING", {-1}, "tf_example")}}),
                                  tensor_map({{"classes", tensor_info("DT_STRING", {-1, classes}, "classes")},
                                              {"scores", scores}}),
-                                 "tensorflow/serving/classify"));
+                                 "tensorflow/serving/classify");
     json map = json::object();
-    map.set("signature_def", std::move(signatures));
+    map["signature_def"] = std::move(signatures);
     json metadata = json::object();
-    metadata.set("signature_def", std::move(map));
+    metadata["signature_def"] = std::move(map);
     json spec = json::object();
-    spec.set("name", name);
-    spec.set("signature_name", "");
-    spec.set("version", std::to_string(version));
+    spec["name"] = name;
+    spec["signature_name"] = "";
+    spec["version"] = std::to_string(version);
     json body = json::object();
-    body.set("model_spec", std::move(spec));
-    body.set("metadata", std::move(metadata));
-    return body.dump();
+    body["model_spec"] = std::move(spec);
+    body["metadata"] = std::move(metadata);
+    return dump_json(body);
 }
 
 }  // namespace nnmark

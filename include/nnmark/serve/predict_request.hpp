@@ -109,7 +109,7 @@ inline std::string extents_str(std::span<const index_t> extents) {
 // {2, 2}. Whether every other array has the same extent is checked while reading values.
 inline std::vector<index_t> nested_extents(const json& value) {
     std::vector<index_t> extents;
-    for (const json* v = &value; const json::array_t* a = v->if_array(); v = &a->front()) {
+    for (const json* v = &value; const json::array_t* a = v->get_ptr<const json::array_t*>(); v = &a->front()) {
         extents.push_back(static_cast<index_t>(a->size()));
         if (a->empty() || extents.size() > 3) break;
     }
@@ -126,7 +126,7 @@ inline nesting recognize_layout(const json& instance, const shape& item, const s
     if (extents == hwc) return nesting::hwc;
     if (c == 1 && extents == std::vector<index_t>{h, w}) return nesting::hw;
     if (extents == flat) return nesting::flat;
-    const std::string found = extents.empty() ? instance.describe() : "nested arrays " + extents_str(extents);
+    const std::string found = extents.empty() ? describe_json(instance) : "nested arrays " + extents_str(extents);
     throw format_error(where + ": expected an image as nested arrays " + extents_str(hwc) + " (HWC) or " +
                        extents_str(chw) + " (CHW)" + (c == 1 ? " or " + extents_str({hwc.data(), 2}) : "") +
                        " or {\"b64\": <PNG>}, or a flat array " + extents_str(flat) + " (HWC order), found " + found);
@@ -157,15 +157,15 @@ private:
     void walk(const json& value, int depth, index_t flat, Visit& visit_number) {
         if (depth == static_cast<int>(extents_.size())) {
             if (!value.is_number())
-                throw format_error(position(depth) + ": expected a number, found " + value.describe());
+                throw format_error(position(depth) + ": expected a number, found " + describe_json(value));
             visit_number(value, flat);
             return;
         }
         const index_t extent = extents_[static_cast<std::size_t>(depth)];
-        const json::array_t* array = value.if_array();
+        const json::array_t* array = value.get_ptr<const json::array_t*>();
         if (!array || static_cast<index_t>(array->size()) != extent)
             throw format_error(position(depth) + ": expected an array of " + std::to_string(extent) + ", found " +
-                               (array ? "an array of " + std::to_string(array->size()) : value.describe()));
+                               (array ? "an array of " + std::to_string(array->size()) : describe_json(value)));
         for (index_t i = 0; i < extent; ++i) {
             at_[static_cast<std::size_t>(depth)] = i;
             walk((*array)[static_cast<std::size_t>(i)], depth + 1, flat * extent + i, visit_number);
@@ -176,10 +176,6 @@ private:
     const std::string& where_;
     std::array<index_t, 3> at_{};
 };
-
-inline double number_of(const json& v) {
-    return v.is_integer() ? static_cast<double>(*v.if_integer()) : *v.if_double();
-}
 
 // How the numbers of one instance are read: as 0-255 pixels or as 0-1 intensities, and
 // why, for a message about a number outside the range.
@@ -193,8 +189,8 @@ inline value_scale scale_of(const json& instance, nested_reader& reader, input_r
     if (range == input_range::unit) return {false, "--input-range unit"};
     bool fraction = false, above_one = false;
     reader.visit(instance, [&](const json& v, index_t) {
-        fraction |= !v.is_integer();
-        above_one |= number_of(v) > 1.0;
+        fraction |= !v.is_number_integer();
+        above_one |= v.get<double>() > 1.0;
     });
     if (!fraction) return {true, "every number of this instance is an integer, so all are 0-255 pixels"};
     if (above_one) return {true, "this instance has numbers above 1, so all are 0-255 pixels"};
@@ -215,10 +211,10 @@ inline void read_nested_instance(const json& instance, const shape& item, const 
     const value_scale scale = scale_of(instance, reader, range);
     const double top = scale.bytes ? 255.0 : 1.0;
     reader.visit(instance, [&](const json& v, index_t flat) {
-        const double d = number_of(v);
+        const double d = v.get<double>();
         if (!(d >= 0.0 && d <= top))
             throw format_error(reader.position() + ": expected " +
-                               (scale.bytes ? "a pixel in 0..255" : "an intensity in [0, 1]") + ", found " + v.dump() +
+                               (scale.bytes ? "a pixel in 0..255" : "an intensity in [0, 1]") + ", found " + dump_json(v) +
                                " (" + std::string(scale.why) + ")");
         // A pixel as to_float divides it (bytes_to_unit), so "84" and "84.0" are the same.
         out[static_cast<std::size_t>(destination(flat))] =
@@ -273,7 +269,7 @@ inline void read_image(const json_view& image, const shape& item, input_range ra
 
 // {"b64": ...}: a binary value, not an object of named inputs (json_tensor.cc, IsValBase64Object).
 inline bool is_binary(const json& value) {
-    const json::object_t* object = value.if_object();
+    const json::object_t* object = value.get_ptr<const json::object_t*>();
     return object && object->size() == 1 && object->front().first == "b64";
 }
 
@@ -283,14 +279,14 @@ inline std::string key_list(const json::object_t& object) {
     std::string list;
     for (std::size_t k = 0; k < std::min(object.size(), shown); ++k) {
         if (k) list += ", ";
-        list += json(object[k].first).dump();
+        list += dump_json(json(object.begin()[k].first));
     }
     return object.size() > shown ? list + ", ..." : list;
 }
 
 // The value of the only input of an object of named inputs, whatever its name.
 inline json_view only_named_input(const json_view& inputs) {
-    const json::object_t& object = *inputs.value().if_object();
+    const json::object_t& object = *inputs.value().get_ptr<const json::object_t*>();
     if (object.size() != 1)
         inputs.fail("expected one named input (this model has one, \"image\"), found " + std::to_string(object.size()) +
                     (object.empty() ? "" : ": " + key_list(object)));
@@ -308,8 +304,8 @@ inline json_view instance_image(const json_view& instance) {
 template <class ImageOf>
 tensor<float> read_batch(const json_view& batch, const shape& item, const predict_limits& limits,
                          const std::string& noun, ImageOf image_of) {
-    const json::array_t* list = batch.value().if_array();
-    if (!list) batch.fail("expected an array of " + noun + "s, found " + batch.value().describe());
+    const json::array_t* list = batch.value().get_ptr<const json::array_t*>();
+    if (!list) batch.fail("expected an array of " + noun + "s, found " + describe_json(batch.value()));
     if (list->empty()) batch.fail("expected at least one " + noun + ", found an empty array");
     if (static_cast<index_t>(list->size()) > limits.max_instances)
         throw limit_error(batch.path() + ": " + std::to_string(list->size()) + " " + noun +
@@ -333,7 +329,7 @@ inline predict_request parse_predict_request(std::string_view body, const shape&
                                              const predict_limits& limits = {}) {
     using namespace detail::predict;
     check_image_item(item, "parse_predict_request");
-    const json doc = json::parse(body, "request");
+    const json doc = parse_json(body, "request");
     const json_view root(doc, "request");
     root.expect_only_keys({"instances", "inputs", "signature_name"});
     predict_request request;
@@ -383,7 +379,7 @@ inline void append_instance(std::string& out, std::span<const std::uint8_t> imag
 template <class Images>
 std::string predict_request_body(index_t count, const shape& item, image_layout layout, const std::string& signature,
                                  Images images) {
-    std::string body = signature.empty() ? "{" : "{\"signature_name\":" + json(signature).dump() + ",";
+    std::string body = signature.empty() ? "{" : "{\"signature_name\":" + dump_json(json(signature)) + ",";
     body += "\"instances\":[";
     for (index_t i = 0; i < count; ++i) {
         if (i > 0) body += ',';

@@ -51,8 +51,8 @@ inline json prediction_rows(std::span<const int> labels, const tensor<float>* pr
     json predictions = json::array();
     for (std::size_t i = 0; i < labels.size(); ++i) {
         json prediction = json::object();
-        prediction.set("label", labels[i]);
-        if (probabilities) prediction.set("scores", score_row(probabilities->item(static_cast<index_t>(i))));
+        prediction["label"] = labels[i];
+        if (probabilities) prediction["scores"] = score_row(probabilities->item(static_cast<index_t>(i)));
         predictions.push_back(std::move(prediction));
     }
     return predictions;
@@ -65,8 +65,8 @@ inline json prediction_columns(std::span<const int> labels, const tensor<float>*
         if (probabilities) scores.push_back(score_row(probabilities->item(static_cast<index_t>(i))));
     }
     json outputs = json::object();
-    outputs.set("label", std::move(label));
-    if (probabilities) outputs.set("scores", std::move(scores));
+    outputs["label"] = std::move(label);
+    if (probabilities) outputs["scores"] = std::move(scores);
     return outputs;
 }
 
@@ -78,10 +78,10 @@ inline std::string format_predictions(std::span<const int> labels, const tensor<
                                       request_format format = request_format::rows) {
     json body = json::object();
     if (format == request_format::rows)
-        body.set("predictions", detail::predict::prediction_rows(labels, probabilities));
+        body["predictions"] = detail::predict::prediction_rows(labels, probabilities);
     else
-        body.set("outputs", detail::predict::prediction_columns(labels, probabilities));
-    return body.dump();
+        body["outputs"] = detail::predict::prediction_columns(labels, probabilities);
+    return dump_json(body);
 }
 
 // The body answering logits [N, K]: labels, and probabilities when `scores`.
@@ -106,8 +106,8 @@ inline std::string error_body(std::string_view message) {
         }
     }
     json body = json::object();
-    body.set("error", std::move(text));
-    return body.dump();
+    body["error"] = std::move(text);
+    return dump_json(body);
 }
 
 // Where a client finds the label in each prediction of an answer.
@@ -167,7 +167,7 @@ struct read_predictions_result {
 // when the answer does not have the layout or the count.
 inline read_predictions_result read_predictions(std::string_view body, index_t expected, const response_layout& layout,
                                                 int classes) {
-    const json doc = json::parse(body, "response");
+    const json doc = parse_json(body, "response");
     const json_view predictions = json_view(doc, "response")["predictions"];
     const std::vector<json_view> list = predictions.elements();
     if (static_cast<index_t>(list.size()) != expected)

@@ -130,25 +130,25 @@ public:
     // TensorFlow Serving's model status, and what a client needs to know to query it.
     std::string status_body() const {
         json status = json::object();
-        status.set("error_code", "OK");
-        status.set("error_message", "");
+        status["error_code"] = "OK";
+        status["error_message"] = "";
         json version = json::object();
-        version.set("version", std::to_string(versions_.version));
-        version.set("state", "AVAILABLE");
-        version.set("status", std::move(status));
+        version["version"] = std::to_string(versions_.version);
+        version["state"] = "AVAILABLE";
+        version["status"] = std::move(status);
         json versions = json::array();
         versions.push_back(std::move(version));
         json input_shape = json::array();
         for (int axis = 0; axis < model_.input_item().rank(); ++axis) input_shape.push_back(model_.input_item()[axis]);
         json details = json::object();
-        details.set("name", name_);
-        details.set("input_shape", std::move(input_shape));
-        details.set("classes", model_.output_item().count());
-        details.set("max_instances", limits_.max_instances);
+        details["name"] = name_;
+        details["input_shape"] = std::move(input_shape);
+        details["classes"] = model_.output_item().count();
+        details["max_instances"] = limits_.max_instances;
         json body = json::object();
-        body.set("model_version_status", std::move(versions));
-        body.set("nnmark", std::move(details));
-        return body.dump();
+        body["model_version_status"] = std::move(versions);
+        body["nnmark"] = std::move(details);
+        return dump_json(body);
     }
 
     // The Model Metadata API's answer (serve/model_metadata.hpp).

@@ -24,15 +24,15 @@ namespace detail {
 
 inline json recipe_json(const training_recipe& r) {
     json j = json::object();
-    j.set("epochs", r.epochs);
-    j.set("batch", r.batch);
-    j.set("optimizer", r.optimizer);
-    j.set("learning_rate", r.learning_rate);
-    j.set("momentum", r.momentum);
-    j.set("nesterov", r.nesterov);
-    j.set("weight_decay", r.weight_decay);
-    j.set("schedule", r.schedule);
-    j.set("seed", std::to_string(r.seed));  // a string: JSON numbers stop being exact at 2^53
+    j["epochs"] = r.epochs;
+    j["batch"] = r.batch;
+    j["optimizer"] = r.optimizer;
+    j["learning_rate"] = r.learning_rate;
+    j["momentum"] = r.momentum;
+    j["nesterov"] = r.nesterov;
+    j["weight_decay"] = r.weight_decay;
+    j["schedule"] = r.schedule;
+    j["seed"] = std::to_string(r.seed);  // a string: JSON numbers stop being exact at 2^53
     return j;
 }
 
@@ -50,17 +50,18 @@ void restore_tensor(const safetensors_file& file, const std::string& name, std::
 // Throws argument_error naming the first field of `expected` that `saved` (the
 // checkpoint's "recipe" or "run") lacks or holds with another value.
 inline void expect_same_fields(const std::filesystem::path& path, const json* saved, const json& expected) {
-    const auto* fields = expected.if_object();
+    const auto* fields = expected.get_ptr<const json::object_t*>();
     if (!fields || fields->empty()) return;
     if (!saved)
         throw argument_error(path.string() + ": the checkpoint does not record its data, architecture and triggers "
                                              "(an older nnmark wrote it), so it cannot be resumed safely; delete it to "
                                              "start over");
     for (const auto& [name, value] : *fields) {
-        const json* before = saved->find(name);
-        if (!before || !(*before == value))
+        const auto before = saved->find(name);  // end() also when `saved` is not an object
+        const bool recorded = before != saved->end();
+        if (!recorded || *before != value)
             throw argument_error(path.string() + ": the checkpoint was made with another " + name + " (" +
-                                 (before ? before->dump() : "none") + ", this run: " + value.dump() +
+                                 (recorded ? dump_json(*before) : "none") + ", this run: " + dump_json(value) +
                                  "); resume the same run with the same flags, or delete the checkpoint");
     }
 }
@@ -76,11 +77,11 @@ void save_checkpoint(const std::filesystem::path& path, sequential<T>& model, op
     for (const auto& [name, buffer] : opt.state())
         writer.add_tensor<T>("optimizer." + name, {static_cast<std::int64_t>(buffer.size())}, std::span<const T>(buffer));
     json info = json::object();
-    info.set("epochs_done", epochs_done);
-    info.set("optimizer_steps", opt.step_count());
-    info.set("recipe", detail::recipe_json(recipe));
-    info.set("run", run);
-    writer.set_metadata("nnmark.checkpoint", info.dump());
+    info["epochs_done"] = epochs_done;
+    info["optimizer_steps"] = opt.step_count();
+    info["recipe"] = detail::recipe_json(recipe);
+    info["run"] = run;
+    writer.set_metadata("nnmark.checkpoint", dump_json(info));
     writer.write(path);
 }
 
@@ -92,10 +93,11 @@ int load_checkpoint(const std::filesystem::path& path, sequential<T>& model, opt
     const safetensors_file file = safetensors_file::load(path);
     const std::string* text = file.find_metadata("nnmark.checkpoint");
     if (!text) throw format_error(path.string() + ": not an nnmark checkpoint (no \"nnmark.checkpoint\" metadata)");
-    const json info = json::parse(*text, path.string() + ": nnmark.checkpoint");
+    const json info = parse_json(*text, path.string() + ": nnmark.checkpoint");
     const json_view view(info, path.string() + ": nnmark.checkpoint");
     detail::expect_same_fields(path, &view["recipe"].value(), detail::recipe_json(recipe));
-    detail::expect_same_fields(path, info.find("run"), run);
+    const std::optional<json_view> saved_run = view.find("run");
+    detail::expect_same_fields(path, saved_run ? &saved_run->value() : nullptr, run);
     for (const auto& p : model.named_parameters()) detail::restore_tensor(file, p.name, p.value);
     opt.allocate_state(model.parameters().size());
     for (const auto& [name, buffer] : opt.state()) detail::restore_tensor(file, "optimizer." + name, buffer);

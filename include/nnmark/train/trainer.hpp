@@ -97,8 +97,8 @@ public:
     // and the extra set with its repeats and per-epoch weights ("none" without one).
     json run_identity(const dataset& train) const {
         json run = json::object();
-        run.set("architecture", sha256_hex(architecture_json(model_)));
-        run.set("data", dataset_digest(train));
+        run["architecture"] = sha256_hex(architecture_json(model_));
+        run["data"] = dataset_digest(train);
         std::string extra = "none";
         if (extra_) {
             // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on the chain of operator+.
@@ -112,7 +112,7 @@ public:
             }
             extra = sha256_hex(extra);
         }
-        run.set("triggers", extra);
+        run["triggers"] = extra;
         return run;
     }
 

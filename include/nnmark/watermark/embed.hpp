@@ -67,19 +67,19 @@ inline std::optional<dataset> training_set_without_triggers(const trigger_recipe
 inline json recipe_json(const trigger_recipe& recipe, std::string_view model_dataset, const shape& item_shape,
                         const std::vector<std::filesystem::path>& dataset_files_used) {
     json j = json::object();
-    j.set("dataset", std::string(model_dataset));
-    j.set("kind", to_string(recipe.kind));
-    j.set("source", recipe.source);
-    j.set("target", recipe.target);
-    j.set("seed", static_cast<std::int64_t>(recipe.seed));
-    j.set("count", recipe.count);
-    j.set("label_mode", to_string(recipe.label_mode));
-    j.set("classes", recipe.classes);
-    j.set("source_dataset", recipe.source_dataset);
+    j["dataset"] = std::string(model_dataset);
+    j["kind"] = to_string(recipe.kind);
+    j["source"] = recipe.source;
+    j["target"] = recipe.target;
+    j["seed"] = static_cast<std::int64_t>(recipe.seed);
+    j["count"] = recipe.count;
+    j["label_mode"] = to_string(recipe.label_mode);
+    j["classes"] = recipe.classes;
+    j["source_dataset"] = recipe.source_dataset;
     json parameters = json::object();
     set_config_members(parameters, make_generator(recipe, item_shape)->parameters());
-    j.set("generator", std::move(parameters));
-    j.set("datasets", dataset_file_digests(dataset_files_used));
+    j["generator"] = std::move(parameters);
+    j["datasets"] = dataset_file_digests(dataset_files_used);
     return j;
 }
 
@@ -117,15 +117,15 @@ inline watermark_key extraction_region_key(const extraction_region& region, cons
     watermark_key key;
     key.triggers = region.triggers(test, count);
     json recipe = json::object();
-    for (const char* field : {"dataset", "classes", "datasets"}) recipe.set(field, *main_key.recipe.find(field));
-    recipe.set("kind", "extraction-region");
-    recipe.set("source", region.source);
-    recipe.set("target", region.label);
-    recipe.set("seed", static_cast<std::int64_t>(region.seed));
-    recipe.set("count", key.triggers.size());
-    recipe.set("label_mode", to_string(trigger_labeling::target));
-    recipe.set("region", region.to_json());
-    recipe.set("watermark_key", main_key.commitment());
+    for (const char* field : {"dataset", "classes", "datasets"}) recipe[field] = main_key.recipe.at(field);
+    recipe["kind"] = "extraction-region";
+    recipe["source"] = region.source;
+    recipe["target"] = region.label;
+    recipe["seed"] = static_cast<std::int64_t>(region.seed);
+    recipe["count"] = key.triggers.size();
+    recipe["label_mode"] = to_string(trigger_labeling::target);
+    recipe["region"] = region.to_json();
+    recipe["watermark_key"] = main_key.commitment();
     key.recipe = std::move(recipe);
     return key;
 }
@@ -142,15 +142,15 @@ inline embedding_setup prepare_embedding(const trigger_recipe& recipe, const emb
     embedding_setup setup{recipe, {}, training_set_without_triggers(recipe, train), std::nullopt};
     setup.key.triggers = make_trigger_set(recipe, pools.key_pool, item);
     setup.key.recipe = recipe_json(recipe, dataset_name, item, files);
-    setup.key.recipe.set("repeat", options.repeat);
-    setup.key.recipe.set("wm_schedule", options.schedule);
-    setup.key.recipe.set("wm_weight", options.weight);
+    setup.key.recipe["repeat"] = options.repeat;
+    setup.key.recipe["wm_schedule"] = options.schedule;
+    setup.key.recipe["wm_weight"] = options.weight;
     if (options.extraction_share) {
         const dataset& base = setup.training_set(train);
         setup.region = extraction_region::draw(rng(recipe.seed).derive(detail::extraction_stream).next_u64(),
                                                recipe.classes, *options.extraction_share, base);
         setup.changed_train = setup.region->relabelled(base);
-        setup.key.recipe.set("survive_extraction", setup.region->to_json());
+        setup.key.recipe["survive_extraction"] = setup.region->to_json();
     }
     return setup;
 }

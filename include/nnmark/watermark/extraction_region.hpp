@@ -121,12 +121,12 @@ struct extraction_region {
 
     json to_json() const {
         json j = json::object();
-        j.set("method", "extraction-region");
-        j.set("source", source);
-        j.set("label", label);
-        j.set("share", share);
-        j.set("seed", static_cast<std::int64_t>(seed));
-        j.set("threshold", threshold);
+        j["method"] = "extraction-region";
+        j["source"] = source;
+        j["label"] = label;
+        j["share"] = share;
+        j["seed"] = static_cast<std::int64_t>(seed);
+        j["threshold"] = threshold;
         return j;
     }
 

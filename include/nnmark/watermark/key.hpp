@@ -168,19 +168,19 @@ inline json calibration_json(const key_calibration& c) {
     json models = json::array();
     for (const reference_model& m : c.models) {
         json entry = json::object();
-        entry.set("name", m.name);
-        if (!m.sha256.empty()) entry.set("sha256", m.sha256);
-        entry.set("matches", m.matches);
+        entry["name"] = m.name;
+        if (!m.sha256.empty()) entry["sha256"] = m.sha256;
+        entry["matches"] = m.matches;
         models.push_back(std::move(entry));
     }
     json doc = json::object();
-    doc.set("models", std::move(models));
-    doc.set("triggers", c.triggers);
-    doc.set("queries", c.queries());
-    doc.set("matches", c.matches());
-    doc.set("confidence", c.confidence);
-    doc.set("mean", c.fit.mean_bound);
-    doc.set("correlation", c.fit.correlation_bound);
+    doc["models"] = std::move(models);
+    doc["triggers"] = c.triggers;
+    doc["queries"] = c.queries();
+    doc["matches"] = c.matches();
+    doc["confidence"] = c.confidence;
+    doc["mean"] = c.fit.mean_bound;
+    doc["correlation"] = c.fit.correlation_bound;
     return doc;
 }
 
@@ -266,8 +266,8 @@ struct watermark_key {
     json recipe;
     std::optional<key_calibration> calibration;
 
-    // Recomputed from the triggers and recipe.dump() each time.
-    std::string commitment() const { return commitment_of(triggers, recipe.dump()); }
+    // Recomputed from the triggers and dump_json(recipe) each time.
+    std::string commitment() const { return commitment_of(triggers, dump_json(recipe)); }
 };
 
 // Write `key` to `path` atomically. Throws argument_error (shape_error for a bad
@@ -278,11 +278,11 @@ inline void save_key(const watermark_key& key, const std::filesystem::path& path
     const std::string where = "save_key('" + path.string() + "')";
     key.triggers.validate(where);
     detail::as_argument_check([&] { detail::check_recipe(json_view(key.recipe, where + ": recipe"), key.triggers.size()); });
-    const auto* classes = key.recipe.find("classes")->if_integer();
-    if (*classes != key.triggers.classes)
-        throw argument_error(where + ": the recipe has " + std::to_string(*classes) + " classes, the trigger dataset " +
+    const std::int64_t classes = key.recipe.at("classes").get<std::int64_t>();
+    if (classes != key.triggers.classes)
+        throw argument_error(where + ": the recipe has " + std::to_string(classes) + " classes, the trigger dataset " +
                              std::to_string(key.triggers.classes));
-    const std::string recipe_text = key.recipe.dump();
+    const std::string recipe_text = dump_json(key.recipe);
     safetensors_writer writer;
     writer.add_tensor<std::uint8_t>("images", dims_of(key.triggers.images.shape()), key.triggers.images.span());
     const std::vector<std::int64_t> labels = detail::labels_as_int64(key.triggers);
@@ -292,7 +292,7 @@ inline void save_key(const watermark_key& key, const std::filesystem::path& path
     if (key.calibration) {
         const json doc = detail::calibration_json(*key.calibration);
         detail::as_argument_check([&] { detail::parse_calibration(json_view(doc, where + ": calibration"), key.triggers.size()); });
-        writer.set_metadata(std::string(key_calibration_metadata), doc.dump());
+        writer.set_metadata(std::string(key_calibration_metadata), dump_json(doc));
     }
     writer.set_metadata("nnmark.version", std::string(key_file_version));
     writer.write(path);
@@ -353,8 +353,8 @@ inline watermark_key load_key(const std::filesystem::path& path) {
 
     watermark_key key;
     const std::string recipe_source = what + ": metadata " + std::string(key_recipe_metadata);
-    key.recipe = json::parse(recipe_text, recipe_source);
-    if (key.recipe.dump() != recipe_text)
+    key.recipe = parse_json(recipe_text, recipe_source);
+    if (dump_json(key.recipe) != recipe_text)
         throw format_error(recipe_source + ": the recipe is not in the compact form nnmark writes, so the commitment "
                            "cannot be recomputed from it; re-save the key with nnmark");
     const json_view recipe(key.recipe, recipe_source);
@@ -366,7 +366,7 @@ inline watermark_key load_key(const std::filesystem::path& path) {
                                " is outside 0.." + std::to_string(classes - 1));
     if (const std::string* text = file.find_metadata(key_calibration_metadata)) {
         const std::string source = what + ": metadata " + std::string(key_calibration_metadata);
-        const json doc = json::parse(*text, source);
+        const json doc = parse_json(*text, source);
         key.calibration = detail::parse_calibration(json_view(doc, source), images.dims[0]);
     }
 
@@ -380,8 +380,9 @@ inline watermark_key load_key(const std::filesystem::path& path) {
 
 // True when the key's recipe says its triggers carry secret random labels.
 inline bool has_random_labels(const watermark_key& key) {
-    const json* mode = key.recipe.find("label_mode");
-    return mode && mode->is_string() && *mode->if_string() == to_string(trigger_labeling::random);
+    const auto mode = key.recipe.find("label_mode");
+    return mode != key.recipe.end() && mode->is_string() &&
+           mode->get_ref<const std::string&>() == to_string(trigger_labeling::random);
 }
 
 // The null a verification of `key` tests against (watermark/statistics.hpp's header
@@ -406,8 +407,8 @@ inline json dataset_file_digests(std::span<const std::filesystem::path> files) {
     json list = json::array();
     for (const std::filesystem::path& f : files) {
         json entry = json::object();
-        entry.set("file", f.filename().string());
-        entry.set("sha256", sha256_file_hex(f));
+        entry["file"] = f.filename().string();
+        entry["sha256"] = sha256_file_hex(f);
         list.push_back(std::move(entry));
     }
     return list;

@@ -91,13 +91,13 @@ inline std::string entry_line(const ledger_entry& e) {
     json hashes = json::array();
     for (const std::string& h : e.sha256) hashes.push_back(h);
     json line = json::object();
-    line.set("ledger", std::string(trigger_ledger_format));
-    line.set("commitment", e.commitment);
-    line.set("time", e.time);
-    line.set("url", e.url);
-    line.set("fresh_triggers", e.fresh_triggers);
-    line.set("sha256", std::move(hashes));
-    return line.dump() + "\n";
+    line["ledger"] = std::string(trigger_ledger_format);
+    line["commitment"] = e.commitment;
+    line["time"] = e.time;
+    line["url"] = e.url;
+    line["fresh_triggers"] = e.fresh_triggers;
+    line["sha256"] = std::move(hashes);
+    return dump_json(line) + "\n";
 }
 
 // The 64-hex-digit string at `v`, else format_error naming the place.
@@ -108,7 +108,7 @@ inline std::string hex_digest(const json_view& v) {
 }
 
 inline ledger_entry parse_entry(std::string_view line, const std::string& where) {
-    const json doc = json::parse(line, where);
+    const json doc = parse_json(line, where);
     const json_view v(doc, where);
     v.expect_only_keys({"ledger", "commitment", "time", "url", "fresh_triggers", "sha256"});
     if (v["ledger"].as_string() != trigger_ledger_format)

@@ -84,9 +84,9 @@ namespace detail {
 // The target class of a target-label key, or nothing for random labels.
 inline std::optional<int> key_target(const watermark_key& key) {
     if (has_random_labels(key)) return std::nullopt;
-    const json* target = key.recipe.find("target");
-    if (!target || !target->if_integer()) return std::nullopt;
-    return static_cast<int>(*target->if_integer());
+    const auto target = key.recipe.find("target");
+    if (target == key.recipe.end() || !target->is_number_integer()) return std::nullopt;
+    return target->get<int>();
 }
 
 inline control_test run_control(const suspect_answers& a, int target) {

@@ -189,10 +189,35 @@ private:
 
 namespace detail::lowp {
 
+// Every group is 32 bits (4 u8, 2 bf16): one lane of a vector, one gather element.
+static_assert(int8_dot::group * sizeof(int8_dot::input) == 4 && bf16_dot::group * sizeof(bf16_dot::input) == 4);
+
+// to[jj] = the 32-bit group at from + start[jj] bytes, for jj < cols (cols <= NR), and
+// zeros up to the next multiple of 16: one gather per 16 columns where AVX-512 has it
+// (a convolution's windows step through a channel-last image, so the columns of one
+// group are evenly spaced but not contiguous).
+inline void gather_groups(const std::uint8_t* from, const std::int32_t* start, index_t cols, std::uint32_t* to) {
+#if !defined(NNMARK_GEMM_NO_SIMD) && defined(__AVX512F__)
+    for (index_t jj = 0; jj < cols; jj += lanes) {
+        const __mmask16 valid = static_cast<__mmask16>(cols - jj >= lanes ? 0xffff : (1u << (cols - jj)) - 1);
+        const __m512i offsets = _mm512_maskz_loadu_epi32(valid, start + jj);
+        _mm512_storeu_si512(to + jj, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets, from, 1));
+    }
+#else
+    const index_t padded = (cols + lanes - 1) / lanes * lanes;
+    for (index_t jj = 0; jj < padded; ++jj) {
+        to[jj] = 0;
+        if (jj < cols) std::memcpy(to + jj, from + start[jj], sizeof(std::uint32_t));
+    }
+#endif
+}
+
 // Columns [j0, j0 + cols) of B (cols <= NR) into one panel [groups][NR][group]: column
 // j's q-th group starts at src + column_offset(j) + group_offsets[q] (its elements
 // contiguous); the last group holds k - q * group elements when k is not a multiple of
-// the group, and missing columns and elements are zeros.
+// the group, and missing elements are zeros, as are the columns up to the next multiple
+// of 16 (the tile kernel reads whole vectors). Offsets must stay below 2^31 bytes (the
+// gather's indices), far beyond any image or batch a layer encodes.
 template <class Dot, class ColumnOffset>
 void pack_columns(const typename Dot::input* src, const ColumnOffset& column_offset,
                   std::span<const index_t> group_offsets, index_t k, index_t j0, index_t cols,
@@ -201,23 +226,27 @@ void pack_columns(const typename Dot::input* src, const ColumnOffset& column_off
     constexpr index_t g = Dot::group;
     const index_t groups = static_cast<index_t>(group_offsets.size());
     const index_t full = k / g;
-    for (index_t jj = 0; jj < cols; ++jj) {
-        const input* column = src + column_offset(j0 + jj);
-        input* to = out + jj * g;
-        for (index_t q = 0; q < full; ++q) std::memcpy(to + q * nr * g, column + group_offsets[q], g * sizeof(input));
-        if (full < groups) {
-            input* last = to + full * nr * g;
-            for (index_t e = 0; e < g; ++e) last[e] = full * g + e < k ? column[group_offsets[full] + e] : input(0);
-        }
+    std::int32_t start[nr];
+    for (index_t jj = 0; jj < cols; ++jj)
+        start[jj] = static_cast<std::int32_t>(column_offset(j0 + jj) * static_cast<index_t>(sizeof(input)));
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(src);
+    for (index_t q = 0; q < full; ++q)
+        gather_groups(bytes + group_offsets[q] * static_cast<index_t>(sizeof(input)), start, cols,
+                      reinterpret_cast<std::uint32_t*>(out + q * nr * g));
+    if (full < groups) {
+        input* last = out + full * nr * g;
+        std::fill_n(last, nr * g, input(0));
+        for (index_t jj = 0; jj < cols; ++jj)
+            for (index_t e = 0; full * g + e < k; ++e) last[jj * g + e] = src[column_offset(j0 + jj) + group_offsets[full] + e];
     }
-    for (index_t q = 0; q < groups; ++q) std::fill_n(out + (q * nr + cols) * g, (nr - cols) * g, input(0));
 }
 
-// The register tile: MR rows of A's panel times `vectors` vectors of B's panel over all
-// groups, written to tile[MR][NR].
+// The register tile: MR rows of A's panel times `vectors` vectors of B over all groups,
+// written to tile[MR][NR]. B's q-th group row starts at b + b_offsets[q] (a packed
+// panel: q * NR * group; columns read in place: wherever the caller's layout puts it).
 template <class Dot, index_t vectors>
-void tile_kernel(const typename Dot::weight* a, const typename Dot::input* b, index_t groups,
-                 typename Dot::accumulator* tile) {
+void tile_kernel(const typename Dot::weight* a, const typename Dot::input* b, const index_t* b_offsets,
+                 index_t groups, typename Dot::accumulator* tile) {
     using simd = simd_lanes<Dot>;
     constexpr index_t g = Dot::group;
     typename simd::type acc[mr][vectors];
@@ -225,10 +254,11 @@ void tile_kernel(const typename Dot::weight* a, const typename Dot::input* b, in
     for (index_t r = 0; r < mr; ++r)
 #pragma GCC unroll 3
         for (index_t v = 0; v < vectors; ++v) acc[r][v] = simd::zero();
-    for (index_t q = 0; q < groups; ++q, a += mr * g, b += nr * g) {
+    for (index_t q = 0; q < groups; ++q, a += mr * g) {
+        const typename Dot::input* b_row = b + b_offsets[q];
         typename simd::inputs bv[vectors];
 #pragma GCC unroll 3
-        for (index_t v = 0; v < vectors; ++v) bv[v] = simd::load(b + v * lanes * g);
+        for (index_t v = 0; v < vectors; ++v) bv[v] = simd::load(b_row + v * lanes * g);
 #pragma GCC unroll 8
         for (index_t r = 0; r < mr; ++r)
 #pragma GCC unroll 3
@@ -240,12 +270,17 @@ void tile_kernel(const typename Dot::weight* a, const typename Dot::input* b, in
         for (index_t v = 0; v < vectors; ++v) simd::store(tile + r * nr + v * lanes, acc[r][v]);
 }
 
-template <class Dot>
-void tile_for(index_t cols, const typename Dot::weight* a, const typename Dot::input* b, index_t groups,
-              typename Dot::accumulator* tile) {
-    if (cols > 2 * lanes) return tile_kernel<Dot, 3>(a, b, groups, tile);
-    if (cols > lanes) return tile_kernel<Dot, 2>(a, b, groups, tile);
-    tile_kernel<Dot, 1>(a, b, groups, tile);
+// Every row panel of the weights times `cols` (<= NR) columns of B, each tile to the sink
+// as lowp_product describes.
+template <class Dot, class Sink>
+void multiply_columns(const lowp_weights<Dot>& w, const typename Dot::input* b, const index_t* b_offsets,
+                      index_t col0, index_t cols, const Sink& sink) {
+    alignas(64) typename Dot::accumulator tile[mr * nr];
+    const auto kernel = cols > 2 * lanes ? tile_kernel<Dot, 3> : cols > lanes ? tile_kernel<Dot, 2> : tile_kernel<Dot, 1>;
+    for (index_t i0 = 0; i0 < w.rows(); i0 += mr) {
+        kernel(w.panel(i0 / mr), b, b_offsets, w.groups(), tile);
+        sink(i0, col0, std::min(mr, w.rows() - i0), cols, static_cast<const typename Dot::accumulator*>(tile));
+    }
 }
 
 }  // namespace detail::lowp
@@ -261,16 +296,29 @@ void lowp_product(const lowp_weights<Dot>& w, const typename Dot::input* src, co
                   std::span<const index_t> group_offsets, index_t n, const Sink& sink) {
     namespace lp = detail::lowp;
     thread_local lp::buffer<typename Dot::input> panel;
-    alignas(64) typename Dot::accumulator tile[lp::mr * lp::nr];
+    thread_local std::vector<index_t> panel_offsets;
     panel.resize(std::max(panel.size(), static_cast<std::size_t>(w.groups() * lp::nr * Dot::group)));
+    panel_offsets.resize(static_cast<std::size_t>(w.groups()));
+    for (index_t q = 0; q < w.groups(); ++q) panel_offsets[static_cast<std::size_t>(q)] = q * lp::nr * Dot::group;
     for (index_t j0 = 0; j0 < n; j0 += lp::nr) {
         const index_t cols = std::min(lp::nr, n - j0);
         lp::pack_columns<Dot>(src, column_offset, group_offsets, w.k(), j0, cols, panel.data());
-        for (index_t i0 = 0; i0 < w.rows(); i0 += lp::mr) {
-            lp::tile_for<Dot>(cols, w.panel(i0 / lp::mr), panel.data(), w.groups(), tile);
-            sink(i0, j0, std::min(lp::mr, w.rows() - i0), cols, static_cast<const typename Dot::accumulator*>(tile));
-        }
+        lp::multiply_columns(w, panel.data(), panel_offsets.data(), j0, cols, sink);
     }
+}
+
+// The product for `n` columns whose groups already lie side by side in the caller's
+// memory, as a stride-1 convolution's windows along an output row do in a
+// [row][channel group][column][group] image (layers/lowp_linear.hpp): column c's q-th
+// group at first + c * group + group_offsets[q]. Nothing is packed; the tiles go to the
+// sink as in lowp_product, column c as col0 + c. Whole vectors are read: up to 15
+// columns past the n-th must be readable (their lanes are discarded).
+template <class Dot, class Sink>
+void lowp_product_in_place(const lowp_weights<Dot>& w, const typename Dot::input* first,
+                           std::span<const index_t> group_offsets, index_t n, index_t col0, const Sink& sink) {
+    namespace lp = detail::lowp;
+    for (index_t j0 = 0; j0 < n; j0 += lp::nr)
+        lp::multiply_columns(w, first + j0 * Dot::group, group_offsets.data(), col0 + j0, std::min(lp::nr, n - j0), sink);
 }
 
 // lowp_gemm_reference's product the fast way, with A packed: c[i * ldc + j] for

@@ -12,10 +12,15 @@
 // shift[o] = bias[o] - scale[o] * zero_point * sum_k w_q[o, k] (quantization.hpp); for
 // bf16 scale 1 and shift = bias (the accumulators are float).
 // - conv2d (NCHW, square kernel, stride, valid or same padding, as layers/conv2d.hpp):
-//   each image is encoded once into channel-last order, bordered by the padding (code
-//   of 0) and with channels padded to the dot group (4 or 2), and the product's columns,
-//   one per output pixel, are gathered straight from it (k in the order row, column,
-//   channel of the window: each group is `group` channels of one pixel, contiguous).
+//   each image is encoded once, bordered by the padding (code of 0) and with channels
+//   padded to the dot group (4 or 2), in the layout [channel group][row][column][group]:
+//   a group is `group` channels of one pixel, and the same group of consecutive pixels
+//   lies side by side, across rows too. k runs over the window's row, column and
+//   channel group. With stride 1 the product's columns are all positions of the
+//   bordered image, 16 per vector load, with no packing; the positions whose windows
+//   wrap past a row's end are computed and dropped ((k - 1) / padded width of the
+//   work: 8-20% for the paper's layers, where gathering every window into packed panels
+//   cost as much as the products). Other strides gather the windows (lowp_product).
 //   Images are split into blocks, one per thread, as conv2d splits them.
 // - dense: the batch is encoded once; columns are samples, split among threads.
 // Inference only: backward throws. The weights are packed once at construction; the
@@ -30,6 +35,8 @@
 #include "nnmark/layers/layer.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -132,16 +139,39 @@ private:
                 const float s = scale[o], t = shift[o];
                 float* to = out + o * row_step + col0 * col_step;
                 const typename Dot::accumulator* from = tile + r * detail::lowp::nr;
-                for (index_t c = 0; c < cols; ++c) {
+                const auto value = [&](index_t c) {
                     const float v = static_cast<float>(from[c]) * s + t;
-                    to[c * col_step] = relu ? std::max(v, 0.0f) : v;
-                }
+                    return relu ? std::max(v, 0.0f) : v;
+                };
+                if (col_step == 1)  // a convolution's image: contiguous, so the loop vectorizes
+                    for (index_t c = 0; c < cols; ++c) to[c] = value(c);
+                else
+                    for (index_t c = 0; c < cols; ++c) to[c * col_step] = value(c);
             }
         }
     };
 
-    // The channel-last, bordered image a convolution reads, and each group's offset in
-    // it relative to the window's first pixel.
+    // A stride-1 convolution's product runs over every position p = row * padded_w + column
+    // of the bordered image (the windows of consecutive positions are side by side, across
+    // rows too); the positions whose window wraps past the row's end (column >= out_w) are
+    // dropped, the rest go to `to` as output pixel row * out_w + column.
+    struct bordered_rows_sink {
+        dequantizing_sink to;
+        index_t padded_w, out_w;
+
+        void operator()(index_t row0, index_t col0, index_t rows, index_t cols,
+                        const typename Dot::accumulator* tile) const {
+            for (index_t p = col0; p < col0 + cols;) {
+                const index_t row = p / padded_w, column = p % padded_w;
+                const index_t run = std::min(col0 + cols - p, padded_w - column);
+                if (column < out_w) to(row0, row * out_w + column, rows, std::min(run, out_w - column), tile + (p - col0));
+                p += run;
+            }
+        }
+    };
+
+    // The bordered image a convolution reads, [channel group][row][column][group], and
+    // each group's offset in it relative to the window's first pixel.
     void plan_windows() {
         const index_t k = geometry_.kernel, s = geometry_.stride;
         channels_ = input_item_[0];
@@ -152,10 +182,11 @@ private:
         // Rows and columns of the bordered image: enough for every window.
         padded_h_ = std::max(input_item_[1] + pad_top_, (output_item_[1] - 1) * s + k);
         padded_w_ = std::max(input_item_[2] + pad_left_, (output_item_[2] - 1) * s + k);
+        const index_t channel_groups = padded_channels_ / Dot::group;
         for (index_t ki = 0; ki < k; ++ki)
             for (index_t kj = 0; kj < k; ++kj)
-                for (index_t c = 0; c < padded_channels_; c += Dot::group)
-                    group_offsets_.push_back((ki * padded_w_ + kj) * padded_channels_ + c);
+                for (index_t cg = 0; cg < channel_groups; ++cg)
+                    group_offsets_.push_back(((cg * padded_h_ + ki) * padded_w_ + kj) * Dot::group);
     }
 
     // Position in the product's k order of element i of a weight row in the float
@@ -180,30 +211,51 @@ private:
     }
 
     void convolve(const tensor<float>& x, tensor<float>& y, bool relu, int blocks) const {
+        constexpr index_t g = Dot::group;
         const index_t pixels = output_item_[1] * output_item_[2];
-        const index_t out_w = output_item_[2], stride = geometry_.stride;
+        const index_t out_h = output_item_[1], out_w = output_item_[2], stride = geometry_.stride;
         const index_t height = input_item_[1], width = input_item_[2];
         for_each_chunk(x.batch(), blocks, [&](int, index_t begin, index_t end) {
-            thread_local detail::lowp::buffer<input> image, row;
-            image.resize(static_cast<std::size_t>(padded_h_ * padded_w_ * padded_channels_));
-            row.resize(std::max(row.size(), static_cast<std::size_t>(width)));
-            const auto column_offset = [&](index_t j) {
-                return (j / out_w * stride * padded_w_ + j % out_w * stride) * padded_channels_;
-            };
+            thread_local detail::lowp::buffer<input> image, codes, zero_row;
+            // The tail: whole vectors are read up to 15 columns past a row's last window.
+            const auto image_size =
+                static_cast<std::size_t>(padded_h_ * padded_w_ * padded_channels_ + detail::lowp::nr * g);
+            image.resize(std::max(image.size(), image_size));
+            codes.resize(std::max(codes.size(), static_cast<std::size_t>(input_item_.count())));
+            zero_row.assign(static_cast<std::size_t>(width), input_code_.zero_code());
             for (index_t n = begin; n < end; ++n) {
-                // Channel-last, bordered with the code of 0 (the padding channels too: their weights are 0).
-                std::fill(image.begin(), image.end(), input_code_.zero_code());
-                const auto item = x.item(n);
-                for (index_t c = 0; c < channels_; ++c)
+                // Encoded in one pass over the image, then spread into the layout, bordered
+                // with the code of 0.
+                input_code_.encode(x.item(n), codes.data());
+                std::fill_n(image.begin(), image_size, input_code_.zero_code());
+                // Each group's `group` channel rows interleaved into one 32-bit word per
+                // pixel (a form that vectorizes, where a byte store per value did not);
+                // channels past the last one read as the code of 0 (their weights are 0).
+                const input* channel_rows[g];
+                for (index_t cg = 0; cg < padded_channels_ / g; ++cg)
                     for (index_t i = 0; i < height; ++i) {
-                        input_code_.encode(item.subspan(static_cast<std::size_t>((c * height + i) * width),
-                                                        static_cast<std::size_t>(width)),
-                                           row.data());
-                        input* to = image.data() + ((i + pad_top_) * padded_w_ + pad_left_) * padded_channels_ + c;
-                        for (index_t j = 0; j < width; ++j) to[j * padded_channels_] = row[static_cast<std::size_t>(j)];
+                        for (index_t e = 0; e < g; ++e) {
+                            const index_t c = cg * g + e;
+                            channel_rows[e] = c < channels_ ? codes.data() + (c * height + i) * width : zero_row.data();
+                        }
+                        input* to = image.data() + ((cg * padded_h_ + i + pad_top_) * padded_w_ + pad_left_) * g;
+                        for (index_t j = 0; j < width; ++j) {
+                            std::uint32_t word = 0;
+                            for (index_t e = 0; e < g; ++e)
+                                word |= static_cast<std::uint32_t>(channel_rows[e][j]) << (e * 8 * static_cast<index_t>(sizeof(input)));
+                            std::memcpy(to + j * g, &word, sizeof word);  // little-endian: channel e at element e
+                        }
                     }
                 const dequantizing_sink sink{scale_.data(), shift_.data(), y.item(n).data(), pixels, 1, relu};
-                lowp_product(weights_, image.data(), column_offset, group_offsets_, pixels, sink);
+                if (stride == 1) {
+                    // Windows of consecutive positions are side by side in this layout: no packing.
+                    const bordered_rows_sink rows_sink{sink, padded_w_, out_w};
+                    lowp_product_in_place(weights_, image.data(), group_offsets_, (out_h - 1) * padded_w_ + out_w, 0,
+                                          rows_sink);
+                } else {
+                    const auto column_offset = [&](index_t j) { return (j / out_w * padded_w_ + j % out_w) * stride * g; };
+                    lowp_product(weights_, image.data(), column_offset, group_offsets_, pixels, sink);
+                }
             }
         });
     }

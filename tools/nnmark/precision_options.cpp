@@ -2,7 +2,6 @@
 
 #include "nnmark/model/low_precision.hpp"
 
-#include <vector>
 
 namespace nnmark::cli {
 
@@ -25,12 +24,7 @@ sequential<float> at_chosen_precision(sequential<float> model, const precision_o
     tensor<float> calibration;
     if (p == precision::int8) {
         const dataset source = images();
-        // Spread over the whole set (every size / count-th image), not its first images:
-        // a file sorted by class would otherwise calibrate on one class.
-        const index_t count = std::min(o.calibration_images, source.size());
-        std::vector<index_t> chosen(static_cast<std::size_t>(count));
-        for (index_t i = 0; i < count; ++i) chosen[static_cast<std::size_t>(i)] = i * source.size() / count;
-        to_float(source, chosen, calibration);
+        to_float(source, evenly_spaced_indices(source.size(), o.calibration_images), calibration);
     }
     return at_precision(model, p, calibration);
 }

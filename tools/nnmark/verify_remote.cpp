@@ -125,7 +125,6 @@ private:
 
 namespace remote {
 
-// The dataset the key was made for (load_key checked the recipe names one as a string).
 const std::string& dataset_of(const watermark_key& key) { return *key.recipe.find("dataset")->if_string(); }
 
 }  // namespace remote

@@ -62,7 +62,10 @@ TEST_CASE("run_removal: each attack does what it says to the model, and only tha
         CAPTURE(precision_name(p));
         const removal_outcome quantized = run_removal(quantize_attack{p, 200}, copy(), attacker, quiet);
         CHECK_FALSE(quantized.service.transform);
-        CHECK(quantized.service.model.at(0).kind() == w.model.at(0).kind() + "_" + precision_name(p));
+        int lower = 0;  // layers in the lower precision
+        for (int i = 0; i < quantized.service.model.size(); ++i)
+            lower += quantized.service.model.at(i).kind().ends_with("_" + precision_name(p));
+        CHECK(lower > 0);
         // Rounding, not removal: the quantized copy labels the test images as the model does.
         const std::vector<int> before = predict_labels(w.model, w.test), after = predict_labels(quantized.service.model, w.test);
         double same = 0;

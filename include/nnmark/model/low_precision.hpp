@@ -1,8 +1,8 @@
 // low_precision: a trained float model made over for inference in bf16 or int8.
 //
 // at_precision(model, p, calibration) returns a new sequential<float> with the same
-// layers, except that every conv2d and dense layer is a lowp_linear
-// (layers/lowp_linear.hpp) of that precision; the other layers (relu, maxpool2d,
+// layers, except that every dense layer and every conv2d with a window of 32 values or
+// more is a lowp_linear (layers/lowp_linear.hpp) of that precision; the other layers (relu, maxpool2d,
 // flatten, dropout, batchnorm, residual blocks whole) keep their float code and
 // parameters. The result is a model like any other for inference (predict, infer,
 // evaluate, verify, serve), not for training or saving: its lower-precision layers
@@ -42,7 +42,22 @@ struct value_range {
 
 namespace detail {
 
-inline bool has_lowp_form(const layer<float>& l) { return l.kind() == "conv2d" || l.kind() == "dense"; }
+// Whether layer l, taking items `input`, runs in lower precision: every dense layer, and
+// every conv2d but one whose window holds fewer than 32 values (a first layer on one or
+// three channels: 9 or 27). Its products are too short for the dot instructions to pay
+// for encoding the image, with its channels padded to the group, and the first layer
+// is the one low-bit networks keep in float anyway (Zhou et al., DoReFa-Net, 2016), as
+// its input is the only one a quantization step is large against.
+inline bool runs_in_low_precision(const layer<float>& l, const shape& input) {
+    if (l.kind() == "dense") return true;
+    if (l.kind() != "conv2d") return false;
+    for (const auto& [name, value] : l.config())
+        if (name == "kernel") {
+            const auto k = static_cast<index_t>(std::get<std::int64_t>(value));
+            return input[0] * k * k >= 32;
+        }
+    return false;
+}
 
 }  // namespace detail
 
@@ -84,11 +99,11 @@ inline sequential<float> at_precision(const sequential<float>& model, precision 
     sequential<float> out(model.input_item());
     for (int i = 0; i < model.size(); ++i) {
         const layer<float>& l = model.at(i);
-        if (p == precision::fp32 || !detail::has_lowp_form(l)) {
+        const shape input = out.output_item();
+        if (p == precision::fp32 || !detail::runs_in_low_precision(l, input)) {
             out.add(make_layer<float>(l.kind(), l.config()));
             continue;
         }
-        const shape input = out.output_item();
         lowp_geometry geometry;
         if (l.kind() == "conv2d") {
             const layer_config config = l.config();

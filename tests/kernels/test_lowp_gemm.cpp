@@ -76,6 +76,40 @@ TEST_CASE_TEMPLATE("lowp_gemm matches lowp_gemm_reference on odd sizes", Dot, in
             for (index_t k : depths) check_against_reference<Dot>(m, n, k);
 }
 
+TEST_CASE("lowp_product_in_place reads columns where they lie, as the reference multiplies them") {
+    // B laid out [group][column][group's elements] with room for 15 columns past the
+    // last (the whole vectors the kernel loads): column c's q-th group at
+    // c * group + q * stride, as a stride-1 convolution's bordered image has them.
+    using Dot = int8_dot;
+    constexpr index_t g = Dot::group;
+    random_codes<Dot> codes;
+    for (index_t m : {5, 16}) {
+        for (index_t n : {1, 17, 50, 97}) {
+            CAPTURE(m);
+            CAPTURE(n);
+            const index_t k = 12, groups = k / g, stride = (n + 16) * g;
+            std::vector<std::int8_t> a(static_cast<std::size_t>(m * k));
+            for (auto& w : a) w = codes.weight();
+            std::vector<std::uint8_t> laid_out(static_cast<std::size_t>(groups * stride), std::uint8_t(0));
+            std::vector<std::uint8_t> b(static_cast<std::size_t>(n * k));  // row j: column j's k values
+            for (index_t j = 0; j < n; ++j)
+                for (index_t p = 0; p < k; ++p)
+                    b[static_cast<std::size_t>(j * k + p)] = laid_out[static_cast<std::size_t>(p / g * stride + j * g + p % g)] =
+                        codes.input();
+            std::vector<index_t> offsets;
+            for (index_t q = 0; q < groups; ++q) offsets.push_back(q * stride);
+            std::vector<std::int32_t> expected(static_cast<std::size_t>(m * n)), found(expected.size(), -1);
+            lowp_gemm_reference<Dot>(m, n, k, a.data(), k, b.data(), k, expected.data(), n);
+            lowp_product_in_place(lowp_weights<Dot>(m, k, a.data(), k), laid_out.data(), offsets, n, 0,
+                                  [&](index_t row0, index_t col0, index_t rows, index_t cols, const std::int32_t* tile) {
+                                      for (index_t r = 0; r < rows; ++r)
+                                          std::copy_n(tile + r * detail::lowp::nr, cols, found.data() + (row0 + r) * n + col0);
+                                  });
+            CHECK(found == expected);
+        }
+    }
+}
+
 TEST_CASE("int8 lowp_gemm sums the extreme codes exactly") {
     // 255 * -128 over k = 1031: far beyond 16 bits, within s32; vpmaddubsw-style
     // saturation would show here.

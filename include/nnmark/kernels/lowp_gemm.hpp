@@ -18,10 +18,13 @@
 // A panel [k/group][MR][group], B panel [k/group][NR][group], zero-padded; one
 // 32-bit broadcast of A (a row's group) times one B vector (16 columns' groups) is one
 // instruction. The weights are packed once (lowp_weights), the inputs per call.
-// B is packed through a gather (column_offset(j) + group_offset[q]: the start of
-// column j's q-th group in the caller's memory), so that a convolution packs its
-// windows straight from a channel-last image (layers/lowp_linear.hpp: no im2col
-// matrix) and a dense layer its samples, by the same code.
+// lowp_product packs B through a gather (column_offset(j) + group_offset[q]: the start
+// of column j's q-th group in the caller's memory; one AVX-512 gather per 16 columns),
+// so that a strided convolution packs its windows straight from its encoded image (no
+// im2col matrix) and a dense layer its samples, by the same code. Where the caller's
+// layout already puts the same group of consecutive columns side by side (a stride-1
+// convolution's image in layers/lowp_linear.hpp), lowp_product_in_place loads the B
+// vectors where they lie and packs nothing.
 //
 // Dispatch is at compile time, as gemm's SIMD width is: the int8 instruction needs
 // __AVX512VNNI__, the bf16 one __AVX512BF16__ (both set by -march=native on a CPU

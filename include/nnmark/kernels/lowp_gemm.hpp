@@ -34,7 +34,7 @@
 // in its own order).
 #pragma once
 
-#include "nnmark/core/parallel.hpp"
+#include "nnmark/core/half_float.hpp"
 #include "nnmark/core/shape.hpp"
 
 #include <xsimd/xsimd.hpp>
@@ -66,8 +66,7 @@ struct bf16_dot {
     using input = std::uint16_t;
     using accumulator = float;
     static constexpr index_t group = 2;
-    static accumulator product(weight w, input x) { return float_bits(w) * float_bits(x); }
-    static float float_bits(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
+    static accumulator product(weight w, input x) { return float_from_bf16(w) * float_from_bf16(x); }
 };
 
 // c[i * ldc + j] = sum over p of a[i * lda + p] * b[j * ldb + p], summed in order of p.

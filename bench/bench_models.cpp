@@ -4,7 +4,7 @@
 //
 // Usage:
 //   bench_models --net paper-mnist|paper-cifar10 --mode train|infer --batch N --threads T
-//                [--seconds S] [--json]
+//                [--precision fp32|bf16|int8] [--seconds S] [--json]
 //   bench_models --mnist-rss DIR [--steps K] [--threads T] [--json]
 //
 // Speed: inputs are random in [0, 1), labels random. Warm-up iterations run first
@@ -17,7 +17,9 @@
 //          forward pass (data_parallel, the batch split among the threads), softmax
 //          cross-entropy and its gradient, the backward pass, one step of nnmark's
 //          default optimizer (SGD, Nesterov momentum 0.9, weight decay 5e-4).
-//   infer: sequential::infer (evaluation mode: dropout is the identity).
+//   infer: sequential::infer (evaluation mode: dropout is the identity); with
+//          --precision bf16 or int8, of the model at that precision
+//          (model/low_precision.hpp; int8 calibrated on 256 other random images).
 //
 // FLOPs are counted from the model, not written down: the multiply-adds of the conv2d
 // and dense layers times 2 for the forward pass; a training step counts 3 forward
@@ -33,6 +35,7 @@
 #include "nnmark/core/parallel.hpp"
 #include "nnmark/data/load.hpp"
 #include "nnmark/layers/softmax_cross_entropy.hpp"
+#include "nnmark/model/low_precision.hpp"
 #include "nnmark/model/paper_models.hpp"
 #include "nnmark/train/data_parallel.hpp"
 #include "nnmark/train/progress.hpp"
@@ -61,7 +64,7 @@ constexpr int timing_windows = 3;
 
 const char* const usage =
     "usage: bench_models --net paper-mnist|paper-cifar10 --mode train|infer --batch N --threads T\n"
-    "                    [--seconds S] [--json]\n"
+    "                    [--precision fp32|bf16|int8] [--seconds S] [--json]\n"
     "       bench_models --mnist-rss DIR [--steps K] [--threads T] [--json]\n";
 
 // --name value pairs and bare --flags; anything else is an argument_error.
@@ -185,6 +188,9 @@ json speed_case(const options& o) {
         throw argument_error(std::string("bench_models: --net, --batch and --threads are required\n") + usage);
     if (mode != "train" && mode != "infer")
         throw argument_error("bench_models: --mode expects train or infer, got '" + mode + "'");
+    const precision arithmetic = parse_precision(o.text("precision", "fp32"));
+    if (mode == "train" && arithmetic != precision::fp32)
+        throw argument_error("bench_models: --precision " + precision_name(arithmetic) + " is for --mode infer");
     set_threads(threads);
 
     sequential<float> net = build_architecture<float>(net_name);
@@ -213,15 +219,18 @@ json speed_case(const options& o) {
             },
             batch, seconds);
     } else {
+        const sequential<float> model =
+            at_precision(net, arithmetic, random_images(net.input_item(), 256, random));
         inference_buffers<float> buffers;
         tensor<float> logits;
-        t = measure([&] { net.infer(images, logits, buffers); }, batch, seconds);
+        t = measure([&] { model.infer(images, logits, buffers); }, batch, seconds);
     }
 
     json out = json::object();
     out["framework"] = "nnmark";
     out["net"] = net_name;
     out["mode"] = mode;
+    out["precision"] = precision_name(arithmetic);
     out["batch"] = batch;
     out["threads"] = threads;
     out["images_per_second"] = t.best_images_per_second;

@@ -58,6 +58,25 @@ TEST_CASE("run_removal: each attack does what it says to the model, and only tha
     CHECK(transformed.service.transform->describe() == jpeg.describe());
     CHECK(same_parameters(transformed.service.model, w.model));  // the queries change, not the model
 
+    for (precision p : {precision::bf16, precision::int8}) {
+        CAPTURE(precision_name(p));
+        const removal_outcome quantized = run_removal(quantize_attack{p, 200}, copy(), attacker, quiet);
+        CHECK_FALSE(quantized.service.transform);
+        int lower = 0;  // layers in the lower precision
+        for (int i = 0; i < quantized.service.model.size(); ++i)
+            lower += quantized.service.model.at(i).kind().ends_with("_" + precision_name(p));
+        CHECK(lower > 0);
+        // Rounding, not removal: the quantized copy labels the test images as the model does.
+        const std::vector<int> before = predict_labels(w.model, w.test), after = predict_labels(quantized.service.model, w.test);
+        double same = 0;
+        for (std::size_t i = 0; i < before.size(); ++i) same += before[i] == after[i];
+        CHECK(same / static_cast<double>(before.size()) >= 0.95);
+    }
+    CHECK(uses_attacker_data(quantize_attack{precision::int8}));
+    CHECK_FALSE(uses_attacker_data(quantize_attack{precision::bf16}));
+    CHECK(uses_attacker_data(distill_attack{}));
+    CHECK_FALSE(uses_attacker_data(prune_attack{}));
+
     CHECK(trains_on_attacker_data(finetune_attack{}));
     CHECK(trains_on_attacker_data(fineprune_attack{}));
     CHECK(trains_on_attacker_data(distill_attack{}));

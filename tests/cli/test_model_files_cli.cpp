@@ -36,20 +36,6 @@ void write_weights_only(const sequential<float>& model, const std::filesystem::p
     w.write(path);
 }
 
-// The rows of a CSV file with a header, each split at the commas.
-std::vector<std::vector<std::string>> csv_rows(const std::filesystem::path& path, std::string& header) {
-    std::istringstream in(slurp(path));
-    std::getline(in, header);
-    std::vector<std::vector<std::string>> rows;
-    for (std::string line; std::getline(in, line);) {
-        std::vector<std::string> cells;
-        std::istringstream fields(line);
-        for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-        rows.push_back(std::move(cells));
-    }
-    return rows;
-}
-
 }  // namespace
 
 TEST_CASE("cli: a weights-only file with --arch evaluates as the full file does; every command reading a model takes --arch") {

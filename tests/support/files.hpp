@@ -127,4 +127,18 @@ inline std::filesystem::path write_synthetic_cifar10(const std::filesystem::path
     return folder;
 }
 
+// The rows of a CSV file with a header, each split at the commas.
+inline std::vector<std::vector<std::string>> csv_rows(const std::filesystem::path& path, std::string& header) {
+    std::istringstream in(slurp(path));
+    std::getline(in, header);
+    std::vector<std::vector<std::string>> rows;
+    for (std::string line; std::getline(in, line);) {
+        std::vector<std::string> cells;
+        std::istringstream fields(line);
+        for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+        rows.push_back(std::move(cells));
+    }
+    return rows;
+}
+
 }  // namespace nnmark::testing

@@ -62,6 +62,7 @@ removal_attack chosen_attack(const std::string& kind, const attack_options& o) {
     if (kind == "finetune") return finetune_attack{parse_finetune_mode(o.mode), o.finetuning};
     if (kind == "fineprune") return fineprune_attack{o.rate, o.finetuning};
     if (kind == "distill") return distill_attack{{o.soft, o.temperature, o.distillation}};
+    if (o.quantize) return quantize_attack{parse_precision(*o.quantize), o.calibration_images};
     return transform_attack{chosen_transform(o)};
 }
 
@@ -75,6 +76,7 @@ nlohmann::json parameters_of(const std::string& kind, const attack_options& o, c
     if (kind == "distill")
         return {{"soft", o.soft}, {"temperature", o.temperature}, {"epochs", o.distillation.epochs},
                 {"lr", o.distillation.learning_rate}};
+    if (o.quantize) return {{"quantize", *o.quantize}, {"calibration_images", o.calibration_images}};
     return {{"transform", r.service.transform->describe()}};
 }
 
@@ -189,7 +191,7 @@ int run_attack(const std::string& kind, const attack_options& o) {
     if (kind == "evade") return run_evade(o);
     if (kind == "extract") return run_extract(o);
     const auto start = std::chrono::steady_clock::now();
-    if (kind == "transform") chosen_transform(o).validate();  // before any slow work
+    if (kind == "transform" && !o.quantize) chosen_transform(o).validate();  // before any slow work
     const std::optional<watermark_key> key = o.key.empty() ? std::nullopt : std::optional(load_key(o.key));
     sequential<float> original = read_model(o.model, o.model_arch);
     const attack_data data = load_attack_data(kind, o);
@@ -307,7 +309,7 @@ nlohmann::json attack_and_score(const std::string& kind, sequential<float> model
                              {"evaluation_images", data.evaluation.size()},
                              {"original_test_accuracy", score.original_accuracy},
                              {"test_accuracy", score.accuracy}};
-    if (trains_on_attacker_data(attack)) {
+    if (uses_attacker_data(attack)) {
         report["attacker_data"] = data.attacker.name;
         report["attacker_images"] = data.attacker.size();
     }
@@ -350,14 +352,26 @@ command add_attack_command(CLI::App& parent) {
         ->capture_default_str();
     add_training_flags(*distill, *o, o->distillation);
 
-    CLI::App* transform = add_kind(*app, "transform", "Transform every query (JPEG, blur, noise, bit depth)", *o, false);
+    CLI::App* transform = add_kind(*app, "transform",
+                                   "Transform every query (JPEG, blur, noise, bit depth), or quantize the model", *o, false);
     CLI::Option_group* how = transform->add_option_group("transformation", "exactly one of");
     how->add_option("--jpeg", o->jpeg, "JPEG round trip at quality Q (1-100)");
     how->add_option("--blur", o->blur, "Gaussian blur of standard deviation S pixels");
     how->add_option("--noise", o->noise, "Gaussian noise of standard deviation S on [0, 1] pixels");
     how->add_option("--bits", o->bits, "Bit-depth reduction to B bits (1-8)");
+    CLI::Option* quantize =
+        how->add_option("--quantize", o->quantize,
+                        "Serve the model in bf16 or int8 (int8 calibrated on the attacker's images) instead")
+            ->check(CLI::IsMember({"bf16", "int8"}));
     how->require_option(1);
     transform->add_option("--noise-seed", o->noise_seed, "Seed of the noise")->capture_default_str();
+    transform->add_option("--calibration-images", o->calibration_images,
+                          "With --quantize int8: attacker images the activation ranges are measured on")
+        ->check(CLI::Range(index_t(1), index_t(1) << 20))
+        ->needs(quantize)
+        ->capture_default_str();
+    // A lower-precision model has no float parameters to save.
+    transform->get_option("--out")->excludes(quantize);
 
     CLI::App* evade = add_shared_flags(*app, "evade",
                                        "Answer queries a detector flags with another class (Hitaj & Mancini 2018)", *o);

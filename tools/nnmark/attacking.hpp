@@ -44,7 +44,9 @@ struct attack_options {
     training_recipe distillation;
     // transform: exactly one of these is given
     std::optional<double> jpeg, blur, noise, bits;
+    std::optional<std::string> quantize;  // bf16 or int8: the model, not the queries
     std::uint64_t noise_seed = 1;
+    index_t calibration_images = 1000;
     // evade: which detectors, fitted to flag this share of the attacker's images, and
     // the training of the ensemble's second opinion
     std::string detector = "all";

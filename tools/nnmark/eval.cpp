@@ -3,7 +3,10 @@
 // it answers may differ from its model's own labels (DAWN's altered answers, an evading
 // thief's filter), which is what --url measures. --predictions writes every image's
 // logits (a model file only), for checking nnmark against another framework row by row.
+// --precision bf16|int8 evaluates the model in that arithmetic (model/low_precision.hpp),
+// int8 calibrated on images of the dataset's training split.
 #include "cli.hpp"
+#include "precision_options.hpp"
 #include "training_options.hpp"
 #include "verify_remote.hpp"
 
@@ -26,6 +29,7 @@ struct eval_options {
     dataset_options data;
     std::string model, arch, predictions;
     remote_verify_options service;
+    precision_options precision;
     bool train_split = false;
     bool json = false;
 };
@@ -72,10 +76,13 @@ private:
 };
 
 evaluation evaluate_file(const eval_options& o, const dataset& data) {
-    const sequential<float> model = read_model(o.model, o.arch);
-    if (!(data.item_shape() == model.input_item()))
-        throw shape_error("model '" + o.model + "' takes images " + model.input_item().str() + " but dataset " +
+    sequential<float> trained = read_model(o.model, o.arch);
+    if (!(data.item_shape() == trained.input_item()))
+        throw shape_error("model '" + o.model + "' takes images " + trained.input_item().str() + " but dataset " +
                           data.name + " has images " + data.item_shape().str());
+    const sequential<float> model = at_chosen_precision(std::move(trained), o.precision, [&] {
+        return load_dataset(o.data.name, o.data.resolved_dir(), true);
+    });
     if (o.predictions.empty()) return evaluate(model, data);
     predictions_csv csv(static_cast<int>(model.output_item().count()));
     const evaluation result = evaluate_visiting(model, data, 256, [&](index_t first, const tensor<float>& logits) {
@@ -98,7 +105,8 @@ int run_eval(const eval_options& o) {
                               {"dataset", data.name},
                               {"seconds", seconds},
                               {"images_per_second", static_cast<double>(result.images) / std::max(1e-9, seconds)}};
-        if (o.service.url.empty()) out.update({{"model", o.model}, {"loss", result.mean_loss}});
+        if (o.service.url.empty())
+            out.update({{"model", o.model}, {"loss", result.mean_loss}, {"precision", o.precision.name}});
         if (!o.predictions.empty()) out["predictions"] = o.predictions;
         else out["url"] = o.service.url;  // a service gives labels only: no loss
         print_json(out);
@@ -106,7 +114,7 @@ int run_eval(const eval_options& o) {
         std::printf("accuracy %.2f%% (%lld of %lld images of %s) of %s", 100 * result.accuracy(),
                     static_cast<long long>(result.correct), static_cast<long long>(result.images), data.name.c_str(),
                     source.c_str());
-        if (o.service.url.empty()) std::printf(", loss %.4f", result.mean_loss);
+        if (o.service.url.empty()) std::printf(", loss %.4f, %s", result.mean_loss, o.precision.name.c_str());
         std::printf("\n");
     }
     return success;
@@ -131,6 +139,8 @@ command add_eval_command(CLI::App& parent) {
     url->excludes(model);
     o->data.add_to(*app);
     app->add_flag("--train-split", o->train_split, "Evaluate on the training split instead of the test split");
+    o->precision.add_to(*app);
+    for (const char* name : {"--precision", "--calibration-images"}) app->get_option(name)->needs(model);
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
     o->service.command = "eval --url";
     add_transport_options(*app, o->service, "--batch");

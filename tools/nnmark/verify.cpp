@@ -4,10 +4,12 @@
 // With --dawn-registry instead of --key, the same for the answers a DAWN server altered
 // (verify_dawn.cpp).
 #include "cli.hpp"
+#include "precision_options.hpp"
 #include "training_options.hpp"
 #include "verify_dawn.hpp"
 #include "verify_remote.hpp"
 
+#include "nnmark/data/load.hpp"
 #include "nnmark/model/model_file.hpp"
 #include "nnmark/watermark/verify.hpp"
 
@@ -115,6 +117,7 @@ command add_verify_command(CLI::App& parent) {
         std::string model, arch, key, expected_commitment;
         double alpha = 1e-6;
         bool json = false;
+        precision_options precision;
     };
     auto o = std::make_shared<options>();
     CLI::App* app = parent.add_subcommand(
@@ -143,6 +146,8 @@ command add_verify_command(CLI::App& parent) {
                     "The commitment the owner published (64 hex digits): refuse a key (or a DAWN registry) whose "
                     "commitment differs");
     app->add_flag("--json", o->json, "Print the result as one JSON object on stdout");
+    o->precision.add_to(*app, "the training split of the key's dataset (the owner's own data)");
+    for (const char* name : {"--precision", "--calibration-images"}) app->get_option(name)->needs(model)->excludes(registry);
     return {app, [o, remote, expect, dawn] {
                 if (!dawn->registry.empty()) {
                     if (expect->count() > 0) dawn->expected_commitment = o->expected_commitment;  // "" too
@@ -154,7 +159,13 @@ command add_verify_command(CLI::App& parent) {
                 if (!remote->url.empty())
                     return report_remote_verification(verify_remote_unspent(*remote, o->key, key, o->alpha), commitment,
                                                       o->json);
-                const sequential<float> suspect = read_model(o->model, o->arch);
+                // The suspect as it answers in the chosen arithmetic (int8: calibrated
+                // on the training split of the key's dataset, where the decoys' test split is).
+                const sequential<float> suspect = at_chosen_precision(read_model(o->model, o->arch), o->precision, [&] {
+                    dataset_options data = remote->data;
+                    if (data.name.empty()) data.name = remote::dataset_of(key);
+                    return load_dataset(data.name, data.resolved_dir(), true);
+                });
                 rng random(remote->seed.value_or(1));  // no one to hide from in memory: a fixed draw
                 const dataset decoys = pick_verification_decoys(*remote, key, default_model_decoys, random);
                 return report_verification(verify_model(suspect, key, decoys, o->alpha), commitment, o->json);

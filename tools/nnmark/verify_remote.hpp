@@ -87,6 +87,11 @@ hidden_answers ask_remote(const remote_verify_options& options, const dataset& q
 service_replies ask_in_order(const remote_verify_options& options, const unlabeled_images& images, int classes,
                              progress_line& progress);
 
+namespace remote {
+// The dataset the key was made for (load_key checked the recipe names one as a string).
+const std::string& dataset_of(const watermark_key& key);
+}  // namespace remote
+
 // `o.decoys` test images of the key's task (`default_count` when 0, at most the test
 // split's size): from --dataset/--data, else the dataset the key was made for.
 dataset pick_verification_decoys(const remote_verify_options& o, const watermark_key& key, index_t default_count,

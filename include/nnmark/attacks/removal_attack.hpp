@@ -10,8 +10,12 @@
 //   go in without their labels (Hinton et al. 2015; distill.hpp)
 // - transform: the model kept, every query transformed on its way (JPEG, blur, noise, bit
 //   depth; transform.hpp)
-// The three that train use `attacker` (the images the thief holds, attacker_data.hpp);
-// prune and transform ignore it.
+// - quantize: the model run in bf16 or int8 (model/low_precision.hpp), int8 calibrated
+//   on the attacker's images; the Watermark Robustness Toolbox (Lukas et al., IEEE S&P
+//   2022) counts weight quantization among the removal attacks: it needs no training and
+//   makes the copy cheaper to serve
+// The three that train use `attacker` (the images the thief holds, attacker_data.hpp),
+// and int8 quantization calibrates on it; prune and transform ignore it.
 #pragma once
 
 #include "nnmark/attacks/attacked_service.hpp"
@@ -21,6 +25,7 @@
 #include "nnmark/attacks/finetune.hpp"
 #include "nnmark/attacks/prune.hpp"
 #include "nnmark/attacks/transform.hpp"
+#include "nnmark/model/low_precision.hpp"
 #include "nnmark/train/progress.hpp"
 
 #include <optional>
@@ -47,12 +52,24 @@ struct distill_attack {
 struct transform_attack {
     input_transform transform;
 };
-using removal_attack = std::variant<prune_attack, finetune_attack, fineprune_attack, distill_attack, transform_attack>;
+struct quantize_attack {
+    precision arithmetic = precision::int8;
+    index_t calibration_images = 1000;  // int8: of the attacker's, evenly spaced
+};
+using removal_attack =
+    std::variant<prune_attack, finetune_attack, fineprune_attack, distill_attack, transform_attack, quantize_attack>;
 
 // True for the attacks that train on the attacker's images.
 inline bool trains_on_attacker_data(const removal_attack& attack) {
     return std::holds_alternative<finetune_attack>(attack) || std::holds_alternative<fineprune_attack>(attack) ||
            std::holds_alternative<distill_attack>(attack);
+}
+
+// True for the attacks that read the attacker's images: those that train, and int8
+// quantization (its calibration).
+inline bool uses_attacker_data(const removal_attack& attack) {
+    const auto* quantize = std::get_if<quantize_attack>(&attack);
+    return trains_on_attacker_data(attack) || (quantize && quantize->arithmetic == precision::int8);
 }
 
 // The service after the attack, and what the attack found (for reports).
@@ -81,6 +98,11 @@ inline removal_outcome run_removal(const removal_attack& attack, sequential<floa
                 // The student learns the victim's answers only: the images go in without labels.
                 return {{distill(model, strip_labels(attacker), a.options, progress), std::nullopt}, std::nullopt,
                         std::nullopt};
+            } else if constexpr (std::is_same_v<kind, quantize_attack>) {
+                tensor<float> calibration;
+                if (a.arithmetic == precision::int8)
+                    to_float(attacker, evenly_spaced_indices(attacker.size(), a.calibration_images), calibration);
+                return {{at_precision(model, a.arithmetic, calibration), std::nullopt}, std::nullopt, std::nullopt};
             } else {
                 return {{std::move(model), a.transform}, std::nullopt, std::nullopt};
             }

@@ -1,5 +1,6 @@
 // half_float: the two 16-bit floating-point formats model files arrive in, widened to
-// float exactly.
+// float exactly, and float rounded to bfloat16 (lower-precision inference,
+// kernels/lowp_gemm.hpp).
 //
 // - F16 (IEEE 754 binary16): 1 sign bit, 5 exponent bits (bias 15), 10 fraction bits.
 //   Exponent 0 holds zero and the subnormals (fraction * 2^-24); exponent 31 holds
@@ -36,5 +37,15 @@ inline float float_from_f16(std::uint16_t bits) {
 
 // The float of the bfloat16 bit pattern `bits`.
 inline float float_from_bf16(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
+
+// The bfloat16 nearest to `value`, ties to even (what vcvtneps2bf16 and PyTorch's
+// .bfloat16() do); a NaN stays a NaN (its payload's top bit set, so rounding cannot
+// carry it into infinity).
+inline std::uint16_t bf16_from_float(float value) {
+    const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
+    const std::uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+    return static_cast<std::uint16_t>((bits + rounding) >> 16);
+}
 
 }  // namespace nnmark

@@ -134,6 +134,15 @@ void to_float(const dataset& data, std::span<const index_t> indices, tensor<T>& 
                               batch.item(static_cast<index_t>(k)).data());
 }
 
+// `count` (at most `size`) indices spread evenly over [0, size), every size / count-th:
+// a sample of a file sorted by class still holds every class.
+inline std::vector<index_t> evenly_spaced_indices(index_t size, index_t count) {
+    count = std::min(count, size);
+    std::vector<index_t> out(static_cast<std::size_t>(std::max<index_t>(count, 0)));
+    for (index_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)] = i * size / count;
+    return out;
+}
+
 // out = labels[indices], reusing out's allocation.
 inline void gather_labels(const dataset& data, std::span<const index_t> indices, std::vector<int>& out) {
     out.clear();

@@ -5,7 +5,7 @@
 // --url`) and a thief's extraction (`attack extract`) all do the same thing: write
 // TensorFlow Serving Predict request bodies (serve/predict_request.hpp), send them, and
 // read the labels (or scores) out of the answers (serve/predict_response.hpp). Only the
-// sending differs: the tool sends over HTTP (cpp-httplib, with pacing and retries; it is
+// sending differs: the tool sends over HTTP (with pacing and retries; its HTTP library is
 // the tool's dependency, not the engine's), a test or an in-process audit hands the body
 // to a serve/prediction_service directly. So the engine states what a transport must do
 // (prediction_client) and does everything else itself.

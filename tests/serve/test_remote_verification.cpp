@@ -2,6 +2,7 @@
 // file does; the ledger is written before the first request; a second verification sends
 // none of the first's triggers; a client answering in the wrong layout is named.
 #include "nnmark/attacks/attacker_data.hpp"
+#include "nnmark/serve/prediction_client.hpp"
 #include "nnmark/serve/prediction_service.hpp"
 #include "nnmark/serve/remote_verification.hpp"
 
@@ -149,4 +150,23 @@ TEST_CASE("remote verification: images asked in order come back in order, with t
     CHECK(replies.requests == 3);
     CHECK(replies.labels == predict_labels(w.model, images));
     CHECK(replies.scores.size() == 40);
+}
+
+TEST_CASE("ask_hidden: queries come back in their own order, hidden in mixed requests, the traffic counted") {
+    quadrant_watermark w(5);
+    in_process_client client(w.model);
+    service_query query;
+    query.batch = 9;
+    rng random(2);
+    const dataset decoys = pick_decoys(w.test, 25, random);
+    bool ran_before_first = false;
+    client.before_each = [&] { CHECK(ran_before_first); };
+    const hidden_answers a = ask_hidden(client, query, w.embedded.setup.key.triggers, decoys, random,
+                                        [&] { ran_before_first = true; });
+    CHECK(a.queries == predict_labels(w.model, w.embedded.setup.key.triggers));
+    CHECK(a.decoys == predict_labels(w.model, decoys));
+    CHECK(a.decoy_labels == decoys.labels);
+    CHECK(a.asking.traffic.requests == 5);  // 45 images, 9 at a time
+    CHECK(a.asking.traffic.images_sent == 45);
+    CHECK_FALSE(a.non_finite_outputs);  // labels only: no scores were read
 }
